@@ -1,0 +1,15 @@
+//! Database migrations of The Warehouse Hub.
+//! Every table is keyed by `tenant_id` first so it can be distributed by tenant without change.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m0001_ledger_core;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m0001_ledger_core::Migration)]
+    }
+}

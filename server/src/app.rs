@@ -1,0 +1,73 @@
+//! The shared application state: every handle a handler or resolver needs, wrapped once.
+
+use std::sync::Arc;
+
+use sea_orm::{
+    AccessMode, DatabaseConnection, DatabaseTransaction, DbErr, SqliteTransactionMode,
+    TransactionOptions, TransactionTrait,
+};
+use tokio::sync::{Mutex, MutexGuard};
+
+use crate::auth::KeyCache;
+use crate::config::Config;
+
+pub struct App {
+    pub db: DatabaseConnection,
+    pub config: Config,
+    pub key_cache: KeyCache,
+    /// SQLite admits one writer at a time; queueing writers here (FIFO) instead of in SQLite's
+    /// busy-retry loop keeps latency flat under contention. `None` on Postgres.
+    sqlite_writer: Option<Mutex<()>>,
+}
+
+/// A write transaction, holding the SQLite writer slot when there is one.
+pub struct WriteTxn<'a> {
+    pub txn: DatabaseTransaction,
+    _writer: Option<MutexGuard<'a, ()>>,
+}
+
+impl App {
+    pub fn new(db: DatabaseConnection, config: Config) -> Self {
+        let sqlite_writer = crate::db::is_sqlite(&db).then(|| Mutex::new(()));
+        Self {
+            db,
+            config,
+            key_cache: KeyCache::default(),
+            sqlite_writer,
+        }
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.sqlite_writer.is_none()
+    }
+
+    /// Begins a read-write transaction: `BEGIN IMMEDIATE` on SQLite (so a second process cannot
+    /// interleave), a plain READ COMMITTED transaction on Postgres, where row locks taken by the
+    /// conditional updates serialise writers of the same stock level.
+    pub async fn begin_write(&self) -> Result<WriteTxn<'_>, DbErr> {
+        let writer = match &self.sqlite_writer {
+            Some(lock) => Some(lock.lock().await),
+            None => None,
+        };
+        let options = TransactionOptions {
+            isolation_level: None,
+            access_mode: Some(AccessMode::ReadWrite).filter(|_| writer.is_none()),
+            sqlite_transaction_mode: writer.as_ref().map(|_| SqliteTransactionMode::Immediate),
+        };
+        let txn = self.db.begin_with_options(options).await?;
+        Ok(WriteTxn {
+            txn,
+            _writer: writer,
+        })
+    }
+}
+
+#[derive(Clone)]
+pub struct AppState(pub Arc<App>);
+
+impl std::ops::Deref for AppState {
+    type Target = App;
+    fn deref(&self) -> &App {
+        &self.0
+    }
+}

@@ -1,0 +1,100 @@
+//! Authentication: API keys (stored hashed, compared in constant time), the caller's
+//! `Principal`, roles and the guards resolvers use.
+
+mod api_key;
+
+pub use api_key::{ApiKeyKind, GeneratedKey, KeyCache, authenticate, generate_key};
+
+use async_graphql::{Context, Enum};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ErrorCode, request_error};
+
+/// What a credential may do. Ordered from most to least powerful.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Owner,
+    Admin,
+    Developer,
+    Operator,
+    Viewer,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Owner => "owner",
+            Role::Admin => "admin",
+            Role::Developer => "developer",
+            Role::Operator => "operator",
+            Role::Viewer => "viewer",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Some(match raw {
+            "owner" => Role::Owner,
+            "admin" => Role::Admin,
+            "developer" => Role::Developer,
+            "operator" => Role::Operator,
+            "viewer" => Role::Viewer,
+            _ => return None,
+        })
+    }
+
+    /// Everyone but viewers may change stock and the catalog.
+    pub fn can_write(self) -> bool {
+        self != Role::Viewer
+    }
+}
+
+/// The authenticated caller of one request.
+#[derive(Clone, Debug)]
+pub struct Principal {
+    pub tenant_id: String,
+    pub key_id: String,
+    pub role: Role,
+}
+
+impl Principal {
+    /// How the ledger and the audit trail name this caller.
+    pub fn actor(&self) -> String {
+        format!("api_key:{}", self.key_id)
+    }
+}
+
+/// Per-request data the HTTP layer hands to resolvers.
+#[derive(Clone, Debug)]
+pub struct RequestMeta {
+    pub request_id: String,
+}
+
+/// The caller, or `UNAUTHENTICATED`.
+pub fn principal<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a Principal> {
+    ctx.data_opt::<Principal>().ok_or_else(|| {
+        request_error(
+            ErrorCode::Unauthenticated,
+            "missing or invalid credentials - Hint: send `Authorization: Bearer <api key>`",
+        )
+    })
+}
+
+/// The caller if it may write, or `FORBIDDEN`.
+pub fn writer<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a Principal> {
+    let principal = principal(ctx)?;
+    if principal.role.can_write() {
+        Ok(principal)
+    } else {
+        Err(request_error(
+            ErrorCode::Forbidden,
+            format!("the {} role may not change data", principal.role.as_str()),
+        ))
+    }
+}
+
+pub fn request_id(ctx: &Context<'_>) -> String {
+    ctx.data_opt::<RequestMeta>()
+        .map(|m| m.request_id.clone())
+        .unwrap_or_default()
+}

@@ -1,0 +1,102 @@
+//! Configuration from the environment, one struct per subsystem.
+
+use std::net::SocketAddr;
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub http: HttpConfig,
+    pub database: DatabaseConfig,
+    pub graphql: GraphqlConfig,
+    pub idempotency_ttl_hours: i64,
+    pub admin_token: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct HttpConfig {
+    pub bind: SocketAddr,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// Time after which a request is answered with 503 and abandoned.
+    pub request_timeout_secs: u64,
+    /// Public base URL printed for users (defaults to http://<bind>).
+    pub public_url: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct DatabaseConfig {
+    pub url: String,
+    pub max_connections: u32,
+}
+
+#[derive(Clone, Debug)]
+pub struct GraphqlConfig {
+    pub max_depth: usize,
+    pub max_complexity: usize,
+}
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> anyhow::Result<T>
+where
+    T::Err: std::fmt::Display,
+{
+    match std::env::var(name) {
+        Ok(raw) if !raw.trim().is_empty() => raw
+            .trim()
+            .parse()
+            .map_err(|e| anyhow::anyhow!("{name}={raw:?} is not valid: {e}")),
+        _ => Ok(default),
+    }
+}
+
+pub const DEFAULT_SQLITE_URL: &str = "sqlite://data/twh.db?mode=rwc";
+
+impl Config {
+    pub fn from_env() -> anyhow::Result<Self> {
+        let bind: SocketAddr = env_or("TWH_BIND", "127.0.0.1:8080".parse()?)?;
+        let url = std::env::var("DATABASE_URL")
+            .ok()
+            .filter(|u| !u.trim().is_empty())
+            .unwrap_or_else(|| DEFAULT_SQLITE_URL.to_owned());
+        Ok(Self {
+            http: HttpConfig {
+                bind,
+                max_body_bytes: env_or("TWH_MAX_BODY_BYTES", 1024 * 1024)?,
+                request_timeout_secs: env_or("TWH_REQUEST_TIMEOUT_SECS", 30)?,
+                public_url: env_or("TWH_PUBLIC_URL", format!("http://{bind}"))?,
+            },
+            database: DatabaseConfig {
+                url,
+                max_connections: env_or("TWH_DB_POOL_SIZE", 32)?,
+            },
+            graphql: GraphqlConfig {
+                max_depth: env_or("TWH_GRAPHQL_MAX_DEPTH", 12)?,
+                max_complexity: env_or("TWH_GRAPHQL_MAX_COMPLEXITY", 5000)?,
+            },
+            idempotency_ttl_hours: env_or("TWH_IDEMPOTENCY_TTL_HOURS", 24)?,
+            admin_token: std::env::var("TWH_ADMIN_TOKEN")
+                .ok()
+                .filter(|t| !t.is_empty()),
+        })
+    }
+
+    /// A configuration for tests and embedding: the given database, an ephemeral port.
+    pub fn for_database(url: impl Into<String>) -> Self {
+        Self {
+            http: HttpConfig {
+                bind: "127.0.0.1:0".parse().expect("literal address"),
+                max_body_bytes: 1024 * 1024,
+                request_timeout_secs: 30,
+                public_url: "http://127.0.0.1".into(),
+            },
+            database: DatabaseConfig {
+                url: url.into(),
+                max_connections: 32,
+            },
+            graphql: GraphqlConfig {
+                max_depth: 12,
+                max_complexity: 5000,
+            },
+            idempotency_ttl_hours: 24,
+            admin_token: None,
+        }
+    }
+}

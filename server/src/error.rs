@@ -1,0 +1,241 @@
+//! The one error-code table: every failure has a stable code, an HTTP status and a problem type,
+//! so GraphQL `extensions.code`, `userErrors.code` and REST problem documents never disagree.
+
+use async_graphql::{Enum, ErrorExtensions, SimpleObject};
+use serde::{Deserialize, Serialize};
+
+/// Every error code the API can return.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ErrorCode {
+    /// The request carried no valid credentials.
+    Unauthenticated,
+    /// The credentials are valid but may not do this.
+    Forbidden,
+    /// Too many requests for the tenant's plan.
+    RateLimited,
+    /// The request body or query string could not be read.
+    BadRequest,
+    /// The GraphQL document could not be parsed.
+    GraphqlParseFailed,
+    /// The GraphQL document is not valid against the schema (including depth and complexity limits).
+    GraphqlValidationFailed,
+    /// The request body is larger than the server accepts.
+    PayloadTooLarge,
+    /// An input value is malformed or out of range.
+    InvalidInput,
+    /// The referenced document does not exist (or belongs to another tenant).
+    NotFound,
+    /// A value that must be unique is already taken.
+    AlreadyExists,
+    /// No item with this SKU exists.
+    UnknownSku,
+    /// No location with this code exists.
+    UnknownLocation,
+    /// `expectedVersion` does not match the document's current version.
+    VersionConflict,
+    /// `changeFromQuantity` does not match the current quantity.
+    ChangeFromQuantityStale,
+    /// The change would take a quantity below zero.
+    InsufficientStock,
+    /// The change would take a quantity beyond the largest supported value.
+    QuantityOutOfRange,
+    /// The idempotency key was already used with a different request.
+    IdempotencyKeyParameterMismatch,
+    /// A request with this idempotency key is still being processed.
+    IdempotencyConcurrentRequest,
+    /// Something failed inside the server; the request id identifies it in the logs.
+    Internal,
+}
+
+impl ErrorCode {
+    /// The wire name, e.g. `VERSION_CONFLICT`.
+    pub fn as_str(self) -> &'static str {
+        use ErrorCode::*;
+        match self {
+            Unauthenticated => "UNAUTHENTICATED",
+            Forbidden => "FORBIDDEN",
+            RateLimited => "RATE_LIMITED",
+            BadRequest => "BAD_REQUEST",
+            GraphqlParseFailed => "GRAPHQL_PARSE_FAILED",
+            GraphqlValidationFailed => "GRAPHQL_VALIDATION_FAILED",
+            PayloadTooLarge => "PAYLOAD_TOO_LARGE",
+            InvalidInput => "INVALID_INPUT",
+            NotFound => "NOT_FOUND",
+            AlreadyExists => "ALREADY_EXISTS",
+            UnknownSku => "UNKNOWN_SKU",
+            UnknownLocation => "UNKNOWN_LOCATION",
+            VersionConflict => "VERSION_CONFLICT",
+            ChangeFromQuantityStale => "CHANGE_FROM_QUANTITY_STALE",
+            InsufficientStock => "INSUFFICIENT_STOCK",
+            QuantityOutOfRange => "QUANTITY_OUT_OF_RANGE",
+            IdempotencyKeyParameterMismatch => "IDEMPOTENCY_KEY_PARAMETER_MISMATCH",
+            IdempotencyConcurrentRequest => "IDEMPOTENCY_CONCURRENT_REQUEST",
+            Internal => "INTERNAL",
+        }
+    }
+
+    /// The HTTP status a REST response (or a request-level GraphQL failure) carries.
+    pub fn http_status(self) -> u16 {
+        use ErrorCode::*;
+        match self {
+            Unauthenticated => 401,
+            Forbidden => 403,
+            RateLimited => 429,
+            BadRequest | GraphqlParseFailed | GraphqlValidationFailed => 400,
+            PayloadTooLarge => 413,
+            InvalidInput | UnknownSku | UnknownLocation | InsufficientStock
+            | QuantityOutOfRange => 422,
+            IdempotencyKeyParameterMismatch => 422,
+            NotFound => 404,
+            AlreadyExists | IdempotencyConcurrentRequest | ChangeFromQuantityStale => 409,
+            VersionConflict => 412,
+            Internal => 500,
+        }
+    }
+
+    /// The RFC 9457 problem type: a stable URI naming the code's documentation.
+    pub fn problem_type(self) -> String {
+        format!("/docs/errors#{}", self.as_str().to_ascii_lowercase())
+    }
+
+    /// Every code, for documentation and tests.
+    pub const ALL: [ErrorCode; 19] = {
+        use ErrorCode::*;
+        [
+            Unauthenticated,
+            Forbidden,
+            RateLimited,
+            BadRequest,
+            GraphqlParseFailed,
+            GraphqlValidationFailed,
+            PayloadTooLarge,
+            InvalidInput,
+            NotFound,
+            AlreadyExists,
+            UnknownSku,
+            UnknownLocation,
+            VersionConflict,
+            ChangeFromQuantityStale,
+            InsufficientStock,
+            QuantityOutOfRange,
+            IdempotencyKeyParameterMismatch,
+            IdempotencyConcurrentRequest,
+            Internal,
+        ]
+    };
+}
+
+/// A business failure of a mutation, returned in its payload's `userErrors`.
+#[derive(SimpleObject, Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct UserError {
+    /// Stable machine-readable code.
+    pub code: ErrorCode,
+    /// Path to the input field at fault, e.g. `["input", "changes", "2", "delta"]`.
+    pub field: Option<Vec<String>>,
+    /// What went wrong and what to do next.
+    pub message: String,
+}
+
+impl UserError {
+    pub fn new(code: ErrorCode, field: &[&str], message: impl Into<String>) -> Self {
+        Self {
+            code,
+            field: if field.is_empty() {
+                None
+            } else {
+                Some(field.iter().map(|s| (*s).to_owned()).collect())
+            },
+            message: message.into(),
+        }
+    }
+
+    /// The same error pointing at a field inside list element `index` of `list`.
+    pub fn at(
+        code: ErrorCode,
+        list: &[&str],
+        index: usize,
+        field: &str,
+        message: impl Into<String>,
+    ) -> Self {
+        let mut path: Vec<String> = list.iter().map(|s| (*s).to_owned()).collect();
+        path.push(index.to_string());
+        path.push(field.to_owned());
+        Self {
+            code,
+            field: Some(path),
+            message: message.into(),
+        }
+    }
+}
+
+/// A domain operation's failure: either a business rule (returned as `userErrors`) or an
+/// unexpected fault (logged with the request id, never shown in detail).
+#[derive(Debug, thiserror::Error)]
+pub enum DomainError {
+    #[error("{0:?}")]
+    User(Vec<UserError>),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl DomainError {
+    pub fn user(error: UserError) -> Self {
+        Self::User(vec![error])
+    }
+}
+
+impl From<sea_orm::DbErr> for DomainError {
+    fn from(err: sea_orm::DbErr) -> Self {
+        Self::Internal(anyhow::Error::new(err))
+    }
+}
+
+/// A request-level GraphQL error with `extensions.code` set from the table.
+pub fn request_error(code: ErrorCode, message: impl Into<String>) -> async_graphql::Error {
+    async_graphql::Error::new(message).extend_with(|_, ext| ext.set("code", code.as_str()))
+}
+
+/// Logs an unexpected failure with the request id and returns an opaque GraphQL error.
+pub fn internal_error(request_id: &str, err: &anyhow::Error) -> async_graphql::Error {
+    tracing::error!(
+        request.id = request_id,
+        error = format!("{err:#}"),
+        "internal error"
+    );
+    metrics::counter!("twh_errors_total", "code" => ErrorCode::Internal.as_str()).increment(1);
+    async_graphql::Error::new(format!(
+        "internal error; quote request id {request_id} when reporting it"
+    ))
+    .extend_with(|_, ext| {
+        ext.set("code", ErrorCode::Internal.as_str());
+        ext.set("requestId", request_id);
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_names_are_unique_and_match_serde() {
+        let mut seen = std::collections::HashSet::new();
+        for code in ErrorCode::ALL {
+            assert!(seen.insert(code.as_str()), "duplicate {}", code.as_str());
+            let json = serde_json::to_value(code).unwrap();
+            assert_eq!(json, serde_json::Value::String(code.as_str().to_owned()));
+            assert!((400..600).contains(&code.http_status()));
+        }
+    }
+
+    #[test]
+    fn only_internal_is_a_server_error() {
+        for code in ErrorCode::ALL {
+            assert_eq!(
+                code.http_status() >= 500,
+                code == ErrorCode::Internal,
+                "{code:?}"
+            );
+        }
+    }
+}

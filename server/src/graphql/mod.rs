@@ -1,0 +1,195 @@
+//! The GraphQL schema: per-domain Query and Mutation objects merged into one schema, with depth
+//! and complexity limits and an extension that gives parse and validation failures their codes.
+
+mod catalog;
+mod stock;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use async_graphql::connection::{Connection, Edge};
+use async_graphql::extensions::{
+    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextValidation,
+};
+use async_graphql::parser::types::ExecutableDocument;
+use async_graphql::{
+    Context, EmptySubscription, MergedObject, OutputType, Schema, SchemaBuilder, ServerError,
+    ServerResult, ValidationResult, Variables,
+};
+use sea_orm::DatabaseTransaction;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::app::AppState;
+use crate::auth::{Principal, request_id, writer};
+use crate::error::{DomainError, ErrorCode, UserError, internal_error, request_error};
+use crate::idempotency;
+
+#[derive(MergedObject, Default)]
+pub struct Query(catalog::CatalogQuery, stock::StockQuery);
+
+#[derive(MergedObject, Default)]
+pub struct Mutation(catalog::CatalogMutation, stock::StockMutation);
+
+pub type TwhSchema = Schema<Query, Mutation, EmptySubscription>;
+
+fn builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
+    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+}
+
+pub fn build(state: AppState) -> TwhSchema {
+    let limits = state.config.graphql.clone();
+    builder()
+        .data(state)
+        .limit_depth(limits.max_depth)
+        .limit_complexity(limits.max_complexity)
+        .limit_recursive_depth(32)
+        .limit_directives(16)
+        .extension(ErrorCodes)
+        .finish()
+}
+
+/// The SDL the server serves, with sorted fields so diffs stay readable.
+pub fn sdl() -> String {
+    let options = async_graphql::SDLExportOptions::new()
+        .sorted_fields()
+        .sorted_arguments()
+        .sorted_enum_items();
+    builder().finish().sdl_with_options(options)
+}
+
+/// Tags parse and validation failures with `extensions.code`.
+struct ErrorCodes;
+
+impl ExtensionFactory for ErrorCodes {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(ErrorCodes)
+    }
+}
+
+fn tag(mut err: ServerError, code: ErrorCode) -> ServerError {
+    err.extensions
+        .get_or_insert_with(Default::default)
+        .set("code", code.as_str());
+    err
+}
+
+#[async_graphql::async_trait::async_trait]
+impl Extension for ErrorCodes {
+    async fn parse_query(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        query: &str,
+        variables: &Variables,
+        next: NextParseQuery<'_>,
+    ) -> ServerResult<ExecutableDocument> {
+        next.run(ctx, query, variables)
+            .await
+            .map_err(|e| tag(e, ErrorCode::GraphqlParseFailed))
+    }
+
+    async fn validation(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        next: NextValidation<'_>,
+    ) -> Result<ValidationResult, Vec<ServerError>> {
+        next.run(ctx).await.map_err(|errors| {
+            errors
+                .into_iter()
+                .map(|e| tag(e, ErrorCode::GraphqlValidationFailed))
+                .collect()
+        })
+    }
+}
+
+pub fn state<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a AppState> {
+    ctx.data::<AppState>()
+        .map_err(|_| request_error(ErrorCode::Internal, "application state missing"))
+}
+
+pub const DEFAULT_PAGE: i32 = 50;
+pub const MAX_PAGE: i32 = 250;
+
+/// Validates `first`, returning the page size.
+pub fn page_size(first: Option<i32>) -> async_graphql::Result<u64> {
+    match first.unwrap_or(DEFAULT_PAGE) {
+        n @ 1..=MAX_PAGE => Ok(n as u64),
+        n => Err(request_error(
+            ErrorCode::InvalidInput,
+            format!("first must be between 1 and {MAX_PAGE}, got {n}"),
+        )),
+    }
+}
+
+/// Builds a connection from a page fetched with `limit + 1` rows.
+pub fn connection<T: OutputType>(
+    mut rows: Vec<T>,
+    limit: u64,
+    had_cursor: bool,
+    cursor: impl Fn(&T) -> String,
+) -> Connection<String, T> {
+    let has_next = rows.len() as u64 > limit;
+    rows.truncate(limit as usize);
+    let mut conn = Connection::new(had_cursor, has_next);
+    conn.edges
+        .extend(rows.into_iter().map(|row| Edge::new(cursor(&row), row)));
+    conn
+}
+
+/// Maps a storage failure to an opaque, logged error.
+pub fn db_error(ctx: &Context<'_>, err: sea_orm::DbErr) -> async_graphql::Error {
+    internal_error(&request_id(ctx), &anyhow::Error::new(err))
+}
+
+/// Runs a mutation: role check, idempotency key, one transaction; business failures come back
+/// as `userErrors`, internal ones as an opaque top-level error.
+pub async fn mutate<I, T, F, Fut>(
+    ctx: &Context<'_>,
+    operation: &'static str,
+    key: Option<String>,
+    input: I,
+    work: F,
+) -> async_graphql::Result<(Option<T>, Vec<UserError>)>
+where
+    I: Serialize,
+    T: Serialize + DeserializeOwned,
+    F: FnOnce(DatabaseTransaction, Principal, String, I) -> Fut,
+    Fut: Future<Output = (DatabaseTransaction, Result<T, DomainError>)>,
+{
+    let principal = writer(ctx)?.clone();
+    let app = state(ctx)?;
+    let rid = request_id(ctx);
+    if let Err(e) = idempotency::validate_key(key.as_deref()) {
+        return Ok((None, vec![e]));
+    }
+    let fingerprint = idempotency::fingerprint(operation, &input);
+    let outcome = idempotency::run(
+        app,
+        &principal,
+        operation,
+        key.as_deref(),
+        fingerprint,
+        |txn| work(txn, principal.clone(), rid.clone(), input),
+    )
+    .await;
+    if outcome.replayed {
+        ctx.insert_http_header("Idempotent-Replayed", "true");
+    }
+    let result_label = match &outcome.result {
+        Ok(_) => "ok",
+        Err(DomainError::User(_)) => "user_error",
+        Err(DomainError::Internal(_)) => "internal_error",
+    };
+    metrics::counter!("twh_mutations_total", "operation" => operation, "outcome" => result_label)
+        .increment(1);
+    match outcome.result {
+        Ok(value) => Ok((Some(value), Vec::new())),
+        Err(DomainError::User(errors)) => {
+            for e in &errors {
+                metrics::counter!("twh_errors_total", "code" => e.code.as_str()).increment(1);
+            }
+            Ok((None, errors))
+        }
+        Err(DomainError::Internal(err)) => Err(internal_error(&rid, &err)),
+    }
+}

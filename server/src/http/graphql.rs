@@ -1,0 +1,249 @@
+//! GraphQL over HTTP: authentication, body parsing with clear errors, content negotiation
+//! (`application/graphql-response+json`), and status codes for request-level failures.
+
+use async_graphql::http::GraphiQLSource;
+use async_graphql::parser::types::OperationType;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Extension, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+
+use super::RequestId;
+use crate::app::AppState;
+use crate::auth::{Principal, RequestMeta, authenticate};
+use crate::error::ErrorCode;
+use crate::graphql::TwhSchema;
+
+const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
+
+type AppStateWithSchema = (AppState, TwhSchema);
+
+fn wants_graphql_response(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains(GRAPHQL_RESPONSE))
+}
+
+/// A request-level failure as a GraphQL response body with `extensions.code`.
+pub fn error_response(
+    headers: &HeaderMap,
+    code: ErrorCode,
+    message: &str,
+    request_id: &str,
+) -> Response {
+    metrics::counter!("twh_errors_total", "code" => code.as_str()).increment(1);
+    let body = serde_json::json!({
+        "errors": [{
+            "message": message,
+            "extensions": { "code": code.as_str(), "requestId": request_id }
+        }]
+    });
+    let content_type = if wants_graphql_response(headers) {
+        GRAPHQL_RESPONSE
+    } else {
+        "application/json"
+    };
+    let status = StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
+    let mut response = (
+        status,
+        [(header::CONTENT_TYPE, content_type)],
+        body.to_string(),
+    )
+        .into_response();
+    if code == ErrorCode::Unauthenticated {
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Bearer"),
+        );
+    }
+    response
+}
+
+pub fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("a request handler panicked");
+    error_response(&HeaderMap::new(), ErrorCode::Internal, "internal error", "")
+}
+
+async fn principal(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Principal, (ErrorCode, &'static str)> {
+    let unauthenticated = (
+        ErrorCode::Unauthenticated,
+        "missing or invalid credentials - Hint: send `Authorization: Bearer <api key>`",
+    );
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .ok_or(unauthenticated)?;
+    match authenticate(&state.db, &state.key_cache, token).await {
+        Ok(Some(p)) => Ok(p),
+        Ok(None) => Err(unauthenticated),
+        Err(err) => {
+            tracing::error!(error = format!("{err:#}"), "authentication lookup failed");
+            Err((ErrorCode::Internal, "internal error"))
+        }
+    }
+}
+
+async fn execute(
+    state: AppState,
+    schema: TwhSchema,
+    headers: HeaderMap,
+    request_id: String,
+    request: async_graphql::Request,
+) -> Response {
+    let principal = match principal(&state, &headers).await {
+        Ok(p) => p,
+        Err((code, message)) => return error_response(&headers, code, message, &request_id),
+    };
+    tracing::Span::current().record("tenant.id", principal.tenant_id.as_str());
+    let request = request.data(principal).data(RequestMeta {
+        request_id: request_id.clone(),
+    });
+    let response = schema.execute(request).await;
+
+    // Request-level failures (no data at all) get the status of their code; a response with
+    // data is a 200 even if some fields failed, as GraphQL over HTTP asks.
+    let status = if response.data == async_graphql::Value::Null && !response.errors.is_empty() {
+        let code = response.errors[0]
+            .extensions
+            .as_ref()
+            .and_then(|ext| ext.get("code"))
+            .and_then(|v| match v {
+                async_graphql::Value::String(s) => {
+                    ErrorCode::ALL.into_iter().find(|c| c.as_str() == s)
+                }
+                _ => None,
+            })
+            .unwrap_or(ErrorCode::BadRequest);
+        for error in &response.errors {
+            let code = error
+                .extensions
+                .as_ref()
+                .and_then(|ext| ext.get("code"))
+                .map(|v| v.to_string())
+                .unwrap_or_default();
+            metrics::counter!("twh_errors_total", "code" => code.trim_matches('"').to_owned())
+                .increment(1);
+        }
+        StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::BAD_REQUEST)
+    } else {
+        StatusCode::OK
+    };
+    let content_type = if wants_graphql_response(&headers) {
+        GRAPHQL_RESPONSE
+    } else {
+        "application/json"
+    };
+    let body = match serde_json::to_vec(&response) {
+        Ok(body) => body,
+        Err(err) => {
+            tracing::error!(error = %err, "serialising a GraphQL response");
+            return error_response(&headers, ErrorCode::Internal, "internal error", &request_id);
+        }
+    };
+    let mut http = (status, [(header::CONTENT_TYPE, content_type)], body).into_response();
+    for (name, value) in response.http_headers.iter() {
+        http.headers_mut().insert(name.clone(), value.clone());
+    }
+    http
+}
+
+pub async fn post_handler(
+    State((state, schema)): State<AppStateWithSchema>,
+    Extension(RequestId(request_id)): Extension<RequestId>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => {
+            let code = if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ErrorCode::PayloadTooLarge
+            } else {
+                ErrorCode::BadRequest
+            };
+            return error_response(&headers, code, &rejection.body_text(), &request_id);
+        }
+    };
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    if first == Some(&b'[') {
+        return error_response(
+            &headers,
+            ErrorCode::BadRequest,
+            "batched requests are not supported - Hint: send one operation per request",
+            &request_id,
+        );
+    }
+    let request: async_graphql::Request = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(err) => {
+            return error_response(
+                &headers,
+                ErrorCode::BadRequest,
+                &format!(
+                    "the body is not a GraphQL request: {err} - Hint: send JSON {{\"query\": \"…\", \"variables\": {{…}}}}"
+                ),
+                &request_id,
+            );
+        }
+    };
+    execute(state, schema, headers, request_id, request).await
+}
+
+pub async fn get_handler(
+    State((state, schema)): State<AppStateWithSchema>,
+    Extension(RequestId(request_id)): Extension<RequestId>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let query = query.unwrap_or_default();
+    let wants_html = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"));
+    if query.is_empty() && wants_html {
+        return Html(GraphiQLSource::build().endpoint("/graphql").finish()).into_response();
+    }
+    let request = match async_graphql::http::parse_query_string(&query) {
+        Ok(r) => r,
+        Err(err) => {
+            return error_response(
+                &headers,
+                ErrorCode::BadRequest,
+                &format!("invalid query string: {err}"),
+                &request_id,
+            );
+        }
+    };
+    // Mutations over GET would let a link change data; GraphQL over HTTP forbids it.
+    if let Ok(doc) = async_graphql::parser::parse_query(&request.query) {
+        let is_mutation = doc.operations.iter().any(|(name, op)| {
+            op.node.ty == OperationType::Mutation
+                && (request.operation_name.is_none()
+                    || name.map(|n| n.as_str()) == request.operation_name.as_deref())
+        });
+        if is_mutation {
+            let mut response = error_response(
+                &headers,
+                ErrorCode::BadRequest,
+                "mutations must be sent with POST",
+                &request_id,
+            );
+            *response.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+            response
+                .headers_mut()
+                .insert(header::ALLOW, header::HeaderValue::from_static("POST"));
+            return response;
+        }
+    }
+    execute(state, schema, headers, request_id, request).await
+}

@@ -1,0 +1,112 @@
+//! The HTTP surface: `/graphql` (POST, GET and GraphiQL), `/healthz`, `/readyz`, `/metrics`,
+//! with request ids, authentication, body limits, timeouts and metrics on every request.
+
+mod graphql;
+
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use sea_orm::ConnectionTrait;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::timeout::TimeoutLayer;
+use tracing::Instrument;
+
+use crate::app::AppState;
+use crate::observability;
+
+/// The id of the request being served, set by the request-id middleware.
+#[derive(Clone, Debug)]
+pub struct RequestId(pub String);
+
+pub fn router(state: AppState) -> Router {
+    let schema = crate::graphql::build(state.clone());
+    let limit = state.config.http.max_body_bytes;
+    let timeout = Duration::from_secs(state.config.http.request_timeout_secs);
+    Router::new()
+        .route(
+            "/graphql",
+            get(graphql::get_handler).post(graphql::post_handler),
+        )
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_handler))
+        .with_state((state, schema))
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(CatchPanicLayer::custom(graphql::panic_response))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            timeout,
+        ))
+        .layer(middleware::from_fn(request_context))
+}
+
+fn valid_request_id(raw: &HeaderValue) -> Option<String> {
+    let s = raw.to_str().ok()?;
+    (!s.is_empty()
+        && s.len() <= 128
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b)))
+    .then(|| s.to_owned())
+}
+
+/// Gives each request an id (the caller's `X-Request-Id` if sane), a log span and metrics.
+async fn request_context(mut req: Request, next: Next) -> Response {
+    let request_id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(valid_request_id)
+        .unwrap_or_else(|| uuid::Uuid::now_v7().simple().to_string());
+    req.extensions_mut().insert(RequestId(request_id.clone()));
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "other".to_owned());
+    let method = req.method().clone();
+    let span = tracing::info_span!(
+        "request",
+        request.id = %request_id,
+        http.method = %method,
+        http.route = %route,
+        tenant.id = tracing::field::Empty
+    );
+    let started = Instant::now();
+    let mut response = next.run(req).instrument(span.clone()).await;
+    let elapsed = started.elapsed();
+    let status = response.status().as_u16();
+    observability::record_request(&route, status, elapsed);
+    span.in_scope(|| {
+        tracing::info!(
+            http.status = status,
+            duration_ms = elapsed.as_secs_f64() * 1000.0,
+            "request served"
+        );
+    });
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    response
+}
+
+async fn readyz(State((state, _)): State<(AppState, crate::graphql::TwhSchema)>) -> Response {
+    match state.db.execute_unprepared("SELECT 1").await {
+        Ok(_) => (StatusCode::OK, "ready").into_response(),
+        Err(err) => {
+            tracing::warn!(error = %err, "readiness check failed");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unreachable").into_response()
+        }
+    }
+}
+
+async fn metrics_handler() -> Response {
+    (
+        [("content-type", "text/plain; version=0.0.4")],
+        observability::render(),
+    )
+        .into_response()
+}

@@ -1,0 +1,300 @@
+//! Idempotency keys (Stripe and the IETF Idempotency-Key draft): the key is claimed and the
+//! result stored in the same transaction as the change, so a replay returns exactly what the
+//! first call returned and a change is applied at most once.
+
+use std::future::Future;
+
+use chrono::{Duration, Utc};
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, RuntimeErr, TransactionTrait};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::app::App;
+use crate::auth::Principal;
+use crate::error::{DomainError, ErrorCode, UserError};
+
+pub const MAX_KEY_LEN: usize = 255;
+
+/// What is stored under a key: the success value or the business errors of the first call.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+enum Stored<T> {
+    Ok(T),
+    UserErrors(Vec<UserError>),
+}
+
+/// The outcome of an idempotent operation.
+pub struct Outcome<T> {
+    pub result: Result<T, DomainError>,
+    /// True when the result is the stored answer to an earlier call with the same key.
+    pub replayed: bool,
+}
+
+/// A fingerprint of the operation and its input, to refuse a key reused for another request.
+pub fn fingerprint(operation: &str, input: &impl Serialize) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(operation.as_bytes());
+    hasher.update([0]);
+    hasher.update(serde_json::to_vec(input).unwrap_or_default());
+    hex::encode(hasher.finalize())
+}
+
+pub fn validate_key(key: Option<&str>) -> Result<(), UserError> {
+    match key {
+        Some(k) if k.is_empty() || k.len() > MAX_KEY_LEN || k.chars().any(char::is_control) => {
+            Err(UserError::new(
+                ErrorCode::InvalidInput,
+                &["idempotencyKey"],
+                format!("an idempotency key is 1 to {MAX_KEY_LEN} printable characters"),
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
+enum Claim {
+    Fresh,
+    Replay(String),
+    Mismatch,
+}
+
+/// The Postgres SQLSTATE of a database error, if there is one.
+pub fn sqlstate(err: &DbErr) -> Option<String> {
+    match err {
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => e
+            .as_database_error()
+            .and_then(|d| d.code())
+            .map(|c| c.into_owned()),
+        _ => None,
+    }
+}
+
+async fn claim(
+    app: &App,
+    txn: &DatabaseTransaction,
+    tenant_id: &str,
+    key: &str,
+    operation: &str,
+    hash: &str,
+) -> Result<Claim, DbErr> {
+    let now = Utc::now();
+    // A second caller with the same key blocks on the first one's uncommitted row; bound that
+    // wait so a slow first call yields IDEMPOTENCY_CONCURRENT_REQUEST instead of a hung client.
+    if app.is_postgres() {
+        txn.execute_unprepared("SET LOCAL lock_timeout = '5s'")
+            .await?;
+    }
+    let insert = Query::insert()
+        .into_table("idempotency_keys")
+        .columns([
+            "tenant_id",
+            "key",
+            "operation",
+            "request_hash",
+            "response",
+            "created_at",
+            "expires_at",
+        ])
+        .values_panic([
+            tenant_id.into(),
+            key.into(),
+            operation.into(),
+            hash.into(),
+            "".into(),
+            now.into(),
+            (now + Duration::hours(app.config.idempotency_ttl_hours)).into(),
+        ])
+        .on_conflict(
+            OnConflict::columns(["tenant_id", "key"])
+                .do_nothing()
+                .to_owned(),
+        )
+        .to_owned();
+    let inserted = txn.execute(&insert).await?.rows_affected();
+    if app.is_postgres() {
+        txn.execute_unprepared("SET LOCAL lock_timeout = 0").await?;
+    }
+    if inserted == 1 {
+        return Ok(Claim::Fresh);
+    }
+    let select = Query::select()
+        .columns(["operation", "request_hash", "response", "expires_at"])
+        .from("idempotency_keys")
+        .and_where(Expr::col("tenant_id").eq(tenant_id))
+        .and_where(Expr::col("key").eq(key))
+        .to_owned();
+    let Some(row) = txn.query_one(&select).await? else {
+        return Ok(Claim::Fresh);
+    };
+    let stored_op: String = row.try_get("", "operation")?;
+    let stored_hash: String = row.try_get("", "request_hash")?;
+    let expires_at: chrono::DateTime<Utc> = row.try_get("", "expires_at")?;
+    if expires_at < now {
+        // Expired but not yet swept: the key is free again.
+        let delete = Query::delete()
+            .from_table("idempotency_keys")
+            .and_where(Expr::col("tenant_id").eq(tenant_id))
+            .and_where(Expr::col("key").eq(key))
+            .to_owned();
+        txn.execute(&delete).await?;
+        txn.execute(&insert).await?;
+        return Ok(Claim::Fresh);
+    }
+    if stored_op != operation || stored_hash != hash {
+        return Ok(Claim::Mismatch);
+    }
+    Ok(Claim::Replay(row.try_get("", "response")?))
+}
+
+async fn store(
+    txn: &DatabaseTransaction,
+    tenant_id: &str,
+    key: &str,
+    response: String,
+) -> Result<(), DbErr> {
+    let update = Query::update()
+        .table("idempotency_keys")
+        .value("response", response)
+        .and_where(Expr::col("tenant_id").eq(tenant_id))
+        .and_where(Expr::col("key").eq(key))
+        .to_owned();
+    txn.execute(&update).await?;
+    Ok(())
+}
+
+/// Runs `work` in one write transaction, guarded by the idempotency key when one is given.
+///
+/// Business failures (`DomainError::User`) roll back the work but are stored under the key, so a
+/// retry gets the same answer; internal failures roll back everything, key included.
+pub async fn run<T, F, Fut>(
+    app: &App,
+    principal: &Principal,
+    operation: &str,
+    key: Option<&str>,
+    fingerprint: String,
+    work: F,
+) -> Outcome<T>
+where
+    T: Serialize + DeserializeOwned,
+    F: FnOnce(DatabaseTransaction) -> Fut,
+    Fut: Future<Output = (DatabaseTransaction, Result<T, DomainError>)>,
+{
+    match run_inner(app, principal, operation, key, fingerprint, work).await {
+        Ok(outcome) => outcome,
+        Err(err) => Outcome {
+            result: Err(DomainError::Internal(err.into())),
+            replayed: false,
+        },
+    }
+}
+
+async fn run_inner<T, F, Fut>(
+    app: &App,
+    principal: &Principal,
+    operation: &str,
+    key: Option<&str>,
+    fingerprint: String,
+    work: F,
+) -> Result<Outcome<T>, DbErr>
+where
+    T: Serialize + DeserializeOwned,
+    F: FnOnce(DatabaseTransaction) -> Fut,
+    Fut: Future<Output = (DatabaseTransaction, Result<T, DomainError>)>,
+{
+    let write = app.begin_write().await?;
+    let txn = write.txn;
+    let Some(key) = key else {
+        let (txn, result) = work(txn).await;
+        match &result {
+            Ok(_) => txn.commit().await?,
+            Err(_) => txn.rollback().await?,
+        }
+        return Ok(Outcome {
+            result,
+            replayed: false,
+        });
+    };
+
+    let tenant_id = principal.tenant_id.as_str();
+    let claimed = claim(app, &txn, tenant_id, key, operation, &fingerprint).await;
+    let claimed = match claimed {
+        Ok(c) => c,
+        Err(err) if sqlstate(&err).as_deref() == Some("55P03") => {
+            txn.rollback().await?;
+            return Ok(Outcome {
+                result: Err(DomainError::user(UserError::new(
+                    ErrorCode::IdempotencyConcurrentRequest,
+                    &["idempotencyKey"],
+                    "a request with this idempotency key is still in progress - Hint: retry after it completes",
+                ))),
+                replayed: false,
+            });
+        }
+        Err(err) => return Err(err),
+    };
+    match claimed {
+        Claim::Mismatch => {
+            txn.rollback().await?;
+            Ok(Outcome {
+                result: Err(DomainError::user(UserError::new(
+                    ErrorCode::IdempotencyKeyParameterMismatch,
+                    &["idempotencyKey"],
+                    "this idempotency key was already used with a different request - Hint: use a new key for a new request",
+                ))),
+                replayed: false,
+            })
+        }
+        Claim::Replay(stored) => {
+            txn.rollback().await?;
+            let stored: Stored<T> = serde_json::from_str(&stored)
+                .map_err(|e| DbErr::Custom(format!("stored idempotent response: {e}")))?;
+            Ok(Outcome {
+                result: match stored {
+                    Stored::Ok(value) => Ok(value),
+                    Stored::UserErrors(errors) => Err(DomainError::User(errors)),
+                },
+                replayed: true,
+            })
+        }
+        Claim::Fresh => {
+            let savepoint = txn.begin().await?;
+            let (savepoint, result) = work(savepoint).await;
+            let stored = match &result {
+                Ok(value) => {
+                    savepoint.commit().await?;
+                    serde_json::to_string(&Stored::Ok(value))
+                }
+                Err(DomainError::User(errors)) => {
+                    savepoint.rollback().await?;
+                    serde_json::to_string(&Stored::<T>::UserErrors(errors.clone()))
+                }
+                Err(DomainError::Internal(_)) => {
+                    savepoint.rollback().await?;
+                    txn.rollback().await?;
+                    return Ok(Outcome {
+                        result,
+                        replayed: false,
+                    });
+                }
+            };
+            let stored = stored.map_err(|e| DbErr::Custom(format!("storing response: {e}")))?;
+            store(&txn, tenant_id, key, stored).await?;
+            txn.commit().await?;
+            Ok(Outcome {
+                result,
+                replayed: false,
+            })
+        }
+    }
+}
+
+/// Deletes keys past their retention; returns how many went.
+pub async fn sweep_expired(db: &impl ConnectionTrait) -> Result<u64, DbErr> {
+    let delete = Query::delete()
+        .from_table("idempotency_keys")
+        .and_where(Expr::col("expires_at").lt(Utc::now()))
+        .to_owned();
+    Ok(db.execute(&delete).await?.rows_affected())
+}

@@ -1,0 +1,847 @@
+//! The write path: `adjust`, `move_stock` and `set` validate their changes, resolve SKUs and
+//! location codes, then apply every bucket change with one conditional UPDATE (no read-then-write
+//! race), insert the movements, the outbox events and the audit row in the same transaction.
+
+use std::collections::{BTreeMap, HashMap};
+
+use async_graphql::{ID, InputObject, SimpleObject};
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, ExprTrait, LockType, OnConflict, Query};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait, FromQueryResult,
+    QueryFilter,
+};
+use serde::{Deserialize, Serialize};
+use twh_entity::{item, location, stock_level};
+
+use super::{
+    Counterparty, MAX_CHANGES, MAX_DELTA, MAX_QUANTITY, Movement, MovementReason, QuantityState,
+    StockLevel,
+};
+use crate::audit::{self, AuditEntry};
+use crate::auth::Principal;
+use crate::error::{DomainError, ErrorCode, UserError};
+use crate::{events, ids};
+
+pub const MAX_URI_LEN: usize = 2048;
+
+#[derive(InputObject, Clone, Debug, Serialize)]
+pub struct AdjustStockInput {
+    pub reason: MovementReason,
+    /// The document that caused the change, as a URI (e.g. `gid://pos/Sale/981`).
+    pub reference_document_uri: Option<String>,
+    /// When the change happened in the physical world; defaults to now.
+    pub effective_at: Option<DateTime<Utc>>,
+    pub changes: Vec<AdjustChangeInput>,
+}
+
+#[derive(InputObject, Clone, Debug, Serialize)]
+pub struct AdjustChangeInput {
+    pub sku: String,
+    pub location_code: String,
+    #[graphql(default_with = "QuantityState::Available")]
+    pub state: QuantityState,
+    /// Signed, non-zero change.
+    pub delta: i64,
+    /// Compare-and-set: apply only if the quantity is exactly this now.
+    pub change_from_quantity: Option<i64>,
+}
+
+#[derive(InputObject, Clone, Debug, Serialize)]
+pub struct MoveStockInput {
+    #[graphql(default_with = "MovementReason::Movement")]
+    pub reason: MovementReason,
+    pub reference_document_uri: Option<String>,
+    pub effective_at: Option<DateTime<Utc>>,
+    pub changes: Vec<MoveChangeInput>,
+}
+
+#[derive(InputObject, Clone, Debug, Serialize)]
+pub struct MoveChangeInput {
+    pub sku: String,
+    /// Positive quantity to move.
+    pub quantity: i64,
+    pub from: MoveEndpointInput,
+    pub to: MoveEndpointInput,
+}
+
+#[derive(InputObject, Clone, Debug, Serialize)]
+pub struct MoveEndpointInput {
+    pub location_code: String,
+    #[graphql(default_with = "QuantityState::Available")]
+    pub state: QuantityState,
+    pub change_from_quantity: Option<i64>,
+}
+
+#[derive(InputObject, Clone, Debug, Serialize)]
+pub struct SetStockInput {
+    #[graphql(default_with = "MovementReason::CycleCount")]
+    pub reason: MovementReason,
+    pub reference_document_uri: Option<String>,
+    pub effective_at: Option<DateTime<Utc>>,
+    pub changes: Vec<SetChangeInput>,
+}
+
+#[derive(InputObject, Clone, Debug, Serialize)]
+pub struct SetChangeInput {
+    pub sku: String,
+    pub location_code: String,
+    #[graphql(default_with = "QuantityState::Available")]
+    pub state: QuantityState,
+    /// The absolute quantity to set.
+    pub quantity: i64,
+    pub change_from_quantity: Option<i64>,
+}
+
+/// What a stock mutation produced; stored verbatim under its idempotency key.
+#[derive(SimpleObject, Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StockChange {
+    pub group_id: ID,
+    pub movements: Vec<Movement>,
+    /// The resulting level of every (item, location) the mutation touched.
+    pub levels: Vec<StockLevel>,
+}
+
+/// What every stock mutation shares besides its changes.
+pub struct Context<'a> {
+    pub principal: &'a Principal,
+    pub request_id: &'a str,
+    pub idempotency_key: Option<&'a str>,
+    pub operation: &'static str,
+}
+
+#[derive(Clone)]
+struct ResolvedItem {
+    id: String,
+    sku: String,
+}
+
+#[derive(Clone)]
+struct ResolvedLocation {
+    id: String,
+    code: String,
+    allow_negative: bool,
+}
+
+/// One bucket change, resolved and validated.
+struct Entry {
+    item: ResolvedItem,
+    location: ResolvedLocation,
+    state: QuantityState,
+    /// Signed change; for `set`, computed from the current quantity once it is locked.
+    delta: i64,
+    /// For `set`: the absolute target.
+    target: Option<i64>,
+    change_from: Option<i64>,
+    counterparty: Counterparty,
+    counterparty_location: Option<ResolvedLocation>,
+    counterparty_state: Option<QuantityState>,
+    /// Path of the input element, for error messages.
+    path: Vec<String>,
+}
+
+fn path(base: &[String], leaf: &str) -> Option<Vec<String>> {
+    let mut p = base.to_vec();
+    p.push(leaf.to_owned());
+    Some(p)
+}
+
+fn invalid(base: &[String], leaf: &str, message: impl Into<String>) -> UserError {
+    UserError {
+        code: ErrorCode::InvalidInput,
+        field: path(base, leaf),
+        message: message.into(),
+    }
+}
+
+fn check_common(uri: Option<&str>, count: usize) -> Vec<UserError> {
+    let mut errors = Vec::new();
+    if count == 0 || count > MAX_CHANGES {
+        errors.push(UserError::new(
+            ErrorCode::InvalidInput,
+            &["input", "changes"],
+            format!("send 1 to {MAX_CHANGES} changes"),
+        ));
+    }
+    if let Some(uri) = uri {
+        let scheme_ok = uri.split_once(':').is_some_and(|(scheme, _)| {
+            !scheme.is_empty()
+                && scheme
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+        });
+        if uri.len() > MAX_URI_LEN
+            || !scheme_ok
+            || uri.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            errors.push(UserError::new(
+                ErrorCode::InvalidInput,
+                &["input", "referenceDocumentUri"],
+                format!(
+                    "must be a URI of at most {MAX_URI_LEN} characters, e.g. gid://pos/Sale/981"
+                ),
+            ));
+        }
+    }
+    errors
+}
+
+fn check_change_from(base: &[String], value: Option<i64>, errors: &mut Vec<UserError>) {
+    if let Some(v) = value {
+        if !(-MAX_QUANTITY..=MAX_QUANTITY).contains(&v) {
+            errors.push(invalid(
+                base,
+                "changeFromQuantity",
+                format!("must be within ±{MAX_QUANTITY}"),
+            ));
+        }
+    }
+}
+
+fn element(index: usize) -> Vec<String> {
+    vec!["input".into(), "changes".into(), index.to_string()]
+}
+
+/// Looks up every SKU and location code the changes name, in two queries.
+struct Resolver {
+    items: HashMap<String, ResolvedItem>,
+    locations: HashMap<String, ResolvedLocation>,
+}
+
+impl Resolver {
+    async fn load(
+        db: &impl ConnectionTrait,
+        tenant_id: &str,
+        skus: Vec<String>,
+        codes: Vec<String>,
+    ) -> Result<Self, DbErr> {
+        let items = item::Entity::find()
+            .filter(item::Column::TenantId.eq(tenant_id))
+            .filter(item::Column::Sku.is_in(skus))
+            .all(db)
+            .await?
+            .into_iter()
+            .map(|m| {
+                (
+                    m.sku.clone(),
+                    ResolvedItem {
+                        id: m.id,
+                        sku: m.sku,
+                    },
+                )
+            })
+            .collect();
+        let locations = location::Entity::find()
+            .filter(location::Column::TenantId.eq(tenant_id))
+            .filter(location::Column::Code.is_in(codes))
+            .all(db)
+            .await?
+            .into_iter()
+            .map(|m| {
+                (
+                    m.code.clone(),
+                    ResolvedLocation {
+                        id: m.id,
+                        code: m.code,
+                        allow_negative: m.allow_negative,
+                    },
+                )
+            })
+            .collect();
+        Ok(Self { items, locations })
+    }
+
+    fn item(
+        &self,
+        sku: &str,
+        base: &[String],
+        errors: &mut Vec<UserError>,
+    ) -> Option<ResolvedItem> {
+        let found = self.items.get(sku).cloned();
+        if found.is_none() {
+            errors.push(UserError {
+                code: ErrorCode::UnknownSku,
+                field: path(base, "sku"),
+                message: format!("no item has SKU {sku:?}"),
+            });
+        }
+        found
+    }
+
+    fn location(
+        &self,
+        code: &str,
+        base: &[String],
+        errors: &mut Vec<UserError>,
+    ) -> Option<ResolvedLocation> {
+        let found = self.locations.get(code).cloned();
+        if found.is_none() {
+            errors.push(UserError {
+                code: ErrorCode::UnknownLocation,
+                field: path(base, "locationCode"),
+                message: format!("no location has code {code:?}"),
+            });
+        }
+        found
+    }
+}
+
+fn fail_if_any(errors: Vec<UserError>) -> Result<(), DomainError> {
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(DomainError::User(errors))
+    }
+}
+
+/// Adds or removes quantities: each change moves `delta` between a bucket and the outside.
+pub async fn adjust(
+    txn: &DatabaseTransaction,
+    cx: &Context<'_>,
+    input: &AdjustStockInput,
+) -> Result<StockChange, DomainError> {
+    let mut errors = check_common(input.reference_document_uri.as_deref(), input.changes.len());
+    for (i, change) in input.changes.iter().enumerate() {
+        let base = element(i);
+        if change.delta == 0 || !(-MAX_DELTA..=MAX_DELTA).contains(&change.delta) {
+            errors.push(invalid(
+                &base,
+                "delta",
+                format!("must be non-zero and within ±{MAX_DELTA}"),
+            ));
+        }
+        check_change_from(&base, change.change_from_quantity, &mut errors);
+    }
+    fail_if_any(errors)?;
+    let resolver = Resolver::load(
+        txn,
+        &cx.principal.tenant_id,
+        input.changes.iter().map(|c| c.sku.clone()).collect(),
+        input
+            .changes
+            .iter()
+            .map(|c| c.location_code.clone())
+            .collect(),
+    )
+    .await?;
+    let mut errors = Vec::new();
+    let mut entries = Vec::with_capacity(input.changes.len());
+    for (i, change) in input.changes.iter().enumerate() {
+        let base = element(i);
+        let item = resolver.item(&change.sku, &base, &mut errors);
+        let location = resolver.location(&change.location_code, &base, &mut errors);
+        if let (Some(item), Some(location)) = (item, location) {
+            entries.push(Entry {
+                item,
+                location,
+                state: change.state,
+                delta: change.delta,
+                target: None,
+                change_from: change.change_from_quantity,
+                counterparty: Counterparty::Adjustment,
+                counterparty_location: None,
+                counterparty_state: None,
+                path: base,
+            });
+        }
+    }
+    fail_if_any(errors)?;
+    apply(
+        txn,
+        cx,
+        input.reason,
+        input.reference_document_uri.as_deref(),
+        input.effective_at,
+        entries,
+    )
+    .await
+}
+
+/// Moves quantities between states and/or locations; each change is two bucket entries.
+pub async fn move_stock(
+    txn: &DatabaseTransaction,
+    cx: &Context<'_>,
+    input: &MoveStockInput,
+) -> Result<StockChange, DomainError> {
+    let mut errors = check_common(input.reference_document_uri.as_deref(), input.changes.len());
+    for (i, change) in input.changes.iter().enumerate() {
+        let base = element(i);
+        if !(1..=MAX_DELTA).contains(&change.quantity) {
+            errors.push(invalid(
+                &base,
+                "quantity",
+                format!("must be within 1 and {MAX_DELTA}"),
+            ));
+        }
+        if change.from.location_code == change.to.location_code
+            && change.from.state == change.to.state
+        {
+            errors.push(invalid(
+                &base,
+                "to",
+                "source and destination are the same bucket",
+            ));
+        }
+        let mut from_base = base.clone();
+        from_base.push("from".into());
+        check_change_from(&from_base, change.from.change_from_quantity, &mut errors);
+        let mut to_base = base.clone();
+        to_base.push("to".into());
+        check_change_from(&to_base, change.to.change_from_quantity, &mut errors);
+    }
+    fail_if_any(errors)?;
+    let codes = input
+        .changes
+        .iter()
+        .flat_map(|c| [c.from.location_code.clone(), c.to.location_code.clone()])
+        .collect();
+    let resolver = Resolver::load(
+        txn,
+        &cx.principal.tenant_id,
+        input.changes.iter().map(|c| c.sku.clone()).collect(),
+        codes,
+    )
+    .await?;
+    let mut errors = Vec::new();
+    let mut entries = Vec::with_capacity(input.changes.len() * 2);
+    for (i, change) in input.changes.iter().enumerate() {
+        let base = element(i);
+        let item = resolver.item(&change.sku, &base, &mut errors);
+        let mut from_base = base.clone();
+        from_base.push("from".into());
+        let mut to_base = base.clone();
+        to_base.push("to".into());
+        let from = resolver.location(&change.from.location_code, &from_base, &mut errors);
+        let to = resolver.location(&change.to.location_code, &to_base, &mut errors);
+        let (Some(item), Some(from), Some(to)) = (item, from, to) else {
+            continue;
+        };
+        entries.push(Entry {
+            item: item.clone(),
+            location: from.clone(),
+            state: change.from.state,
+            delta: -change.quantity,
+            target: None,
+            change_from: change.from.change_from_quantity,
+            counterparty: Counterparty::Bucket,
+            counterparty_location: Some(to.clone()),
+            counterparty_state: Some(change.to.state),
+            path: from_base,
+        });
+        entries.push(Entry {
+            item,
+            location: to,
+            state: change.to.state,
+            delta: change.quantity,
+            target: None,
+            change_from: change.to.change_from_quantity,
+            counterparty: Counterparty::Bucket,
+            counterparty_location: Some(from),
+            counterparty_state: Some(change.from.state),
+            path: to_base,
+        });
+    }
+    fail_if_any(errors)?;
+    apply(
+        txn,
+        cx,
+        input.reason,
+        input.reference_document_uri.as_deref(),
+        input.effective_at,
+        entries,
+    )
+    .await
+}
+
+/// Sets absolute quantities (cycle counts); the ledger records the difference.
+pub async fn set(
+    txn: &DatabaseTransaction,
+    cx: &Context<'_>,
+    input: &SetStockInput,
+) -> Result<StockChange, DomainError> {
+    let mut errors = check_common(input.reference_document_uri.as_deref(), input.changes.len());
+    for (i, change) in input.changes.iter().enumerate() {
+        let base = element(i);
+        if !(0..=MAX_QUANTITY).contains(&change.quantity) {
+            errors.push(invalid(
+                &base,
+                "quantity",
+                format!("must be within 0 and {MAX_QUANTITY}"),
+            ));
+        }
+        check_change_from(&base, change.change_from_quantity, &mut errors);
+    }
+    fail_if_any(errors)?;
+    let resolver = Resolver::load(
+        txn,
+        &cx.principal.tenant_id,
+        input.changes.iter().map(|c| c.sku.clone()).collect(),
+        input
+            .changes
+            .iter()
+            .map(|c| c.location_code.clone())
+            .collect(),
+    )
+    .await?;
+    let mut errors = Vec::new();
+    let mut entries = Vec::with_capacity(input.changes.len());
+    for (i, change) in input.changes.iter().enumerate() {
+        let base = element(i);
+        let item = resolver.item(&change.sku, &base, &mut errors);
+        let location = resolver.location(&change.location_code, &base, &mut errors);
+        if let (Some(item), Some(location)) = (item, location) {
+            entries.push(Entry {
+                item,
+                location,
+                state: change.state,
+                delta: 0,
+                target: Some(change.quantity),
+                change_from: change.change_from_quantity,
+                counterparty: Counterparty::Adjustment,
+                counterparty_location: None,
+                counterparty_state: None,
+                path: base,
+            });
+        }
+    }
+    fail_if_any(errors)?;
+    apply(
+        txn,
+        cx,
+        input.reason,
+        input.reference_document_uri.as_deref(),
+        input.effective_at,
+        entries,
+    )
+    .await
+}
+
+/// The conditional UPDATE: applies `delta` only if every rule holds, returning the new row.
+fn conditional_update(
+    tenant_id: &str,
+    entry: &Entry,
+    now: DateTime<Utc>,
+) -> sea_orm::sea_query::UpdateStatement {
+    let col = entry.state.column();
+    let mut update = Query::update();
+    update
+        .table("stock_levels")
+        .value(col, Expr::col(col).add(entry.delta))
+        .value("sequence", Expr::col("sequence").add(1))
+        .value("version", Expr::col("version").add(1))
+        .value("updated_at", now)
+        .and_where(Expr::col("tenant_id").eq(tenant_id))
+        .and_where(Expr::col("item_id").eq(entry.item.id.as_str()))
+        .and_where(Expr::col("location_id").eq(entry.location.id.as_str()))
+        .and_where(Expr::col(col).add(entry.delta).lte(MAX_QUANTITY));
+    if !(entry.location.allow_negative && entry.state == QuantityState::Available) {
+        update.and_where(Expr::col(col).add(entry.delta).gte(0));
+    }
+    if let Some(expected) = entry.change_from {
+        update.and_where(Expr::col(col).eq(expected));
+    }
+    update.returning_all();
+    update.to_owned()
+}
+
+async fn select_level(
+    txn: &DatabaseTransaction,
+    tenant_id: &str,
+    entry: &Entry,
+    for_update: bool,
+) -> Result<Option<stock_level::Model>, DbErr> {
+    let mut select = stock_level::Entity::find_by_id((
+        tenant_id.to_owned(),
+        entry.item.id.clone(),
+        entry.location.id.clone(),
+    ));
+    if for_update && txn.get_database_backend() == sea_orm::DbBackend::Postgres {
+        sea_orm::QuerySelect::query(&mut select).lock(LockType::Update);
+    }
+    select.one(txn).await
+}
+
+async fn ensure_level(
+    txn: &DatabaseTransaction,
+    tenant_id: &str,
+    entry: &Entry,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    let insert = Query::insert()
+        .into_table("stock_levels")
+        .columns(["tenant_id", "item_id", "location_id", "updated_at"])
+        .values_panic([
+            tenant_id.into(),
+            entry.item.id.clone().into(),
+            entry.location.id.clone().into(),
+            now.into(),
+        ])
+        .on_conflict(
+            OnConflict::columns(["tenant_id", "item_id", "location_id"])
+                .do_nothing()
+                .to_owned(),
+        )
+        .to_owned();
+    txn.execute(&insert).await?;
+    Ok(())
+}
+
+/// Why a conditional update matched no row, as the user error to return.
+fn refusal(entry: &Entry, current: i64) -> UserError {
+    let state = entry.state.column();
+    if let Some(expected) = entry.change_from.filter(|e| *e != current) {
+        return UserError {
+            code: ErrorCode::ChangeFromQuantityStale,
+            field: path(&entry.path, "changeFromQuantity"),
+            message: format!(
+                "{state} of {} at {} is {current}, not {expected} - Hint: read the level again and retry with changeFromQuantity {current}",
+                entry.item.sku, entry.location.code
+            ),
+        };
+    }
+    let leaf = if entry.target.is_some() || entry.counterparty == Counterparty::Bucket {
+        "quantity"
+    } else {
+        "delta"
+    };
+    if current + entry.delta < 0 {
+        UserError {
+            code: ErrorCode::InsufficientStock,
+            field: path(&entry.path, leaf),
+            message: format!(
+                "{state} of {} at {} is {current}; a change of {} would take it below zero",
+                entry.item.sku, entry.location.code, entry.delta
+            ),
+        }
+    } else {
+        UserError {
+            code: ErrorCode::QuantityOutOfRange,
+            field: path(&entry.path, leaf),
+            message: format!(
+                "{state} of {} at {} would exceed {MAX_QUANTITY}",
+                entry.item.sku, entry.location.code
+            ),
+        }
+    }
+}
+
+/// Applies one bucket change; returns the level row after it, or why it was refused.
+async fn apply_entry(
+    txn: &DatabaseTransaction,
+    tenant_id: &str,
+    entry: &mut Entry,
+    now: DateTime<Utc>,
+) -> Result<Option<stock_level::Model>, DomainError> {
+    if let Some(target) = entry.target {
+        // Absolute set: lock the row, derive the delta, and guard the update with the value read.
+        ensure_level(txn, tenant_id, entry, now).await?;
+        let current = select_level(txn, tenant_id, entry, true)
+            .await?
+            .map(|level| entry.state.of(&level))
+            .unwrap_or(0);
+        if entry
+            .change_from
+            .is_some_and(|expected| expected != current)
+        {
+            return Err(DomainError::user(refusal(entry, current)));
+        }
+        entry.delta = target - current;
+        if entry.delta == 0 {
+            return Ok(None);
+        }
+        entry.change_from = Some(current);
+    }
+    for _attempt in 0..2 {
+        let update = conditional_update(tenant_id, entry, now);
+        if let Some(row) = txn.query_one(&update).await? {
+            return Ok(Some(stock_level::Model::from_query_result(&row, "")?));
+        }
+        match select_level(txn, tenant_id, entry, false).await? {
+            Some(level) => return Err(DomainError::user(refusal(entry, entry.state.of(&level)))),
+            None => ensure_level(txn, tenant_id, entry, now).await?,
+        }
+    }
+    Err(DomainError::Internal(anyhow::anyhow!(
+        "stock level row vanished during an update"
+    )))
+}
+
+async fn apply(
+    txn: &DatabaseTransaction,
+    cx: &Context<'_>,
+    reason: MovementReason,
+    reference_document_uri: Option<&str>,
+    effective_at: Option<DateTime<Utc>>,
+    mut entries: Vec<Entry>,
+) -> Result<StockChange, DomainError> {
+    let tenant_id = cx.principal.tenant_id.as_str();
+    let now = Utc::now();
+    let effective_at = effective_at.unwrap_or(now);
+    let group_id = ids::new_id(ids::MOVEMENT_GROUP);
+    let actor = cx.principal.actor();
+
+    // Lock level rows in one global order so concurrent groups never deadlock; the stable
+    // sort keeps the input order of changes to the same row.
+    let mut order: Vec<usize> = (0..entries.len()).collect();
+    order.sort_by(|a, b| {
+        (&entries[*a].item.id, &entries[*a].location.id)
+            .cmp(&(&entries[*b].item.id, &entries[*b].location.id))
+    });
+
+    let mut applied: Vec<Option<stock_level::Model>> = vec![None; entries.len()];
+    let mut last_level: BTreeMap<(String, String), (stock_level::Model, String, String)> =
+        BTreeMap::new();
+    for index in order {
+        let entry = &mut entries[index];
+        let level = match apply_entry(txn, tenant_id, entry, now).await? {
+            Some(level) => level,
+            None => {
+                // A set to the current quantity: no movement, but report the level.
+                if let Some(level) = select_level(txn, tenant_id, entry, false).await? {
+                    last_level.insert(
+                        (level.item_id.clone(), level.location_id.clone()),
+                        (level, entry.item.sku.clone(), entry.location.code.clone()),
+                    );
+                }
+                continue;
+            }
+        };
+        last_level.insert(
+            (level.item_id.clone(), level.location_id.clone()),
+            (
+                level.clone(),
+                entry.item.sku.clone(),
+                entry.location.code.clone(),
+            ),
+        );
+        applied[index] = Some(level);
+    }
+
+    let mut movements = Vec::new();
+    for (entry, applied) in entries.iter().zip(applied) {
+        let Some(level) = applied else { continue };
+        movements.push(Movement {
+            id: ID(ids::new_id(ids::MOVEMENT)),
+            group_id: ID(group_id.clone()),
+            item_id: ID(entry.item.id.clone()),
+            sku: entry.item.sku.clone(),
+            location_id: ID(entry.location.id.clone()),
+            location_code: entry.location.code.clone(),
+            state: entry.state,
+            delta: entry.delta,
+            quantity_after_change: entry.state.of(&level),
+            sequence: level.sequence,
+            counterparty: entry.counterparty,
+            counterparty_location_code: entry
+                .counterparty_location
+                .as_ref()
+                .map(|l| l.code.clone()),
+            counterparty_location_id: entry.counterparty_location.as_ref().map(|l| l.id.clone()),
+            counterparty_state: entry.counterparty_state,
+            reason,
+            reference_document_uri: reference_document_uri.map(str::to_owned),
+            actor: actor.clone(),
+            effective_at,
+            recorded_at: now,
+        });
+    }
+    if !movements.is_empty() {
+        insert_movements(txn, tenant_id, &movements, cx.idempotency_key).await?;
+    }
+    let levels: Vec<StockLevel> = last_level
+        .values()
+        .map(|(level, sku, code)| StockLevel::from_model(level, sku, code))
+        .collect();
+    for level in &levels {
+        let payload = serde_json::json!({
+            "groupId": group_id,
+            "operation": cx.operation,
+            "level": level,
+        });
+        events::record(
+            txn,
+            tenant_id,
+            events::STOCK_CHANGED,
+            "stock_level",
+            &format!("{}:{}", level.item_id.0, level.location_id.0),
+            payload,
+        )
+        .await?;
+    }
+    audit::record(
+        txn,
+        cx.principal,
+        AuditEntry {
+            action: cx.operation,
+            target_type: "movement_group",
+            target_id: &group_id,
+            request_id: Some(cx.request_id),
+            data: serde_json::json!({
+                "reason": reason.as_str(),
+                "referenceDocumentUri": reference_document_uri,
+                "movements": movements.len(),
+            }),
+        },
+    )
+    .await?;
+    metrics::counter!("twh_ledger_movements_total").increment(movements.len() as u64);
+    Ok(StockChange {
+        group_id: ID(group_id),
+        movements,
+        levels,
+    })
+}
+
+async fn insert_movements(
+    txn: &DatabaseTransaction,
+    tenant_id: &str,
+    movements: &[Movement],
+    idempotency_key: Option<&str>,
+) -> Result<(), DbErr> {
+    let mut insert = Query::insert();
+    insert.into_table("movements").columns([
+        "tenant_id",
+        "id",
+        "group_id",
+        "item_id",
+        "location_id",
+        "state",
+        "delta",
+        "quantity_after",
+        "sequence",
+        "counterparty",
+        "counterparty_location_id",
+        "counterparty_state",
+        "reason",
+        "reference_document_uri",
+        "actor",
+        "idempotency_key",
+        "effective_at",
+        "recorded_at",
+    ]);
+    for m in movements {
+        insert.values_panic([
+            tenant_id.into(),
+            m.id.0.clone().into(),
+            m.group_id.0.clone().into(),
+            m.item_id.0.clone().into(),
+            m.location_id.0.clone().into(),
+            m.state.column().into(),
+            m.delta.into(),
+            m.quantity_after_change.into(),
+            m.sequence.into(),
+            m.counterparty.as_str().into(),
+            m.counterparty_location_id.clone().into(),
+            m.counterparty_state.map(|s| s.column().to_owned()).into(),
+            m.reason.as_str().into(),
+            m.reference_document_uri.clone().into(),
+            m.actor.clone().into(),
+            idempotency_key.map(str::to_owned).into(),
+            m.effective_at.into(),
+            m.recorded_at.into(),
+        ]);
+    }
+    txn.execute(&insert).await?;
+    Ok(())
+}

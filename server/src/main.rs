@@ -1,0 +1,142 @@
+//! `twh`: the command line of The Warehouse Hub.
+//! serve (default) | migrate | tenant create | reconcile | export-schema
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use twh_server::config::Config;
+use twh_server::{db, graphql, ledger, observability, server, tenancy};
+
+#[derive(Parser)]
+#[command(
+    name = "twh",
+    version,
+    about = "The Warehouse Hub: ledger-first inventory API"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the API server (the default).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage tenants.
+    Tenant {
+        #[command(subcommand)]
+        command: TenantCommand,
+    },
+    /// Recompute every stock level from the ledger and compare; exits 1 on any mismatch.
+    Reconcile {
+        /// Check one tenant only.
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// Print the GraphQL SDL.
+    ExportSchema,
+}
+
+#[derive(Subcommand)]
+enum TenantCommand {
+    /// Create a tenant and print its id and owner API key as JSON.
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value = "free")]
+        plan: String,
+        /// A sandbox tenant (its keys start with twh_test_).
+        #[arg(long)]
+        sandbox: bool,
+    },
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    observability::init_logging();
+    match run(Cli::parse()).await {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
+    use std::process::ExitCode;
+    let command = cli.command.unwrap_or(Command::Serve);
+    if let Command::ExportSchema = command {
+        print!("{}", graphql::sdl());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let config = Config::from_env()?;
+    match command {
+        Command::Serve => {
+            serve(config).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Migrate => {
+            let conn = db::connect(&config.database).await?;
+            db::migrate(&conn).await?;
+            println!("{}", serde_json::json!({"migrated": true}));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Tenant {
+            command:
+                TenantCommand::Create {
+                    name,
+                    plan,
+                    sandbox,
+                },
+        } => {
+            let conn = db::connect(&config.database).await?;
+            db::migrate(&conn).await?;
+            let created = tenancy::create(&conn, &name, &plan, sandbox).await?;
+            println!("{}", serde_json::to_string(&created)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Reconcile { tenant } => {
+            let conn = db::connect(&config.database).await?;
+            db::migrate(&conn).await?;
+            let report = ledger::reconcile::run(&conn, tenant.as_deref()).await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            Ok(if report.mismatches == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        Command::ExportSchema => unreachable!("handled above"),
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let public_url = config.http.public_url.clone();
+    let state = server::prepare(config).await?;
+    let sandbox = tenancy::sandbox::ensure(&state)
+        .await
+        .context("creating the sandbox tenant")?;
+    let running = server::spawn(state).await?;
+    tracing::info!(http.addr = %running.addr, "listening");
+    println!("The Warehouse Hub is listening on {public_url}");
+    println!("  GraphQL:  {public_url}/graphql   (open it in a browser for GraphiQL)");
+    println!("  Health:   {public_url}/healthz   Metrics: {public_url}/metrics");
+    if let Some(sandbox) = sandbox {
+        println!();
+        println!("Created a sandbox tenant with sample items, locations and stock.");
+        println!("  Tenant:   {}", sandbox.tenant_id);
+        println!("  API key:  {}   (shown once; keep it)", sandbox.api_key);
+        println!();
+        println!("Try your first stock change:");
+        println!(
+            "  curl -s {public_url}/graphql -H 'Authorization: Bearer {}' -H 'Content-Type: application/json' \\\n    -d '{{\"query\":\"mutation {{ adjustStock(input: {{reason: RECEIVED, changes: [{{sku: \\\"MUG-12OZ\\\", locationCode: \\\"WH-MAIN\\\", delta: 5}}]}}) {{ movements {{ sku delta quantityAfterChange sequence }} userErrors {{ code message }} }} }}\"}}'",
+            sandbox.api_key
+        );
+    }
+    server::shutdown_signal().await;
+    tracing::info!("shutting down: finishing in-flight requests");
+    running.shutdown().await?;
+    Ok(())
+}

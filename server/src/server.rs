@@ -1,0 +1,93 @@
+//! Starting and stopping the HTTP server: bind, serve until a shutdown signal, let in-flight
+//! requests finish, and run the background sweeper for expired idempotency keys.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::app::{App, AppState};
+use crate::config::Config;
+use crate::{db, http, idempotency, observability};
+
+/// Connects, migrates and builds the shared state.
+pub async fn prepare(config: Config) -> anyhow::Result<AppState> {
+    observability::init_metrics();
+    let db = db::connect(&config.database).await?;
+    db::migrate(&db).await?;
+    Ok(AppState(Arc::new(App::new(db, config))))
+}
+
+/// A running server; dropping the handle does not stop it, `shutdown` does.
+pub struct Running {
+    pub addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl Running {
+    /// Stops accepting connections and waits for in-flight requests to finish.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(true);
+        self.task.await??;
+        Ok(())
+    }
+}
+
+/// Binds and serves in the background.
+pub async fn spawn(state: AppState) -> anyhow::Result<Running> {
+    let listener = TcpListener::bind(state.config.http.bind).await?;
+    let addr = listener.local_addr()?;
+    let (stop, mut stopped) = watch::channel(false);
+    let sweeper_state = state.clone();
+    let mut sweeper_stop = stop.subscribe();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(600));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    match idempotency::sweep_expired(&sweeper_state.db).await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(idempotency.expired = n, "swept expired idempotency keys"),
+                        Err(err) => tracing::warn!(error = %err, "sweeping idempotency keys failed"),
+                    }
+                }
+                _ = sweeper_stop.changed() => break,
+            }
+        }
+    });
+    let router = http::router(state);
+    let task = tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                let _ = stopped.changed().await;
+            })
+            .await
+    });
+    Ok(Running { addr, stop, task })
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
