@@ -49,13 +49,18 @@ pub fn build(state: AppState) -> TwhSchema {
         .finish()
 }
 
-/// The SDL the server serves, with sorted fields so diffs stay readable.
-pub fn sdl() -> String {
+/// The SDL of a schema, with sorted fields so diffs stay readable.
+pub fn sdl_of(schema: &TwhSchema) -> String {
     let options = async_graphql::SDLExportOptions::new()
         .sorted_fields()
         .sorted_arguments()
         .sorted_enum_items();
-    builder().finish().sdl_with_options(options)
+    schema.sdl_with_options(options)
+}
+
+/// The SDL the server serves (`schema.graphql` is this, checked in).
+pub fn sdl() -> String {
+    sdl_of(&builder().finish())
 }
 
 /// Tags parse and validation failures with `extensions.code`.

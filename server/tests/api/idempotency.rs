@@ -1,0 +1,120 @@
+//! Idempotency keys: replays return the stored result, changes apply once, reuse is refused.
+
+use futures_util::future::join_all;
+use serde_json::json;
+
+use crate::support::{ADJUST, TestApp, adjust_input, codes};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_key_sent_twenty_times_concurrently_applies_once() {
+    let app = TestApp::spawn().await;
+    app.create_item("IDEM").await;
+    app.create_location("WH", false).await;
+
+    let results = join_all((0..20).map(|_| app.adjust("IDEM", "WH", 7, Some("same-key-1")))).await;
+    let first = &results[0];
+    assert_eq!(codes(first), Vec::<String>::new(), "{first}");
+    for payload in &results {
+        assert_eq!(payload, first, "every caller gets the same result");
+    }
+    assert_eq!(app.level("IDEM", "WH").await["available"], 7);
+    assert_eq!(app.movements(json!({ "sku": "IDEM" })).await.len(), 1);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn replay_is_marked_and_mismatch_is_refused() {
+    let app = TestApp::spawn().await;
+    app.create_item("IDEM-2").await;
+    app.create_location("WH", false).await;
+    let vars = json!({ "input": adjust_input("IDEM-2", "WH", 3, None), "key": "k-42" });
+    let send = || {
+        app.client
+            .post(app.url("/graphql"))
+            .bearer_auth(&app.key)
+            .json(&json!({ "query": ADJUST, "variables": vars }))
+            .send()
+    };
+    let first = send().await.unwrap();
+    assert!(first.headers().get("idempotent-replayed").is_none());
+    let first: serde_json::Value = first.json().await.unwrap();
+    let second = send().await.unwrap();
+    assert_eq!(second.headers()["idempotent-replayed"], "true");
+    let second: serde_json::Value = second.json().await.unwrap();
+    assert_eq!(first, second);
+
+    // Same key, different input.
+    let other = app
+        .gql(
+            ADJUST,
+            json!({ "input": adjust_input("IDEM-2", "WH", 4, None), "key": "k-42" }),
+        )
+        .await
+        .1;
+    assert_eq!(
+        codes(&other["data"]["adjustStock"]),
+        vec!["IDEMPOTENCY_KEY_PARAMETER_MISMATCH"]
+    );
+    assert_eq!(app.level("IDEM-2", "WH").await["available"], 3);
+
+    // Keys are per tenant: another tenant may use the same key for its own request.
+    let other_key = app.other_tenant().await;
+    let (_, body) = app
+        .gql_as(
+            &other_key,
+            ADJUST,
+            json!({ "input": adjust_input("IDEM-2", "WH", 3, None), "key": "k-42" }),
+        )
+        .await;
+    assert_eq!(
+        codes(&body["data"]["adjustStock"]),
+        vec!["UNKNOWN_SKU", "UNKNOWN_LOCATION"],
+        "{body}"
+    );
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn business_failures_are_replayed_too() {
+    let app = TestApp::spawn().await;
+    app.create_item("IDEM-3").await;
+    app.create_location("WH", false).await;
+    let refused = app.adjust("IDEM-3", "WH", -5, Some("k-fail")).await;
+    assert_eq!(codes(&refused), vec!["INSUFFICIENT_STOCK"]);
+    app.adjust("IDEM-3", "WH", 10, None).await;
+    // Stock is there now, but the key's answer is fixed: the same request is not re-run.
+    let replay = app.adjust("IDEM-3", "WH", -5, Some("k-fail")).await;
+    assert_eq!(replay, refused);
+    assert_eq!(app.level("IDEM-3", "WH").await["available"], 10);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn item_creation_is_idempotent() {
+    let app = TestApp::spawn().await;
+    let query = "mutation($key: String) { createItem(input: {sku: \"ONCE\", name: \"Once\"}, idempotencyKey: $key) { item { id } userErrors { code } } }";
+    let (_, a) = app.gql(query, json!({ "key": "create-once" })).await;
+    let (_, b) = app.gql(query, json!({ "key": "create-once" })).await;
+    assert_eq!(a, b);
+    assert!(a["data"]["createItem"]["item"]["id"].is_string(), "{a}");
+    let (_, c) = app.gql(query, json!({ "key": "create-twice" })).await;
+    assert_eq!(codes(&c["data"]["createItem"]), vec!["ALREADY_EXISTS"]);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn expired_keys_are_swept_and_reusable() {
+    let app = TestApp::spawn_with(|c| c.idempotency_ttl_hours = 0).await;
+    app.create_item("IDEM-4").await;
+    app.create_location("WH", false).await;
+    app.adjust("IDEM-4", "WH", 1, Some("short-lived")).await;
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let swept = twh_server::idempotency::sweep_expired(&app.state.db)
+        .await
+        .unwrap();
+    assert!(swept >= 1);
+    // With the key gone, the same key is a new request.
+    app.adjust("IDEM-4", "WH", 1, Some("short-lived")).await;
+    assert_eq!(app.level("IDEM-4", "WH").await["available"], 2);
+    app.shutdown().await;
+}

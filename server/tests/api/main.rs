@@ -1,0 +1,12 @@
+//! End-to-end tests: each test boots the real server on a loopback socket with its own
+//! database (SQLite by default, Postgres when TWH_TEST_DATABASE_URL is set) and talks HTTP.
+
+mod support;
+
+mod catalog;
+mod concurrency;
+mod idempotency;
+mod protocol;
+mod reconcile;
+mod schema;
+mod validation;

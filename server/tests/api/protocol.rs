@@ -1,0 +1,261 @@
+//! GraphQL over HTTP details, health, metrics, and the stock mutations' semantics.
+
+use serde_json::{Value, json};
+
+use crate::support::{TestApp, codes};
+
+#[tokio::test]
+async fn get_queries_content_types_and_graphiql() {
+    let app = TestApp::spawn().await;
+    app.create_item("GET-1").await;
+    let response = app
+        .client
+        .get(app.url("/graphql"))
+        .query(&[("query", "{ item(sku: \"GET-1\") { sku } }")])
+        .bearer_auth(&app.key)
+        .header("accept", "application/graphql-response+json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/graphql-response+json"
+    );
+    assert!(response.headers().contains_key("x-request-id"));
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["data"]["item"]["sku"], "GET-1");
+
+    let mutation = app
+        .client
+        .get(app.url("/graphql"))
+        .query(&[(
+            "query",
+            "mutation { createItem(input: {sku: \"G\", name: \"g\"}) { item { id } } }",
+        )])
+        .bearer_auth(&app.key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(mutation.status(), 405);
+
+    let page = app
+        .client
+        .get(app.url("/graphql"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(
+        page.text()
+            .await
+            .unwrap()
+            .to_lowercase()
+            .contains("graphiql")
+    );
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn health_readiness_and_metrics() {
+    let app = TestApp::spawn().await;
+    for path in ["/healthz", "/readyz"] {
+        let r = app.client.get(app.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+    }
+    app.create_item("MET").await;
+    app.create_location("WH", false).await;
+    app.adjust("MET", "WH", 1, None).await;
+    app.adjust("MET", "WH", -5, None).await;
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for needle in [
+        "twh_http_requests_total",
+        "twh_http_request_duration_seconds_bucket",
+        "twh_ledger_movements_total",
+        "twh_errors_total{code=\"INSUFFICIENT_STOCK\"}",
+        "twh_mutations_total",
+    ] {
+        assert!(text.contains(needle), "missing {needle} in\n{text}");
+    }
+    app.shutdown().await;
+}
+
+const MOVE: &str = "mutation($input: MoveStockInput!) { moveStock(input: $input) { groupId movements { sku locationCode state delta quantityAfterChange counterparty counterpartyLocationCode counterpartyState } levels { locationCode available committed damaged onHand } userErrors { code field message } } }";
+const SET: &str = "mutation($input: SetStockInput!) { setStock(input: $input) { movements { delta quantityAfterChange reason } levels { available } userErrors { code field message } } }";
+
+#[tokio::test]
+async fn move_between_states_and_locations() {
+    let app = TestApp::spawn().await;
+    app.create_item("MV").await;
+    app.create_location("A", false).await;
+    app.create_location("B", false).await;
+    app.adjust("MV", "A", 10, None).await;
+
+    // State move inside a location: on hand is unchanged.
+    let (_, body) = app
+        .gql(MOVE, json!({ "input": { "changes": [{ "sku": "MV", "quantity": 3,
+            "from": { "locationCode": "A", "state": "AVAILABLE" }, "to": { "locationCode": "A", "state": "DAMAGED" } }] } }))
+        .await;
+    let payload = &body["data"]["moveStock"];
+    assert_eq!(codes(payload), Vec::<String>::new(), "{body}");
+    assert_eq!(
+        payload["levels"],
+        json!([{ "locationCode": "A", "available": 7, "committed": 0, "damaged": 3, "onHand": 10 }])
+    );
+    assert_eq!(payload["movements"][0]["counterparty"], "BUCKET");
+    assert_eq!(payload["movements"][0]["counterpartyState"], "DAMAGED");
+
+    // Location move: two entries, each naming the other side.
+    let (_, body) = app
+        .gql(
+            MOVE,
+            json!({ "input": { "changes": [{ "sku": "MV", "quantity": 4,
+            "from": { "locationCode": "A" }, "to": { "locationCode": "B" } }] } }),
+        )
+        .await;
+    let payload = &body["data"]["moveStock"];
+    let movements = payload["movements"].as_array().unwrap();
+    assert_eq!(movements.len(), 2);
+    assert_eq!(movements[0]["delta"], -4);
+    assert_eq!(movements[0]["counterpartyLocationCode"], "B");
+    assert_eq!(movements[1]["delta"], 4);
+    assert_eq!(app.level("MV", "A").await["available"], 3);
+    assert_eq!(app.level("MV", "B").await["available"], 4);
+
+    // Not enough at the source: nothing moves.
+    let (_, body) = app
+        .gql(
+            MOVE,
+            json!({ "input": { "changes": [{ "sku": "MV", "quantity": 50,
+            "from": { "locationCode": "A" }, "to": { "locationCode": "B" } }] } }),
+        )
+        .await;
+    assert_eq!(
+        codes(&body["data"]["moveStock"]),
+        vec!["INSUFFICIENT_STOCK"]
+    );
+    assert_eq!(
+        body["data"]["moveStock"]["userErrors"][0]["field"],
+        json!(["input", "changes", "0", "from", "quantity"])
+    );
+    assert_eq!(app.level("MV", "B").await["available"], 4);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn set_records_the_difference_and_honours_compare_and_set() {
+    let app = TestApp::spawn().await;
+    app.create_item("CNT").await;
+    app.create_location("WH", false).await;
+    app.adjust("CNT", "WH", 10, None).await;
+
+    let (_, body) = app.gql(SET, json!({ "input": { "changes": [{ "sku": "CNT", "locationCode": "WH", "quantity": 7, "changeFromQuantity": 10 }] } })).await;
+    let payload = &body["data"]["setStock"];
+    assert_eq!(codes(payload), Vec::<String>::new(), "{body}");
+    assert_eq!(
+        payload["movements"],
+        json!([{ "delta": -3, "quantityAfterChange": 7, "reason": "CYCLE_COUNT" }])
+    );
+
+    let (_, stale) = app.gql(SET, json!({ "input": { "changes": [{ "sku": "CNT", "locationCode": "WH", "quantity": 1, "changeFromQuantity": 10 }] } })).await;
+    assert_eq!(
+        codes(&stale["data"]["setStock"]),
+        vec!["CHANGE_FROM_QUANTITY_STALE"]
+    );
+    assert!(
+        stale["data"]["setStock"]["userErrors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("is 7")
+    );
+    assert_eq!(app.level("CNT", "WH").await["available"], 7);
+
+    // Setting the quantity it already has records no movement.
+    let (_, same) = app.gql(SET, json!({ "input": { "changes": [{ "sku": "CNT", "locationCode": "WH", "quantity": 7 }] } })).await;
+    assert_eq!(same["data"]["setStock"]["movements"], json!([]));
+    assert_eq!(
+        same["data"]["setStock"]["levels"],
+        json!([{ "available": 7 }])
+    );
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn negative_available_only_where_the_location_allows_it() {
+    let app = TestApp::spawn().await;
+    app.create_item("NEG").await;
+    app.create_location("STRICT", false).await;
+    app.create_location("LOOSE", true).await;
+    assert_eq!(
+        codes(&app.adjust("NEG", "STRICT", -1, None).await),
+        vec!["INSUFFICIENT_STOCK"]
+    );
+    let loose = app.adjust("NEG", "LOOSE", -2, None).await;
+    assert_eq!(codes(&loose), Vec::<String>::new(), "{loose}");
+    assert_eq!(loose["movements"][0]["quantityAfterChange"], -2);
+    // Other states never go negative, even there.
+    let (_, body) = app
+        .gql(
+            "mutation { adjustStock(input: {reason: DAMAGED, changes: [{sku: \"NEG\", locationCode: \"LOOSE\", state: DAMAGED, delta: -1}]}) { userErrors { code } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        codes(&body["data"]["adjustStock"]),
+        vec!["INSUFFICIENT_STOCK"]
+    );
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn movements_filter_by_state_reason_group_and_time() {
+    let app = TestApp::spawn().await;
+    app.create_item("FLT").await;
+    app.create_location("WH", false).await;
+    let first = app.adjust("FLT", "WH", 5, None).await;
+    let start = chrono::Utc::now();
+    app.gql(
+        "mutation { adjustStock(input: {reason: RECEIVED, changes: [{sku: \"FLT\", locationCode: \"WH\", state: INCOMING, delta: 9}]}) { userErrors { code } } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(app.movements(json!({ "state": "INCOMING" })).await.len(), 1);
+    assert_eq!(
+        app.movements(json!({ "reason": "CORRECTION" })).await.len(),
+        1
+    );
+    assert_eq!(
+        app.movements(json!({ "groupId": first["groupId"] }))
+            .await
+            .len(),
+        1
+    );
+    assert_eq!(
+        app.movements(json!({ "since": start.to_rfc3339() }))
+            .await
+            .len(),
+        1
+    );
+    assert_eq!(
+        app.movements(json!({ "until": start.to_rfc3339() }))
+            .await
+            .len(),
+        1
+    );
+    assert_eq!(app.movements(json!({ "sku": "NOPE" })).await.len(), 0);
+    let level = app.level("FLT", "WH").await;
+    assert_eq!(
+        (level["onHand"].as_i64(), level["incoming"].as_i64()),
+        (Some(5), Some(9))
+    );
+    app.shutdown().await;
+}

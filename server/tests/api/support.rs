@@ -1,0 +1,230 @@
+//! The test harness: `TestApp::spawn()` gives a running server, a tenant and its key.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use reqwest::StatusCode;
+use sea_orm::{ConnectionTrait, Database};
+use serde_json::{Value, json};
+use twh_server::app::AppState;
+use twh_server::config::Config;
+use twh_server::server::{self, Running};
+use twh_server::tenancy;
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+fn unique_suffix() -> String {
+    format!(
+        "{}_{}_{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed),
+        uuid_like()
+    )
+}
+
+fn uuid_like() -> String {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("{nanos:x}")
+}
+
+/// A fresh database URL: a new Postgres database when `TWH_TEST_DATABASE_URL` names a server,
+/// otherwise a new SQLite file.
+pub async fn fresh_database() -> String {
+    match std::env::var("TWH_TEST_DATABASE_URL") {
+        Ok(admin) if admin.starts_with("postgres") => {
+            let name = format!("twh_t_{}", unique_suffix());
+            let conn = Database::connect(admin.as_str())
+                .await
+                .expect("connect to the admin database");
+            conn.execute_unprepared(&format!("CREATE DATABASE {name}"))
+                .await
+                .expect("create a test database");
+            conn.close().await.ok();
+            let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
+            format!("{base}/{name}")
+        }
+        _ => {
+            let dir = std::env::temp_dir().join(format!("twh-test-{}", unique_suffix()));
+            std::fs::create_dir_all(&dir).expect("temp dir");
+            format!("sqlite://{}/twh.db?mode=rwc", dir.display())
+        }
+    }
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub key: String,
+    pub tenant_id: String,
+    pub db_url: String,
+    pub state: AppState,
+    running: Option<Running>,
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    pub async fn spawn_with(configure: impl FnOnce(&mut Config)) -> Self {
+        let db_url = fresh_database().await;
+        let mut config = Config::for_database(&db_url);
+        configure(&mut config);
+        let state = server::prepare(config).await.expect("prepare the app");
+        let tenant = tenancy::create(&state.db, "Test tenant", "free", true)
+            .await
+            .expect("create a tenant");
+        let running = server::spawn(state.clone())
+            .await
+            .expect("start the server");
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(256)
+            .build()
+            .expect("http client");
+        Self {
+            base: format!("http://{}", running.addr),
+            client,
+            key: tenant.api_key,
+            tenant_id: tenant.tenant_id,
+            db_url,
+            state,
+            running: Some(running),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// POSTs a GraphQL request with the tenant's key; returns the status and the JSON body.
+    pub async fn gql(&self, query: &str, variables: Value) -> (StatusCode, Value) {
+        self.gql_as(&self.key, query, variables).await
+    }
+
+    pub async fn gql_as(&self, key: &str, query: &str, variables: Value) -> (StatusCode, Value) {
+        let response = self
+            .client
+            .post(self.url("/graphql"))
+            .bearer_auth(key)
+            .json(&json!({ "query": query, "variables": variables }))
+            .send()
+            .await
+            .expect("send");
+        let status = response.status();
+        let body = response.json().await.expect("json body");
+        (status, body)
+    }
+
+    /// Another tenant in the same database, for isolation tests.
+    pub async fn other_tenant(&self) -> String {
+        tenancy::create(&self.state.db, "Other tenant", "free", true)
+            .await
+            .expect("create a tenant")
+            .api_key
+    }
+
+    pub async fn create_item(&self, sku: &str) -> Value {
+        let (_, body) = self
+            .gql(
+                "mutation($input: CreateItemInput!) { createItem(input: $input) { item { id sku version } userErrors { code field message } } }",
+                json!({ "input": { "sku": sku, "name": format!("Item {sku}") } }),
+            )
+            .await;
+        assert_eq!(
+            body["data"]["createItem"]["userErrors"],
+            json!([]),
+            "{body}"
+        );
+        body["data"]["createItem"]["item"].clone()
+    }
+
+    pub async fn create_location(&self, code: &str, allow_negative: bool) -> Value {
+        let (_, body) = self
+            .gql(
+                "mutation($input: CreateLocationInput!) { createLocation(input: $input) { location { id code version } userErrors { code field message } } }",
+                json!({ "input": { "code": code, "name": format!("Location {code}"), "allowNegative": allow_negative } }),
+            )
+            .await;
+        assert_eq!(
+            body["data"]["createLocation"]["userErrors"],
+            json!([]),
+            "{body}"
+        );
+        body["data"]["createLocation"]["location"].clone()
+    }
+
+    /// One adjustStock call; returns the payload.
+    pub async fn adjust(&self, sku: &str, location: &str, delta: i64, key: Option<&str>) -> Value {
+        let (status, body) = self
+            .gql(
+                ADJUST,
+                json!({ "input": adjust_input(sku, location, delta, None), "key": key }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["data"]["adjustStock"].clone()
+    }
+
+    pub async fn level(&self, sku: &str, location: &str) -> Value {
+        let (_, body) = self
+            .gql(
+                "query($sku: String!, $loc: String!) { stockLevel(sku: $sku, locationCode: $loc) { onHand available committed reserved incoming damaged safetyStock qualityControl sequence version } }",
+                json!({ "sku": sku, "loc": location }),
+            )
+            .await;
+        body["data"]["stockLevel"].clone()
+    }
+
+    /// Every movement matching the filter, following cursors.
+    pub async fn movements(&self, filter: Value) -> Vec<Value> {
+        let mut all = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let (_, body) = self
+                .gql(
+                    "query($filter: MovementFilter, $after: String) { movements(filter: $filter, first: 250, after: $after) { edges { cursor node { id groupId sku locationCode state delta quantityAfterChange sequence reason counterparty counterpartyLocationCode counterpartyState } } pageInfo { hasNextPage endCursor } } }",
+                    json!({ "filter": filter, "after": after }),
+                )
+                .await;
+            let page = &body["data"]["movements"];
+            let edges = page["edges"].as_array().unwrap_or_else(|| panic!("{body}"));
+            all.extend(edges.iter().map(|e| e["node"].clone()));
+            if page["pageInfo"]["hasNextPage"] != json!(true) {
+                return all;
+            }
+            after = page["pageInfo"]["endCursor"].as_str().map(str::to_owned);
+        }
+    }
+
+    pub async fn shutdown(mut self) {
+        if let Some(running) = self.running.take() {
+            running.shutdown().await.expect("clean shutdown");
+        }
+    }
+}
+
+pub const ADJUST: &str = "mutation($input: AdjustStockInput!, $key: String) { adjustStock(input: $input, idempotencyKey: $key) { groupId movements { id sku locationCode state delta quantityAfterChange sequence reason } levels { sku locationCode onHand available version sequence } userErrors { code field message } } }";
+
+pub fn adjust_input(sku: &str, location: &str, delta: i64, change_from: Option<i64>) -> Value {
+    json!({
+        "reason": "CORRECTION",
+        "referenceDocumentUri": "test://adjust",
+        "changes": [{ "sku": sku, "locationCode": location, "delta": delta, "changeFromQuantity": change_from }]
+    })
+}
+
+/// The codes of a payload's userErrors.
+pub fn codes(payload: &Value) -> Vec<String> {
+    payload["userErrors"]
+        .as_array()
+        .map(|errors| {
+            errors
+                .iter()
+                .filter_map(|e| e["code"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}

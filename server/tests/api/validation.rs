@@ -1,0 +1,256 @@
+//! Bad input gets a clear, structured error and changes nothing.
+
+use serde_json::{Value, json};
+
+use crate::support::{ADJUST, TestApp, adjust_input, codes};
+
+async fn ledger_snapshot(app: &TestApp) -> (Value, usize) {
+    (
+        app.level("VAL", "WH").await,
+        app.movements(json!({})).await.len(),
+    )
+}
+
+#[tokio::test]
+async fn invalid_stock_changes_are_refused_with_codes_and_change_nothing() {
+    let app = TestApp::spawn().await;
+    app.create_item("VAL").await;
+    app.create_location("WH", false).await;
+    app.adjust("VAL", "WH", 10, None).await;
+    let before = ledger_snapshot(&app).await;
+
+    let many: Vec<Value> = (0..251)
+        .map(|_| json!({ "sku": "VAL", "locationCode": "WH", "delta": 1 }))
+        .collect();
+    let cases: Vec<(&str, Value, &str, Value)> = vec![
+        (
+            "zero delta",
+            adjust_input("VAL", "WH", 0, None),
+            "INVALID_INPUT",
+            json!(["input", "changes", "0", "delta"]),
+        ),
+        (
+            "huge delta",
+            adjust_input("VAL", "WH", 10_000_000_000_000, None),
+            "INVALID_INPUT",
+            json!(["input", "changes", "0", "delta"]),
+        ),
+        (
+            "unknown sku",
+            adjust_input("NOPE", "WH", 1, None),
+            "UNKNOWN_SKU",
+            json!(["input", "changes", "0", "sku"]),
+        ),
+        (
+            "unknown location",
+            adjust_input("VAL", "NOWHERE", 1, None),
+            "UNKNOWN_LOCATION",
+            json!(["input", "changes", "0", "locationCode"]),
+        ),
+        (
+            "insufficient",
+            adjust_input("VAL", "WH", -11, None),
+            "INSUFFICIENT_STOCK",
+            json!(["input", "changes", "0", "delta"]),
+        ),
+        (
+            "stale compare-and-set",
+            adjust_input("VAL", "WH", 1, Some(9)),
+            "CHANGE_FROM_QUANTITY_STALE",
+            json!(["input", "changes", "0", "changeFromQuantity"]),
+        ),
+        (
+            "empty list",
+            json!({ "reason": "OTHER", "changes": [] }),
+            "INVALID_INPUT",
+            json!(["input", "changes"]),
+        ),
+        (
+            "oversized list",
+            json!({ "reason": "OTHER", "changes": many }),
+            "INVALID_INPUT",
+            json!(["input", "changes"]),
+        ),
+        (
+            "long uri",
+            json!({ "reason": "OTHER", "referenceDocumentUri": format!("x:{}", "a".repeat(3000)), "changes": [{ "sku": "VAL", "locationCode": "WH", "delta": 1 }] }),
+            "INVALID_INPUT",
+            json!(["input", "referenceDocumentUri"]),
+        ),
+        (
+            "not a uri",
+            json!({ "reason": "OTHER", "referenceDocumentUri": "just words", "changes": [{ "sku": "VAL", "locationCode": "WH", "delta": 1 }] }),
+            "INVALID_INPUT",
+            json!(["input", "referenceDocumentUri"]),
+        ),
+    ];
+    for (name, input, code, field) in cases {
+        let (status, body) = app.gql(ADJUST, json!({ "input": input })).await;
+        assert_eq!(status, 200, "{name}: {body}");
+        let payload = &body["data"]["adjustStock"];
+        assert_eq!(codes(payload), vec![code.to_owned()], "{name}: {body}");
+        assert_eq!(payload["userErrors"][0]["field"], field, "{name}");
+        assert!(
+            payload["movements"].as_array().unwrap().is_empty(),
+            "{name}"
+        );
+    }
+
+    // A group is atomic: one bad change rejects the good ones with it.
+    let mixed = json!({ "reason": "OTHER", "changes": [
+        { "sku": "VAL", "locationCode": "WH", "delta": 5 },
+        { "sku": "VAL", "locationCode": "WH", "delta": -100 }
+    ]});
+    let (_, body) = app.gql(ADJUST, json!({ "input": mixed })).await;
+    assert_eq!(
+        codes(&body["data"]["adjustStock"]),
+        vec!["INSUFFICIENT_STOCK"]
+    );
+    assert_eq!(
+        body["data"]["adjustStock"]["userErrors"][0]["field"],
+        json!(["input", "changes", "1", "delta"])
+    );
+
+    assert_eq!(
+        ledger_snapshot(&app).await,
+        before,
+        "a refused change altered the ledger"
+    );
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn malformed_requests_get_4xx_with_codes() {
+    let app = TestApp::spawn().await;
+    app.create_item("VAL").await;
+    app.create_location("WH", false).await;
+    let before = ledger_snapshot(&app).await;
+    let post = |body: Vec<u8>| {
+        app.client
+            .post(app.url("/graphql"))
+            .bearer_auth(&app.key)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
+        ("malformed json", b"{\"query\": ".to_vec(), 400, "BAD_REQUEST"),
+        ("not an object", b"42".to_vec(), 400, "BAD_REQUEST"),
+        ("batch", b"[{\"query\": \"{ items { edges { cursor } } }\"}]".to_vec(), 400, "BAD_REQUEST"),
+        ("syntax error", json!({ "query": "mutation { adjustStock(" }).to_string().into_bytes(), 400, "GRAPHQL_PARSE_FAILED"),
+        ("unknown field", json!({ "query": "{ nope }" }).to_string().into_bytes(), 400, "GRAPHQL_VALIDATION_FAILED"),
+        ("wrong variable type", json!({ "query": ADJUST, "variables": { "input": { "reason": "OTHER", "changes": [{ "sku": "VAL", "locationCode": "WH", "delta": "five" }] } } }).to_string().into_bytes(), 400, "GRAPHQL_VALIDATION_FAILED"),
+        ("overflowing integer", json!({ "query": ADJUST, "variables": { "input": { "reason": "OTHER", "changes": [{ "sku": "VAL", "locationCode": "WH", "delta": 99999999999999999999u128 as f64 }] } } }).to_string().into_bytes(), 400, "GRAPHQL_VALIDATION_FAILED"),
+        ("unknown enum", json!({ "query": ADJUST, "variables": { "input": { "reason": "THEFT", "changes": [] } } }).to_string().into_bytes(), 400, "GRAPHQL_VALIDATION_FAILED"),
+        ("too large", json!({ "query": "{ items { edges { cursor } } }", "pad": "x".repeat(2 * 1024 * 1024) }).to_string().into_bytes(), 413, "PAYLOAD_TOO_LARGE"),
+    ];
+    for (name, body, status, code) in cases {
+        let response = post(body).await.unwrap();
+        assert_eq!(response.status().as_u16(), status, "{name}");
+        let body: Value = response
+            .json()
+            .await
+            .unwrap_or_else(|e| panic!("{name}: not JSON: {e}"));
+        assert_eq!(
+            body["errors"][0]["extensions"]["code"], code,
+            "{name}: {body}"
+        );
+    }
+    assert_eq!(ledger_snapshot(&app).await, before);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn deep_and_wide_queries_are_refused_before_running() {
+    let app = TestApp::spawn().await;
+    let aliases: String = (0..200)
+        .map(|i| format!("a{i}: movements(first: 250) {{ edges {{ node {{ id sku delta }} }} }} "))
+        .collect();
+    let (status, body) = app.gql(&format!("{{ {aliases} }}"), json!({})).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"],
+        "GRAPHQL_VALIDATION_FAILED"
+    );
+
+    let deep = format!(
+        "{{ __schema {{ types {{ fields {{ type {}name{} }} }} }} }}",
+        "ofType { ".repeat(12),
+        " }".repeat(12)
+    );
+    let deep = deep.as_str();
+    let (status, body) = app.gql(deep, json!({})).await;
+    assert_eq!(status, 400, "{body}");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn credentials_are_checked() {
+    let app = TestApp::spawn().await;
+    let query = json!({ "query": "{ items { edges { cursor } } }" });
+    let missing = app
+        .client
+        .post(app.url("/graphql"))
+        .json(&query)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 401);
+    assert_eq!(missing.headers()["www-authenticate"], "Bearer");
+    let body: Value = missing.json().await.unwrap();
+    assert_eq!(body["errors"][0]["extensions"]["code"], "UNAUTHENTICATED");
+
+    let forged = format!("{}x", &app.key[..app.key.len() - 1]);
+    for bad in ["nonsense", "twh_live_", forged.as_str()] {
+        let (status, body) = app
+            .gql_as(bad, "{ items { edges { cursor } } }", json!({}))
+            .await;
+        assert_eq!(status, 401, "{bad}: {body}");
+    }
+    let basic = app
+        .client
+        .post(app.url("/graphql"))
+        .header("authorization", format!("Basic {}", app.key))
+        .json(&query)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(basic.status(), 401);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn over_long_and_blank_catalog_fields_are_refused() {
+    let app = TestApp::spawn().await;
+    let query = "mutation($input: CreateItemInput!) { createItem(input: $input) { item { id } userErrors { code field } } }";
+    for (input, field) in [
+        (
+            json!({ "sku": "x".repeat(65), "name": "n" }),
+            json!(["input", "sku"]),
+        ),
+        (
+            json!({ "sku": "has space", "name": "n" }),
+            json!(["input", "sku"]),
+        ),
+        (
+            json!({ "sku": "OK", "name": "  " }),
+            json!(["input", "name"]),
+        ),
+        (
+            json!({ "sku": "OK", "name": "n".repeat(201) }),
+            json!(["input", "name"]),
+        ),
+        (
+            json!({ "sku": "OK", "name": "n", "attributes": [1, 2] }),
+            json!(["input", "attributes"]),
+        ),
+    ] {
+        let (_, body) = app.gql(query, json!({ "input": input })).await;
+        let payload = &body["data"]["createItem"];
+        assert_eq!(codes(payload), vec!["INVALID_INPUT"], "{body}");
+        assert_eq!(payload["userErrors"][0]["field"], field);
+    }
+    let (_, list) = app.gql("{ items { edges { cursor } } }", json!({})).await;
+    assert_eq!(list["data"]["items"]["edges"], json!([]));
+    app.shutdown().await;
+}
