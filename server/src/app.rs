@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use sea_orm::{
-    AccessMode, DatabaseConnection, DatabaseTransaction, DbErr, SqliteTransactionMode,
-    TransactionOptions, TransactionTrait,
+    DatabaseConnection, DatabaseTransaction, DbErr, SqliteTransactionMode, TransactionOptions,
+    TransactionTrait,
 };
 use tokio::sync::{Mutex, MutexGuard};
 
@@ -51,7 +51,8 @@ impl App {
         };
         let options = TransactionOptions {
             isolation_level: None,
-            access_mode: Some(AccessMode::ReadWrite).filter(|_| writer.is_none()),
+            // Read-write is Postgres' default; saying so would cost a round trip per write.
+            access_mode: None,
             sqlite_transaction_mode: writer.as_ref().map(|_| SqliteTransactionMode::Immediate),
         };
         let txn = self.db.begin_with_options(options).await?;

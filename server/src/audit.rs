@@ -2,7 +2,7 @@
 //! transaction as the change.
 
 use chrono::Utc;
-use sea_orm::sea_query::Query;
+use sea_orm::sea_query::{InsertStatement, Query};
 use sea_orm::{ConnectionTrait, DbErr};
 
 use crate::auth::Principal;
@@ -21,7 +21,13 @@ pub async fn record(
     principal: &Principal,
     entry: AuditEntry<'_>,
 ) -> Result<(), DbErr> {
-    let insert = Query::insert()
+    txn.execute(&insert(principal, entry)).await?;
+    Ok(())
+}
+
+/// The INSERT for one audit row, to run alone or batched with the change's other rows.
+pub fn insert(principal: &Principal, entry: AuditEntry<'_>) -> InsertStatement {
+    Query::insert()
         .into_table("audit_events")
         .columns([
             "tenant_id",
@@ -45,7 +51,5 @@ pub async fn record(
             entry.data.into(),
             Utc::now().into(),
         ])
-        .to_owned();
-    txn.execute(&insert).await?;
-    Ok(())
+        .to_owned()
 }

@@ -4,21 +4,23 @@
 use std::time::Duration;
 
 use anyhow::Context;
+use sea_orm::sea_query::{InsertStatement, PostgresQueryBuilder};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, Statement,
+};
 use twh_migration::{Migrator, MigratorTrait};
 
 use crate::config::DatabaseConfig;
 
 pub async fn connect(config: &DatabaseConfig) -> anyhow::Result<DatabaseConnection> {
     let url = config.url.as_str();
-    if let Some(path) = sqlite_path(url) {
-        if let Some(dir) = std::path::Path::new(path).parent() {
-            if !dir.as_os_str().is_empty() {
-                std::fs::create_dir_all(dir)
-                    .with_context(|| format!("creating the database folder {}", dir.display()))?;
-            }
-        }
+    let folder = sqlite_path(url)
+        .and_then(|path| std::path::Path::new(path).parent())
+        .filter(|dir| !dir.as_os_str().is_empty());
+    if let Some(dir) = folder {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating the database folder {}", dir.display()))?;
     }
     let mut options = ConnectOptions::new(url.to_owned());
     options
@@ -44,6 +46,66 @@ pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
 
 pub fn is_sqlite(db: &DatabaseConnection) -> bool {
     db.get_database_backend() == DbBackend::Sqlite
+}
+
+/// Runs several INSERTs: on Postgres as one statement of data-modifying CTEs (one round trip
+/// instead of one each), elsewhere one after the other. All of them or none, as ever.
+pub async fn insert_all(
+    db: &impl ConnectionTrait,
+    statements: Vec<InsertStatement>,
+) -> Result<(), DbErr> {
+    if db.get_database_backend() != DbBackend::Postgres || statements.len() < 2 {
+        for statement in &statements {
+            db.execute(statement).await?;
+        }
+        return Ok(());
+    }
+    let last = statements.len() - 1;
+    let mut sql = String::from("WITH ");
+    let mut values = Vec::new();
+    for (i, statement) in statements.iter().enumerate() {
+        let (text, params) = statement.build(PostgresQueryBuilder);
+        let text = renumber_placeholders(&text, values.len());
+        values.extend(params.0);
+        if i < last {
+            sql.push_str(&format!("w{i} AS ({text}), "));
+        } else {
+            sql.truncate(sql.len() - 2);
+            sql.push(' ');
+            sql.push_str(&text);
+        }
+    }
+    db.execute_raw(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        sql,
+        values,
+    ))
+    .await?;
+    Ok(())
+}
+
+/// Shifts `$n` placeholders by `offset` (statements built by sea-query carry no literals).
+fn renumber_placeholders(sql: &str, offset: usize) -> String {
+    if offset == 0 {
+        return sql.to_owned();
+    }
+    let mut out = String::with_capacity(sql.len() + 16);
+    let mut chars = sql.char_indices().peekable();
+    while let Some((_, c)) = chars.next() {
+        out.push(c);
+        if c == '$' {
+            let mut digits = String::new();
+            while let Some((_, d)) = chars.peek().filter(|(_, d)| d.is_ascii_digit()) {
+                digits.push(*d);
+                chars.next();
+            }
+            match digits.parse::<usize>() {
+                Ok(n) => out.push_str(&(n + offset).to_string()),
+                Err(_) => out.push_str(&digits),
+            }
+        }
+    }
+    out
 }
 
 fn sqlite_path(url: &str) -> Option<&str> {
@@ -78,6 +140,15 @@ mod tests {
         );
         assert_eq!(sqlite_path("sqlite::memory:"), None);
         assert_eq!(sqlite_path("postgres://x@y/z"), None);
+    }
+
+    #[test]
+    fn placeholders_shift() {
+        assert_eq!(
+            renumber_placeholders("VALUES ($1, $2, $10)", 3),
+            "VALUES ($4, $5, $13)"
+        );
+        assert_eq!(renumber_placeholders("VALUES ($1)", 0), "VALUES ($1)");
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! describe, so nothing reaches subscribers or webhooks that did not commit, and nothing is lost.
 
 use chrono::Utc;
-use sea_orm::sea_query::Query;
+use sea_orm::sea_query::{InsertStatement, Query};
 use sea_orm::{ConnectionTrait, DbErr};
 
 use crate::ids;
@@ -20,9 +20,22 @@ pub async fn record(
     aggregate_type: &str,
     aggregate_id: &str,
     payload: serde_json::Value,
-) -> Result<String, DbErr> {
+) -> Result<(), DbErr> {
+    let insert = insert(tenant_id, event_type, aggregate_type, aggregate_id, payload);
+    txn.execute(&insert).await?;
+    Ok(())
+}
+
+/// The INSERT for one event, to run alone or batched with the change's other rows.
+pub fn insert(
+    tenant_id: &str,
+    event_type: &str,
+    aggregate_type: &str,
+    aggregate_id: &str,
+    payload: serde_json::Value,
+) -> InsertStatement {
     let id = ids::new_id(ids::EVENT);
-    let insert = Query::insert()
+    Query::insert()
         .into_table("outbox_events")
         .columns([
             "tenant_id",
@@ -42,7 +55,5 @@ pub async fn record(
             payload.into(),
             Utc::now().into(),
         ])
-        .to_owned();
-    txn.execute(&insert).await?;
-    Ok(id)
+        .to_owned()
 }

@@ -6,6 +6,11 @@ use clap::{Parser, Subcommand};
 use twh_server::config::Config;
 use twh_server::{db, graphql, ledger, observability, server, tenancy};
 
+/// mimalloc: the request path allocates many short-lived buffers; measured faster than the
+/// system allocator in bench/ (see bench/RESULTS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "twh",

@@ -6,13 +6,10 @@ use std::collections::{BTreeMap, HashMap};
 
 use async_graphql::{ID, InputObject, SimpleObject};
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, ExprTrait, LockType, OnConflict, Query};
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait, FromQueryResult,
-    QueryFilter,
-};
+use sea_orm::sea_query::{Expr, ExprTrait, LockType, OnConflict, Query, UnionType};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait, FromQueryResult};
 use serde::{Deserialize, Serialize};
-use twh_entity::{item, location, stock_level};
+use twh_entity::stock_level;
 
 use super::{
     Counterparty, MAX_CHANGES, MAX_DELTA, MAX_QUANTITY, Movement, MovementReason, QuantityState,
@@ -188,14 +185,12 @@ fn check_common(uri: Option<&str>, count: usize) -> Vec<UserError> {
 }
 
 fn check_change_from(base: &[String], value: Option<i64>, errors: &mut Vec<UserError>) {
-    if let Some(v) = value {
-        if !(-MAX_QUANTITY..=MAX_QUANTITY).contains(&v) {
-            errors.push(invalid(
-                base,
-                "changeFromQuantity",
-                format!("must be within ±{MAX_QUANTITY}"),
-            ));
-        }
+    if value.is_some_and(|v| !(-MAX_QUANTITY..=MAX_QUANTITY).contains(&v)) {
+        errors.push(invalid(
+            base,
+            "changeFromQuantity",
+            format!("must be within ±{MAX_QUANTITY}"),
+        ));
     }
 }
 
@@ -216,40 +211,51 @@ impl Resolver {
         skus: Vec<String>,
         codes: Vec<String>,
     ) -> Result<Self, DbErr> {
-        let items = item::Entity::find()
-            .filter(item::Column::TenantId.eq(tenant_id))
-            .filter(item::Column::Sku.is_in(skus))
-            .all(db)
-            .await?
-            .into_iter()
-            .map(|m| {
-                (
-                    m.sku.clone(),
-                    ResolvedItem {
-                        id: m.id,
-                        sku: m.sku,
-                    },
-                )
-            })
-            .collect();
-        let locations = location::Entity::find()
-            .filter(location::Column::TenantId.eq(tenant_id))
-            .filter(location::Column::Code.is_in(codes))
-            .all(db)
-            .await?
-            .into_iter()
-            .map(|m| {
-                (
-                    m.code.clone(),
+        // One round trip for both lookups: items and locations as one UNION ALL.
+        let mut select = Query::select();
+        select
+            .expr_as(Expr::cust("'i'"), "kind")
+            .column("id")
+            .expr_as(Expr::col("sku"), "key")
+            .expr_as(Expr::cust("FALSE"), "allow_negative")
+            .from("items")
+            .and_where(Expr::col("tenant_id").eq(tenant_id))
+            .and_where(Expr::col("sku").is_in(skus));
+        let mut locations = Query::select();
+        locations
+            .expr_as(Expr::cust("'l'"), "kind")
+            .column("id")
+            .expr_as(Expr::col("code"), "key")
+            .column("allow_negative")
+            .from("locations")
+            .and_where(Expr::col("tenant_id").eq(tenant_id))
+            .and_where(Expr::col("code").is_in(codes));
+        select.union(UnionType::All, locations);
+        let mut resolver = Self {
+            items: HashMap::new(),
+            locations: HashMap::new(),
+        };
+        for row in db.query_all(&select).await? {
+            let kind: String = row.try_get("", "kind")?;
+            let id: String = row.try_get("", "id")?;
+            let key: String = row.try_get("", "key")?;
+            if kind == "i" {
+                resolver
+                    .items
+                    .insert(key.clone(), ResolvedItem { id, sku: key });
+            } else {
+                let allow_negative: bool = row.try_get("", "allow_negative")?;
+                resolver.locations.insert(
+                    key.clone(),
                     ResolvedLocation {
-                        id: m.id,
-                        code: m.code,
-                        allow_negative: m.allow_negative,
+                        id,
+                        code: key,
+                        allow_negative,
                     },
-                )
-            })
-            .collect();
-        Ok(Self { items, locations })
+                );
+            }
+        }
+        Ok(resolver)
     }
 
     fn item(
@@ -587,43 +593,57 @@ async fn ensure_level(
     Ok(())
 }
 
-/// Why a conditional update matched no row, as the user error to return.
-fn refusal(entry: &Entry, current: i64) -> UserError {
-    let state = entry.state.column();
-    if let Some(expected) = entry.change_from.filter(|e| *e != current) {
-        return UserError {
-            code: ErrorCode::ChangeFromQuantityStale,
-            field: path(&entry.path, "changeFromQuantity"),
-            message: format!(
-                "{state} of {} at {} is {current}, not {expected} - Hint: read the level again and retry with changeFromQuantity {current}",
-                entry.item.sku, entry.location.code
-            ),
-        };
+fn stale(entry: &Entry, current: i64) -> UserError {
+    let expected = entry.change_from.unwrap_or_default();
+    UserError {
+        code: ErrorCode::ChangeFromQuantityStale,
+        field: path(&entry.path, "changeFromQuantity"),
+        message: format!(
+            "{} of {} at {} is {current}, not {expected} - Hint: read the level again and retry with changeFromQuantity {current}",
+            entry.state.column(),
+            entry.item.sku,
+            entry.location.code
+        ),
     }
+}
+
+/// Why a conditional update matched no row, judged against the current quantity; `None` when
+/// the change would pass now (the row appeared or moved since the update ran: try again).
+fn refusal(entry: &Entry, current: i64) -> Option<UserError> {
+    if entry
+        .change_from
+        .is_some_and(|expected| expected != current)
+    {
+        return Some(stale(entry, current));
+    }
+    let state = entry.state.column();
     let leaf = if entry.target.is_some() || entry.counterparty == Counterparty::Bucket {
         "quantity"
     } else {
         "delta"
     };
-    if current + entry.delta < 0 {
-        UserError {
+    let may_go_negative = entry.location.allow_negative && entry.state == QuantityState::Available;
+    if current + entry.delta < 0 && !may_go_negative {
+        return Some(UserError {
             code: ErrorCode::InsufficientStock,
             field: path(&entry.path, leaf),
             message: format!(
                 "{state} of {} at {} is {current}; a change of {} would take it below zero",
                 entry.item.sku, entry.location.code, entry.delta
             ),
-        }
-    } else {
-        UserError {
+        });
+    }
+    if current + entry.delta > MAX_QUANTITY {
+        return Some(UserError {
             code: ErrorCode::QuantityOutOfRange,
             field: path(&entry.path, leaf),
             message: format!(
                 "{state} of {} at {} would exceed {MAX_QUANTITY}",
                 entry.item.sku, entry.location.code
             ),
-        }
+        });
     }
+    None
 }
 
 /// Applies one bucket change; returns the level row after it, or why it was refused.
@@ -644,7 +664,7 @@ async fn apply_entry(
             .change_from
             .is_some_and(|expected| expected != current)
         {
-            return Err(DomainError::user(refusal(entry, current)));
+            return Err(DomainError::user(stale(entry, current)));
         }
         entry.delta = target - current;
         if entry.delta == 0 {
@@ -652,18 +672,24 @@ async fn apply_entry(
         }
         entry.change_from = Some(current);
     }
-    for _attempt in 0..2 {
+    // The first change of an (item, location) finds no row: create it and try again. A row
+    // created or changed by a concurrent writer between our update and our look is retried too.
+    for _attempt in 0..5 {
         let update = conditional_update(tenant_id, entry, now);
         if let Some(row) = txn.query_one(&update).await? {
             return Ok(Some(stock_level::Model::from_query_result(&row, "")?));
         }
         match select_level(txn, tenant_id, entry, false).await? {
-            Some(level) => return Err(DomainError::user(refusal(entry, entry.state.of(&level)))),
+            Some(level) => {
+                if let Some(refused) = refusal(entry, entry.state.of(&level)) {
+                    return Err(DomainError::user(refused));
+                }
+            }
             None => ensure_level(txn, tenant_id, entry, now).await?,
         }
     }
     Err(DomainError::Internal(anyhow::anyhow!(
-        "stock level row vanished during an update"
+        "stock level update kept missing its row after 5 attempts"
     )))
 }
 
@@ -746,8 +772,11 @@ async fn apply(
             recorded_at: now,
         });
     }
+    // The movements, one `stock.changed` event per touched level, and the audit row go in
+    // together: one round trip on Postgres.
+    let mut inserts = Vec::with_capacity(last_level.len() + 2);
     if !movements.is_empty() {
-        insert_movements(txn, tenant_id, &movements, cx.idempotency_key).await?;
+        inserts.push(insert_movements(tenant_id, &movements, cx.idempotency_key));
     }
     let levels: Vec<StockLevel> = last_level
         .values()
@@ -759,18 +788,15 @@ async fn apply(
             "operation": cx.operation,
             "level": level,
         });
-        events::record(
-            txn,
+        inserts.push(events::insert(
             tenant_id,
             events::STOCK_CHANGED,
             "stock_level",
             &format!("{}:{}", level.item_id.0, level.location_id.0),
             payload,
-        )
-        .await?;
+        ));
     }
-    audit::record(
-        txn,
+    inserts.push(audit::insert(
         cx.principal,
         AuditEntry {
             action: cx.operation,
@@ -783,8 +809,8 @@ async fn apply(
                 "movements": movements.len(),
             }),
         },
-    )
-    .await?;
+    ));
+    crate::db::insert_all(txn, inserts).await?;
     metrics::counter!("twh_ledger_movements_total").increment(movements.len() as u64);
     Ok(StockChange {
         group_id: ID(group_id),
@@ -793,12 +819,11 @@ async fn apply(
     })
 }
 
-async fn insert_movements(
-    txn: &DatabaseTransaction,
+fn insert_movements(
     tenant_id: &str,
     movements: &[Movement],
     idempotency_key: Option<&str>,
-) -> Result<(), DbErr> {
+) -> sea_orm::sea_query::InsertStatement {
     let mut insert = Query::insert();
     insert.into_table("movements").columns([
         "tenant_id",
@@ -842,6 +867,5 @@ async fn insert_movements(
             m.recorded_at.into(),
         ]);
     }
-    txn.execute(&insert).await?;
-    Ok(())
+    insert
 }

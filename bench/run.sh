@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# adjustStock through GraphQL on Postgres vs pgbench running the same SQL transaction.
+# Usage: bench/run.sh            (CLIENTS=32 DURATION=20 SKUS=1000 PGHOST=127.0.0.1 PGPORT=5432)
+# Prints one JSON line per run and a Markdown table with the ratios to paste into RESULTS.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+TARGET="${CARGO_TARGET_DIR:-$HOME/.cache/twh-target}"
+CLIENTS="${CLIENTS:-32}"
+DURATION="${DURATION:-20}"
+SKUS="${SKUS:-1000}"
+PGHOST="${PGHOST:-127.0.0.1}"
+PGPORT="${PGPORT:-5432}"
+PGUSER="${PGUSER:-postgres}"
+PORT="${BENCH_PORT:-18181}"
+export PGHOST PGPORT PGUSER
+
+cargo build --release -p twh-server -p twh-bench >&2
+TWH="$TARGET/release/twh"
+LOAD="$TARGET/release/twh-bench"
+
+DB="twh_bench_$(date +%s)"
+WORK="$(mktemp -d)"
+psql -d postgres -qc "CREATE DATABASE $DB"
+cleanup() {
+  [ -n "${SERVER_PID:-}" ] && kill "$SERVER_PID" 2>/dev/null || true
+  psql -d postgres -qc "DROP DATABASE IF EXISTS $DB" >/dev/null 2>&1 || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+URL="postgres://$PGUSER@$PGHOST:$PGPORT/$DB"
+
+# The sandbox tenant is created on first start; the bench uses a tenant of its own.
+DATABASE_URL="$URL" "$TWH" migrate >/dev/null
+TENANT_JSON="$(DATABASE_URL="$URL" "$TWH" tenant create --name bench --plan scale)"
+KEY="$(printf '%s' "$TENANT_JSON" | python3 -c 'import json,sys; print(json.load(sys.stdin)["apiKey"])')"
+TENANT="$(printf '%s' "$TENANT_JSON" | python3 -c 'import json,sys; print(json.load(sys.stdin)["tenantId"])')"
+
+DATABASE_URL="$URL" TWH_BIND="127.0.0.1:$PORT" TWH_DB_POOL_SIZE="$CLIENTS" RUST_LOG=warn "$TWH" serve >"$WORK/server.log" 2>&1 &
+SERVER_PID=$!
+for _ in $(seq 1 50); do curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && break; sleep 0.2; done
+
+"$LOAD" --url "http://127.0.0.1:$PORT" --key "$KEY" --clients "$CLIENTS" --seconds "$DURATION" --skus "$SKUS" --setup --label graphql-many >"$WORK/many.json"
+"$LOAD" --url "http://127.0.0.1:$PORT" --key "$KEY" --clients "$CLIENTS" --seconds "$DURATION" --skus 1 --label graphql-hot >"$WORK/hot.json"
+kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=
+
+BENCH_LOCATION="$(psql -d "$DB" -qAt -c "SELECT id FROM locations WHERE tenant_id = '$TENANT' AND code = 'BENCH-WH'")"
+
+# The transaction the server issues for one adjustStock with one change (captured from the
+# Postgres statement log): resolve the SKU and the location, the conditional update of the
+# level, then the movement, the outbox event and the audit row.
+write_script() {
+  local pick="$1"
+  cat <<SQL
+$pick
+BEGIN;
+SELECT tenant_id AS i_tenant, id AS item_id, sku AS i_sku, name AS i_name, barcode AS i_barcode, unit AS i_unit, attributes AS i_attributes, status AS i_status, version AS i_version, created_at AS i_created, updated_at AS i_updated FROM items WHERE tenant_id = '$TENANT' AND sku IN ('BENCH-' || lpad(:n::text, 5, '0')) \gset
+SELECT tenant_id AS l_tenant, id AS location_id, code AS l_code, name AS l_name, kind AS l_kind, allow_negative AS l_neg, version AS l_version, created_at AS l_created, updated_at AS l_updated FROM locations WHERE tenant_id = '$TENANT' AND code IN ('BENCH-WH') \gset
+UPDATE stock_levels SET available = available + 1, sequence = sequence + 1, version = version + 1, updated_at = now() WHERE tenant_id = '$TENANT' AND item_id = :item_id AND location_id = :location_id AND available + 1 <= 1000000000000000 AND available + 1 >= 0 RETURNING available AS s_available, committed AS s_committed, reserved AS s_reserved, incoming AS s_incoming, damaged AS s_damaged, safety_stock AS s_safety, quality_control AS s_qc, sequence AS s_sequence, version AS s_version, updated_at AS s_updated \gset
+INSERT INTO movements (tenant_id, id, group_id, item_id, location_id, state, delta, quantity_after, sequence, counterparty, counterparty_location_id, counterparty_state, reason, reference_document_uri, actor, idempotency_key, effective_at, recorded_at) VALUES ('$TENANT', 'mov_' || gen_random_uuid(), 'grp_' || gen_random_uuid(), :item_id, :location_id, 'available', 1, :s_available, :s_sequence, 'adjustment', NULL, NULL, 'correction', NULL, 'api_key-bench', NULL, now(), now());
+INSERT INTO outbox_events (tenant_id, id, event_type, aggregate_type, aggregate_id, payload, created_at) VALUES ('$TENANT', 'evt_' || gen_random_uuid(), 'stock.changed', 'stock_level', :item_id::text || ':' || :location_id::text, '{"groupId": "grp_01a214d18f8c7340bd257e0f115fb465", "operation": "stock.adjust", "level": {"sku": "BENCH-00001", "itemId": "itm_01a214d17f76705eaaf266e855fa60df", "onHand": 130, "damaged": 0, "version": 3, "incoming": 0, "reserved": 0, "sequence": 3, "available": 130, "committed": 0, "updatedAt": "2026-11-25T22.26.47.820166Z", "locationId": "loc_01a214d17f6e744590d6db6bed56f053", "safetyStock": 0, "locationCode": "BENCH-WH", "qualityControl": 0}}', now());
+INSERT INTO audit_events (tenant_id, id, actor, action, target_type, target_id, request_id, data, created_at) VALUES ('$TENANT', 'aud_' || gen_random_uuid(), 'api_key-bench', 'stock.adjust', 'movement_group', 'grp_bench', 'req_bench', '{"reason": "correction", "movements": 1, "referenceDocumentUri": null}', now());
+COMMIT;
+SQL
+}
+: "${BENCH_LOCATION:?the bench location is missing}"
+
+run_pgbench() {
+  local label="$1" pick="$2"
+  write_script "$pick" >"$WORK/$label.sql"
+  (cd "$WORK" && pgbench -n -M prepared -c "$CLIENTS" -j 2 -T "$DURATION" -l --log-prefix="$label" -f "$label.sql" "$DB" >"$label.out" 2>&1) || {
+    cat "$WORK/$label.out" >&2; exit 1; }
+  local tps failed
+  tps="$(grep -Eo 'tps = [0-9.]+' "$WORK/$label.out" | head -1 | awk '{print $3}')"
+  failed="$(grep -Eo 'number of failed transactions: [0-9]+' "$WORK/$label.out" | awk '{print $5}')"
+  cat "$WORK/$label".* 2>/dev/null | awk '{print $3}' | sort -n >"$WORK/$label.lat"
+  python3 - "$label" "$tps" "${failed:-0}" "$WORK/$label.lat" <<'PY'
+import json, sys
+label, tps, failed, path = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+lat = [int(x) for x in open(path) if x.strip().isdigit()]
+pct = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] / 1000.0 if lat else None
+print(json.dumps({"label": label, "throughput_per_s": tps, "p50_ms": pct(0.50), "p99_ms": pct(0.99), "failed": failed}))
+PY
+}
+run_pgbench pgbench-many "\\set n random(0, $((SKUS - 1)))" >"$WORK/pg-many.json"
+run_pgbench pgbench-hot "\\set n 0" >"$WORK/pg-hot.json"
+
+cat "$WORK/many.json" "$WORK/hot.json" "$WORK/pg-many.json" "$WORK/pg-hot.json"
+python3 - "$WORK" "$CLIENTS" "$DURATION" "$SKUS" <<'PY'
+import json, sys, os, platform, datetime, subprocess
+work, clients, duration, skus = sys.argv[1:]
+load = lambda name: json.load(open(os.path.join(work, name)))
+many, hot, pg_many, pg_hot = (load(n) for n in ("many.json", "hot.json", "pg-many.json", "pg-hot.json"))
+cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
+print()
+print(f"### {datetime.date.today()} — {os.cpu_count()} cores, {cpu}; {clients} clients, {duration} s per run")
+print()
+print("| run | SKUs | throughput (/s) | p50 (ms) | p99 (ms) | ratio to pgbench | errors / lost updates |")
+print("| --- | --- | --- | --- | --- | --- | --- |")
+for g, p, n in ((many, pg_many, skus), (hot, pg_hot, 1)):
+    print(f"| {g['label']} | {n} | {g['throughput_per_s']:.0f} | {g['p50_ms']:.2f} | {g['p99_ms']:.2f} | **{g['throughput_per_s'] / p['throughput_per_s']:.2f}** | {g['failed']} failed, {g['lost_updates']} lost |")
+    print(f"| {p['label']} | {n} | {p['throughput_per_s']:.0f} | {p['p50_ms']:.2f} | {p['p99_ms']:.2f} | 1.00 | {p['failed']} failed |")
+PY
