@@ -8,6 +8,8 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub graphql: GraphqlConfig,
     pub idempotency_ttl_hours: i64,
+    /// How long a request waits for another one holding the same idempotency key (Postgres).
+    pub idempotency_wait_ms: u64,
     pub admin_token: Option<String>,
 }
 
@@ -72,6 +74,7 @@ impl Config {
                 max_complexity: env_or("TWH_GRAPHQL_MAX_COMPLEXITY", 5000)?,
             },
             idempotency_ttl_hours: env_or("TWH_IDEMPOTENCY_TTL_HOURS", 24)?,
+            idempotency_wait_ms: env_or("TWH_IDEMPOTENCY_WAIT_MS", 5000)?,
             admin_token: std::env::var("TWH_ADMIN_TOKEN")
                 .ok()
                 .filter(|t| !t.is_empty()),
@@ -96,6 +99,7 @@ impl Config {
                 max_complexity: 5000,
             },
             idempotency_ttl_hours: 24,
+            idempotency_wait_ms: 5000,
             admin_token: None,
         }
     }

@@ -34,6 +34,8 @@ pub enum ErrorCode {
     UnknownLocation,
     /// `expectedVersion` does not match the document's current version.
     VersionConflict,
+    /// A conditional request header (`If-Match`) is required and missing.
+    PreconditionRequired,
     /// `changeFromQuantity` does not match the current quantity.
     ChangeFromQuantityStale,
     /// The change would take a quantity below zero.
@@ -66,6 +68,7 @@ impl ErrorCode {
             UnknownSku => "UNKNOWN_SKU",
             UnknownLocation => "UNKNOWN_LOCATION",
             VersionConflict => "VERSION_CONFLICT",
+            PreconditionRequired => "PRECONDITION_REQUIRED",
             ChangeFromQuantityStale => "CHANGE_FROM_QUANTITY_STALE",
             InsufficientStock => "INSUFFICIENT_STOCK",
             QuantityOutOfRange => "QUANTITY_OUT_OF_RANGE",
@@ -90,6 +93,7 @@ impl ErrorCode {
             NotFound => 404,
             AlreadyExists | IdempotencyConcurrentRequest | ChangeFromQuantityStale => 409,
             VersionConflict => 412,
+            PreconditionRequired => 428,
             Internal => 500,
         }
     }
@@ -99,8 +103,12 @@ impl ErrorCode {
         format!("/docs/errors#{}", self.as_str().to_ascii_lowercase())
     }
 
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == raw)
+    }
+
     /// Every code, for documentation and tests.
-    pub const ALL: [ErrorCode; 19] = {
+    pub const ALL: [ErrorCode; 20] = {
         use ErrorCode::*;
         [
             Unauthenticated,
@@ -116,6 +124,7 @@ impl ErrorCode {
             UnknownSku,
             UnknownLocation,
             VersionConflict,
+            PreconditionRequired,
             ChangeFromQuantityStale,
             InsufficientStock,
             QuantityOutOfRange,

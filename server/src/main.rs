@@ -4,7 +4,7 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use twh_server::config::Config;
-use twh_server::{db, graphql, ledger, observability, server, tenancy};
+use twh_server::{db, graphql, http, ledger, observability, server, tenancy};
 
 /// mimalloc: the request path allocates many short-lived buffers; measured faster than the
 /// system allocator in bench/ (see bench/RESULTS.md).
@@ -39,8 +39,12 @@ enum Command {
         #[arg(long)]
         tenant: Option<String>,
     },
-    /// Print the GraphQL SDL.
+    /// Print the GraphQL SDL (checked in as schema.graphql).
     ExportSchema,
+    /// Print the OpenAPI document as YAML (checked in as openapi.yaml).
+    ExportOpenapi,
+    /// Print the Postman collection (checked in as postman/twh.postman_collection.json).
+    ExportPostman,
 }
 
 #[derive(Subcommand)]
@@ -72,9 +76,25 @@ async fn main() -> std::process::ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
     use std::process::ExitCode;
     let command = cli.command.unwrap_or(Command::Serve);
-    if let Command::ExportSchema = command {
-        print!("{}", graphql::sdl());
-        return Ok(ExitCode::SUCCESS);
+    match command {
+        Command::ExportSchema => {
+            print!("{}", graphql::sdl());
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::ExportOpenapi => {
+            let (_, _, document) = http::rest::contract(&graphql::bare()).await?;
+            print!("{}", twh_rest::openapi::to_yaml(&document));
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::ExportPostman => {
+            let (_, _, document) = http::rest::contract(&graphql::bare()).await?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&twh_rest::postman::collection(&document))?
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+        _ => {}
     }
     let config = Config::from_env()?;
     match command {
@@ -113,7 +133,9 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 ExitCode::from(1)
             })
         }
-        Command::ExportSchema => unreachable!("handled above"),
+        Command::ExportSchema | Command::ExportOpenapi | Command::ExportPostman => {
+            unreachable!("handled above")
+        }
     }
 }
 

@@ -59,7 +59,7 @@ pub async fn spawn(state: AppState) -> anyhow::Result<Running> {
             }
         }
     });
-    let router = http::router(state);
+    let router = http::router(state).await?;
     let task = tokio::spawn(async move {
         axum::serve(listener, router)
             .with_graceful_shutdown(async move {

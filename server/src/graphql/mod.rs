@@ -58,9 +58,14 @@ pub fn sdl_of(schema: &TwhSchema) -> String {
     schema.sdl_with_options(options)
 }
 
+/// The schema without application state: for exporting the contract, not for serving.
+pub fn bare() -> TwhSchema {
+    builder().finish()
+}
+
 /// The SDL the server serves (`schema.graphql` is this, checked in).
 pub fn sdl() -> String {
-    sdl_of(&builder().finish())
+    sdl_of(&bare())
 }
 
 /// Tags parse and validation failures with `extensions.code`.

@@ -93,6 +93,33 @@ async fn principal(
     }
 }
 
+/// Authenticates the caller and runs the request through the schema: the one path every
+/// GraphQL and REST call takes.
+pub async fn run(
+    state: &AppState,
+    schema: &TwhSchema,
+    headers: &HeaderMap,
+    request_id: &str,
+    request: async_graphql::Request,
+) -> Result<async_graphql::Response, (ErrorCode, &'static str)> {
+    let principal = principal(state, headers).await?;
+    tracing::Span::current().record("tenant.id", principal.tenant_id.as_str());
+    let request = request.data(principal).data(RequestMeta {
+        request_id: request_id.to_owned(),
+    });
+    Ok(schema.execute(request).await)
+}
+
+/// The code of a response's first error, if it has one we know.
+pub fn first_error_code(response: &async_graphql::Response) -> Option<ErrorCode> {
+    response.errors.first().and_then(|e| {
+        match e.extensions.as_ref().and_then(|ext| ext.get("code")) {
+            Some(async_graphql::Value::String(s)) => ErrorCode::parse(s),
+            _ => None,
+        }
+    })
+}
+
 async fn execute(
     state: AppState,
     schema: TwhSchema,
@@ -100,39 +127,21 @@ async fn execute(
     request_id: String,
     request: async_graphql::Request,
 ) -> Response {
-    let principal = match principal(&state, &headers).await {
-        Ok(p) => p,
+    let response = match run(&state, &schema, &headers, &request_id, request).await {
+        Ok(response) => response,
         Err((code, message)) => return error_response(&headers, code, message, &request_id),
     };
-    tracing::Span::current().record("tenant.id", principal.tenant_id.as_str());
-    let request = request.data(principal).data(RequestMeta {
-        request_id: request_id.clone(),
-    });
-    let response = schema.execute(request).await;
 
     // Request-level failures (no data at all) get the status of their code; a response with
     // data is a 200 even if some fields failed, as GraphQL over HTTP asks.
     let status = if response.data == async_graphql::Value::Null && !response.errors.is_empty() {
-        let code = response.errors[0]
-            .extensions
-            .as_ref()
-            .and_then(|ext| ext.get("code"))
-            .and_then(|v| match v {
-                async_graphql::Value::String(s) => {
-                    ErrorCode::ALL.into_iter().find(|c| c.as_str() == s)
-                }
-                _ => None,
-            })
-            .unwrap_or(ErrorCode::BadRequest);
+        let code = first_error_code(&response).unwrap_or(ErrorCode::BadRequest);
         for error in &response.errors {
-            let code = error
-                .extensions
-                .as_ref()
-                .and_then(|ext| ext.get("code"))
-                .map(|v| v.to_string())
-                .unwrap_or_default();
-            metrics::counter!("twh_errors_total", "code" => code.trim_matches('"').to_owned())
-                .increment(1);
+            let code = match error.extensions.as_ref().and_then(|ext| ext.get("code")) {
+                Some(async_graphql::Value::String(s)) => s.clone(),
+                _ => ErrorCode::BadRequest.as_str().to_owned(),
+            };
+            metrics::counter!("twh_errors_total", "code" => code).increment(1);
         }
         StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::BAD_REQUEST)
     } else {

@@ -1,8 +1,10 @@
 //! The HTTP surface: `/graphql` (POST, GET and GraphiQL), `/healthz`, `/readyz`, `/metrics`,
 //! with request ids, authentication, body limits, timeouts and metrics on every request.
 
-mod graphql;
+pub mod graphql;
+pub mod rest;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -23,11 +25,24 @@ use crate::observability;
 #[derive(Clone, Debug)]
 pub struct RequestId(pub String);
 
-pub fn router(state: AppState) -> Router {
+pub async fn router(state: AppState) -> anyhow::Result<Router> {
     let schema = crate::graphql::build(state.clone());
     let limit = state.config.http.max_body_bytes;
     let timeout = Duration::from_secs(state.config.http.request_timeout_secs);
-    Router::new()
+    let (types, prepared, openapi) = rest::contract(&schema).await?;
+    let openapi = Arc::new(openapi);
+    let backend = rest::RestBackend {
+        state: state.clone(),
+        schema: schema.clone(),
+    };
+    let rest_routes = twh_rest::handler::router(backend, Arc::new(types), prepared).route(
+        "/v1/openapi.json",
+        get(move || {
+            let openapi = openapi.clone();
+            async move { axum::Json(openapi.as_ref().clone()) }
+        }),
+    );
+    Ok(Router::new()
         .route(
             "/graphql",
             get(graphql::get_handler).post(graphql::post_handler),
@@ -36,13 +51,14 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_handler))
         .with_state((state, schema))
+        .merge(rest_routes)
         .layer(DefaultBodyLimit::max(limit))
         .layer(CatchPanicLayer::custom(graphql::panic_response))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             timeout,
         ))
-        .layer(middleware::from_fn(request_context))
+        .layer(middleware::from_fn(request_context)))
 }
 
 fn valid_request_id(raw: &HeaderValue) -> Option<String> {
@@ -62,6 +78,9 @@ async fn request_context(mut req: Request, next: Next) -> Response {
         .and_then(valid_request_id)
         .unwrap_or_else(|| uuid::Uuid::now_v7().simple().to_string());
     req.extensions_mut().insert(RequestId(request_id.clone()));
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        req.headers_mut().insert("x-request-id", value);
+    }
     let route = req
         .extensions()
         .get::<MatchedPath>()

@@ -8,5 +8,6 @@ mod concurrency;
 mod idempotency;
 mod protocol;
 mod reconcile;
+mod rest;
 mod schema;
 mod validation;

@@ -1,0 +1,573 @@
+//! The generic REST handler: builds each route's GraphQL operation once from the schema, then
+//! per request gathers the variables from exactly one place each, executes through the backend
+//! and turns the result into a REST response (status, ETag, Location, Link, problem+json).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::RawPathParams;
+use axum::extract::RawQuery;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodFilter, MethodRouter};
+use serde_json::{Map, Value, json};
+
+use crate::routes::{Method, Route, Shape, Source};
+use crate::types::{Field, Types};
+use crate::{Backend, Failure};
+
+/// A route with its generated GraphQL operation.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub route: &'static Route,
+    pub document: String,
+    pub field: Field,
+}
+
+/// Generates every route's operation; fails if the table names a field or argument the schema
+/// does not have.
+pub fn prepare(types: &Types, routes: &'static [Route]) -> Result<Vec<Prepared>, String> {
+    routes
+        .iter()
+        .map(|route| prepare_one(types, route))
+        .collect()
+}
+
+fn prepare_one(types: &Types, route: &'static Route) -> Result<Prepared, String> {
+    let (root, keyword) = match route.method {
+        Method::Get => (&types.query, "query"),
+        _ => (&types.mutation, "mutation"),
+    };
+    let field = types
+        .root_field(root, route.field)
+        .ok_or_else(|| format!("{}: no root field {}", route.path, route.field))?
+        .clone();
+    let mut declared = Vec::new();
+    let mut passed = Vec::new();
+    for (name, _) in route.args {
+        let arg = field
+            .args
+            .iter()
+            .find(|a| a.name == *name)
+            .ok_or_else(|| format!("{}: {} has no argument {name}", route.path, route.field))?;
+        declared.push(format!("${name}: {}", arg.ty.render()));
+        passed.push(format!("{name}: ${name}"));
+    }
+    let result_type = field.ty.named().to_owned();
+    let selection = match route.shape {
+        Shape::Object | Shape::WholePayload => types.selection(&result_type),
+        Shape::Payload(f) => {
+            let inner = types
+                .field(&result_type, f)
+                .ok_or_else(|| format!("{}: {result_type} has no field {f}", route.path))?;
+            format!(
+                "{f} {{ {} }} userErrors {{ code field message }}",
+                types.selection(inner.ty.named())
+            )
+        }
+        Shape::List => {
+            let node = connection_node(types, &result_type)
+                .ok_or_else(|| format!("{}: {result_type} is not a connection", route.path))?;
+            format!(
+                "edges {{ cursor node {{ {} }} }} pageInfo {{ hasNextPage endCursor }}",
+                types.selection(&node)
+            )
+        }
+    };
+    let vars = if declared.is_empty() {
+        String::new()
+    } else {
+        format!("({})", declared.join(", "))
+    };
+    let args = if passed.is_empty() {
+        String::new()
+    } else {
+        format!("({})", passed.join(", "))
+    };
+    Ok(Prepared {
+        route,
+        document: format!(
+            "{keyword} {}{vars} {{ {}{args} {{ {selection} }} }}",
+            route.operation_id, route.field
+        ),
+        field,
+    })
+}
+
+/// The node type of a Relay connection type.
+pub fn connection_node(types: &Types, connection: &str) -> Option<String> {
+    let edge = types.field(connection, "edges")?.ty.named().to_owned();
+    Some(types.field(&edge, "node")?.ty.named().to_owned())
+}
+
+/// The axum router serving every prepared route.
+pub fn router<B: Backend>(backend: B, types: Arc<Types>, prepared: Vec<Prepared>) -> Router {
+    let mut by_path: BTreeMap<&'static str, MethodRouter> = BTreeMap::new();
+    for p in prepared {
+        let p = Arc::new(p);
+        let (backend, types) = (backend.clone(), types.clone());
+        let method = p.route.method;
+        let path = p.route.path;
+        let handler = move |params: RawPathParams,
+                            RawQuery(query): RawQuery,
+                            headers: HeaderMap,
+                            body: Result<Bytes, BytesRejection>| {
+            let (backend, types, p) = (backend.clone(), types.clone(), p.clone());
+            let params: HashMap<String, String> = params
+                .iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect();
+            async move {
+                handle(
+                    &backend,
+                    &types,
+                    &p,
+                    params,
+                    query.unwrap_or_default(),
+                    headers,
+                    body,
+                )
+                .await
+            }
+        };
+        let filter = match method {
+            Method::Get => MethodFilter::GET,
+            Method::Post => MethodFilter::POST,
+            Method::Patch => MethodFilter::PATCH,
+        };
+        let entry = by_path.remove(path).unwrap_or_default();
+        by_path.insert(path, entry.on(filter, handler));
+    }
+    by_path
+        .into_iter()
+        .fold(Router::new(), |router, (path, methods)| {
+            router.route(path, methods)
+        })
+}
+
+/// An RFC 9457 problem response with our `code` extension member.
+pub fn problem<B: Backend>(
+    backend: &B,
+    code: &str,
+    detail: &str,
+    request_id: &str,
+    errors: Option<Value>,
+) -> Response {
+    let (status, problem_type) = backend.describe(code);
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+    let mut body = json!({
+        "type": problem_type,
+        "title": title(code),
+        "status": status.as_u16(),
+        "detail": detail,
+        "code": code,
+        "requestId": request_id,
+    });
+    if let Some(errors) = errors {
+        body["errors"] = errors;
+    }
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/problem+json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// `VERSION_CONFLICT` → `Version conflict`.
+pub fn title(code: &str) -> String {
+    let lower = code.replace('_', " ").to_lowercase();
+    let mut chars = lower.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
+}
+
+struct Reject(&'static str, String);
+
+fn coerce(types: &Types, type_name: &str, raw: &str, param: &str) -> Result<Value, Reject> {
+    match type_name {
+        "Int" => raw.parse::<i64>().map(Value::from).map_err(|_| {
+            Reject(
+                "BAD_REQUEST",
+                format!("query parameter {param} must be an integer"),
+            )
+        }),
+        "Boolean" => match raw {
+            "true" => Ok(Value::Bool(true)),
+            "false" => Ok(Value::Bool(false)),
+            _ => Err(Reject(
+                "BAD_REQUEST",
+                format!("query parameter {param} must be true or false"),
+            )),
+        },
+        other => {
+            if let Some(def) = types.get(other).filter(|d| d.kind == "ENUM")
+                && !def.enum_values.iter().flatten().any(|v| v.name == raw)
+            {
+                return Err(Reject(
+                    "BAD_REQUEST",
+                    format!("query parameter {param} has no value {raw:?}"),
+                ));
+            }
+            Ok(Value::String(raw.to_owned()))
+        }
+    }
+}
+
+/// Parses the `Idempotency-Key` header: a bare token or a structured-field string.
+pub fn idempotency_key(raw: &str) -> Option<String> {
+    let raw = raw.trim();
+    if raw.starts_with('"') {
+        let inner = raw.strip_prefix('"')?.strip_suffix('"')?;
+        let mut out = String::new();
+        let mut chars = inner.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => out.push(chars.next()?),
+                '"' => return None,
+                c => out.push(c),
+            }
+        }
+        return (!out.is_empty()).then_some(out);
+    }
+    let token = !raw.is_empty() && raw.bytes().all(|b| (0x21..=0x7e).contains(&b) && b != b'"');
+    token.then(|| raw.to_owned())
+}
+
+/// The version in a strong entity tag `"7"`.
+pub fn etag_version(raw: &str) -> Option<i64> {
+    raw.trim()
+        .strip_prefix('"')?
+        .strip_suffix('"')?
+        .parse()
+        .ok()
+}
+
+fn etag(version: i64) -> String {
+    format!("\"{version}\"")
+}
+
+fn variables(
+    types: &Types,
+    p: &Prepared,
+    params: &HashMap<String, String>,
+    query: &str,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<Map<String, Value>, Reject> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query)
+        .map_err(|_| Reject("BAD_REQUEST", "the query string is malformed".into()))?;
+    let mut query_params: HashMap<String, String> = HashMap::new();
+    for (k, v) in pairs {
+        if query_params.insert(k.clone(), v).is_some() {
+            return Err(Reject(
+                "BAD_REQUEST",
+                format!("query parameter {k} is given more than once"),
+            ));
+        }
+    }
+    let mut used: Vec<&str> = Vec::new();
+    let mut vars = Map::new();
+    for (name, source) in p.route.args {
+        let arg = p.field.args.iter().find(|a| a.name == *name);
+        let arg_type = arg.map(|a| a.ty.named()).unwrap_or("String");
+        match source {
+            Source::Path(param) => {
+                let value = params.get(*param).cloned().unwrap_or_default();
+                vars.insert((*name).into(), Value::String(value));
+            }
+            Source::Query(param) => {
+                if let Some(raw) = query_params.get(*param) {
+                    vars.insert((*name).into(), coerce(types, arg_type, raw, param)?);
+                    used.push(param);
+                }
+            }
+            Source::QueryObject(fields) => {
+                let mut object = Map::new();
+                for (param, field) in *fields {
+                    if let Some(raw) = query_params.get(*param) {
+                        let field_type = types
+                            .get(arg_type)
+                            .and_then(|t| t.input_fields.as_ref())
+                            .and_then(|f| f.iter().find(|f| f.name == *field))
+                            .map(|f| f.ty.named())
+                            .unwrap_or("String");
+                        object.insert((*field).into(), coerce(types, field_type, raw, param)?);
+                        used.push(param);
+                    }
+                }
+                if !object.is_empty() {
+                    vars.insert((*name).into(), Value::Object(object));
+                }
+            }
+            Source::Body => {
+                let value: Value = serde_json::from_slice(body)
+                    .map_err(|e| Reject("BAD_REQUEST", format!("the body is not JSON: {e}")))?;
+                if !value.is_object() {
+                    return Err(Reject(
+                        "BAD_REQUEST",
+                        "the body must be a JSON object".into(),
+                    ));
+                }
+                vars.insert((*name).into(), value);
+            }
+            Source::IdempotencyKey => {
+                if let Some(raw) = headers.get("idempotency-key") {
+                    let key = raw.to_str().ok().and_then(idempotency_key).ok_or_else(|| {
+                        Reject(
+                            "BAD_REQUEST",
+                            "Idempotency-Key must be a token or a quoted string".into(),
+                        )
+                    })?;
+                    vars.insert((*name).into(), Value::String(key));
+                }
+            }
+            Source::IfMatch => {
+                let raw = headers.get(header::IF_MATCH).ok_or_else(|| {
+                    Reject(
+                        "PRECONDITION_REQUIRED",
+                        "this update needs If-Match - Hint: send the ETag from GET of this resource".into(),
+                    )
+                })?;
+                let version = raw.to_str().ok().and_then(etag_version).ok_or_else(|| {
+                    Reject(
+                        "BAD_REQUEST",
+                        "If-Match must be one strong entity tag such as \"3\"".into(),
+                    )
+                })?;
+                vars.insert((*name).into(), Value::from(version));
+            }
+        }
+    }
+    if let Some(unknown) = query_params.keys().find(|k| !used.contains(&k.as_str())) {
+        return Err(Reject(
+            "BAD_REQUEST",
+            format!("unknown query parameter {unknown}"),
+        ));
+    }
+    Ok(vars)
+}
+
+fn error_code(error: &async_graphql::ServerError) -> String {
+    match error.extensions.as_ref().and_then(|e| e.get("code")) {
+        Some(async_graphql::Value::String(code)) => code.clone(),
+        _ => "BAD_REQUEST".to_owned(),
+    }
+}
+
+fn next_link(path: &str, query: &str, cursor: &str) -> String {
+    let mut pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).unwrap_or_default();
+    pairs.retain(|(k, _)| k != "after");
+    pairs.push(("after".into(), cursor.into()));
+    let encoded = serde_urlencoded::to_string(&pairs).unwrap_or_default();
+    format!("<{path}?{encoded}>; rel=\"next\"")
+}
+
+async fn handle<B: Backend>(
+    backend: &B,
+    types: &Types,
+    p: &Prepared,
+    params: HashMap<String, String>,
+    query: String,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let request_id = headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => {
+            let code = if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                "PAYLOAD_TOO_LARGE"
+            } else {
+                "BAD_REQUEST"
+            };
+            return problem(backend, code, &rejection.body_text(), &request_id, None);
+        }
+    };
+    if p.route.method == Method::Get && !body.is_empty() {
+        return problem(
+            backend,
+            "BAD_REQUEST",
+            "a GET request takes no body",
+            &request_id,
+            None,
+        );
+    }
+    let vars = match variables(types, p, &params, &query, &headers, &body) {
+        Ok(vars) => vars,
+        Err(Reject(code, detail)) => return problem(backend, code, &detail, &request_id, None),
+    };
+    let request = async_graphql::Request::new(p.document.clone())
+        .variables(async_graphql::Variables::from_json(Value::Object(vars)));
+    let response = match backend.execute(&headers, &request_id, request).await {
+        Ok(response) => response,
+        Err(Failure { code, message }) => {
+            return problem(backend, &code, &message, &request_id, None);
+        }
+    };
+    if !response.errors.is_empty()
+        && (response.data == async_graphql::Value::Null || p.route.method == Method::Get)
+    {
+        let first = &response.errors[0];
+        return problem(
+            backend,
+            &error_code(first),
+            &first.message,
+            &request_id,
+            None,
+        );
+    }
+    let data = response.data.clone().into_json().unwrap_or(Value::Null);
+    let value = data.get(p.route.field).cloned().unwrap_or(Value::Null);
+    let mut status = StatusCode::from_u16(p.route.status).unwrap_or(StatusCode::OK);
+    let mut link = None;
+    let body = match p.route.shape {
+        Shape::Object => {
+            if value.is_null() {
+                return problem(
+                    backend,
+                    "NOT_FOUND",
+                    &format!(
+                        "no such resource: {}",
+                        params.values().cloned().collect::<Vec<_>>().join("/")
+                    ),
+                    &request_id,
+                    None,
+                );
+            }
+            value
+        }
+        Shape::List => {
+            let nodes: Vec<Value> = value["edges"]
+                .as_array()
+                .map(|edges| edges.iter().map(|e| e["node"].clone()).collect())
+                .unwrap_or_default();
+            let page = value["pageInfo"].clone();
+            if page["hasNextPage"] == json!(true)
+                && let Some(cursor) = page["endCursor"].as_str()
+            {
+                link = Some(next_link(p.route.path, &query, cursor));
+            }
+            json!({ "data": nodes, "pageInfo": page })
+        }
+        Shape::Payload(_) | Shape::WholePayload => {
+            if let Some(errors) = value["userErrors"].as_array().filter(|e| !e.is_empty()) {
+                let code = errors[0]["code"]
+                    .as_str()
+                    .unwrap_or("BAD_REQUEST")
+                    .to_owned();
+                let detail = errors[0]["message"].as_str().unwrap_or_default().to_owned();
+                return problem(
+                    backend,
+                    &code,
+                    &detail,
+                    &request_id,
+                    Some(Value::Array(errors.clone())),
+                );
+            }
+            match p.route.shape {
+                Shape::Payload(f) => value[f].clone(),
+                _ => {
+                    let mut whole = value.clone();
+                    if let Some(object) = whole.as_object_mut() {
+                        object.remove("userErrors");
+                    }
+                    whole
+                }
+            }
+        }
+    };
+    let version = p
+        .route
+        .versioned
+        .then(|| body["version"].as_i64())
+        .flatten();
+    // If-None-Match uses the weak comparison (RFC 9110 13.1.2).
+    let if_none_match = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|h| h.to_str().ok());
+    if p.route.method == Method::Get
+        && let (Some(v), Some(inm)) = (version, if_none_match)
+    {
+        let current = etag(v);
+        if inm.trim() == "*"
+            || inm
+                .split(',')
+                .any(|t| t.trim().trim_start_matches("W/") == current)
+        {
+            status = StatusCode::NOT_MODIFIED;
+        }
+    }
+    let mut http = if status == StatusCode::NOT_MODIFIED {
+        status.into_response()
+    } else {
+        (
+            status,
+            [(header::CONTENT_TYPE, "application/json")],
+            body.to_string(),
+        )
+            .into_response()
+    };
+    let out = http.headers_mut();
+    if let Some(v) = version.and_then(|v| HeaderValue::from_str(&etag(v)).ok()) {
+        out.insert(header::ETAG, v);
+    }
+    if let Some(l) = link.and_then(|l| HeaderValue::from_str(&l).ok()) {
+        out.insert(header::LINK, l);
+    }
+    if let (Some(template), Some(id)) = (p.route.location, body["id"].as_str())
+        && let Ok(v) = HeaderValue::from_str(&template.replace("{id}", id))
+    {
+        out.insert(header::LOCATION, v);
+    }
+    for (name, value) in response.http_headers.iter() {
+        out.insert(name.clone(), value.clone());
+    }
+    http
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idempotency_keys_accept_tokens_and_sf_strings() {
+        assert_eq!(idempotency_key("abc-123").as_deref(), Some("abc-123"));
+        assert_eq!(idempotency_key("\"abc 123\"").as_deref(), Some("abc 123"));
+        assert_eq!(idempotency_key("\"a\\\"b\"").as_deref(), Some("a\"b"));
+        assert_eq!(idempotency_key("\"\""), None);
+        assert_eq!(idempotency_key("  "), None);
+        assert_eq!(idempotency_key("\"unterminated"), None);
+        assert_eq!(idempotency_key("has space"), None);
+    }
+
+    #[test]
+    fn etags_are_strong_versions() {
+        assert_eq!(etag_version("\"7\""), Some(7));
+        assert_eq!(etag_version("W/\"7\""), None);
+        assert_eq!(etag_version("7"), None);
+        assert_eq!(etag(3), "\"3\"");
+    }
+
+    #[test]
+    fn titles_read_like_words() {
+        assert_eq!(title("VERSION_CONFLICT"), "Version conflict");
+    }
+
+    #[test]
+    fn next_links_replace_the_cursor() {
+        assert_eq!(
+            next_link("/v1/items", "first=2&after=a", "b/c"),
+            "</v1/items?first=2&after=b%2Fc>; rel=\"next\""
+        );
+    }
+}

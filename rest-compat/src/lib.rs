@@ -1,0 +1,38 @@
+//! The REST compatibility layer: a curated route table whose every route runs a GraphQL
+//! operation in process through the same schema, plus the OpenAPI and Postman generators.
+//! The GraphQL surface stays the one source of behaviour; REST is a view of it.
+
+pub mod handler;
+pub mod openapi;
+pub mod postman;
+pub mod routes;
+pub mod types;
+
+use std::future::Future;
+
+use axum::http::HeaderMap;
+
+/// A request-level failure the backend reports before or instead of a GraphQL response.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub code: String,
+    pub message: String,
+}
+
+/// What the server supplies: executing GraphQL as the caller named by the headers, and the
+/// error-code table.
+pub trait Backend: Clone + Send + Sync + 'static {
+    /// Authenticates from the headers and executes the request through the schema.
+    fn execute(
+        &self,
+        headers: &HeaderMap,
+        request_id: &str,
+        request: async_graphql::Request,
+    ) -> impl Future<Output = Result<async_graphql::Response, Failure>> + Send;
+
+    /// The HTTP status and RFC 9457 problem type of an error code (`VERSION_CONFLICT` → 412).
+    fn describe(&self, code: &str) -> (u16, String);
+
+    /// Every error code with its status, for the OpenAPI document.
+    fn codes(&self) -> Vec<(&'static str, u16)>;
+}

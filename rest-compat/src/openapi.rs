@@ -1,0 +1,277 @@
+//! The OpenAPI 3.1 document, generated from the route table and the GraphQL types, so the
+//! contract cannot drift from the code that serves it.
+
+use serde_json::{Map, Value, json};
+
+use crate::handler::{Prepared, connection_node};
+use crate::routes::{Method, Shape, Source};
+use crate::types::Types;
+
+/// The contract version (`info.version`); bump it with a CHANGELOG entry.
+pub const VERSION: &str = "1.1.0";
+
+fn problem_ref(description: &str) -> Value {
+    json!({
+        "description": description,
+        "content": { "application/problem+json": { "schema": { "$ref": "#/components/schemas/Problem" } } }
+    })
+}
+
+fn problem_schema(codes: &[(&'static str, u16)]) -> Value {
+    json!({
+        "type": "object",
+        "description": "An RFC 9457 problem document; `code` is the stable machine-readable code, the same as GraphQL's extensions.code or userErrors.code.",
+        "properties": {
+            "type": { "type": "string" },
+            "title": { "type": "string" },
+            "status": { "type": "integer" },
+            "detail": { "type": "string" },
+            "code": { "type": "string", "enum": codes.iter().map(|(c, _)| *c).collect::<Vec<_>>() },
+            "requestId": { "type": "string" },
+            "errors": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "code": { "type": "string" },
+                        "field": { "type": ["array", "null"], "items": { "type": "string" } },
+                        "message": { "type": "string" }
+                    },
+                    "required": ["code", "message"]
+                }
+            }
+        },
+        "required": ["type", "title", "status", "code"]
+    })
+}
+
+fn error_responses(
+    route_method: Method,
+    versioned_write: bool,
+    shape: Shape,
+    codes: &[(&'static str, u16)],
+) -> Map<String, Value> {
+    let mut statuses: Vec<u16> = vec![400, 401, 403, 413, 429, 500];
+    match shape {
+        Shape::Object => statuses.push(404),
+        Shape::List => statuses.push(422),
+        Shape::Payload(_) | Shape::WholePayload => {
+            statuses.extend(
+                codes
+                    .iter()
+                    .map(|(_, s)| *s)
+                    .filter(|s| *s != 500 && *s != 428),
+            );
+        }
+    }
+    if versioned_write {
+        statuses.push(428);
+    }
+    if route_method == Method::Get {
+        statuses.retain(|s| *s != 413);
+    }
+    statuses.sort_unstable();
+    statuses.dedup();
+    statuses
+        .into_iter()
+        .map(|s| {
+            let names: Vec<&str> = codes
+                .iter()
+                .filter(|(_, cs)| *cs == s)
+                .map(|(c, _)| *c)
+                .collect();
+            (
+                s.to_string(),
+                problem_ref(&format!(
+                    "Problem: {}",
+                    if names.is_empty() {
+                        "see code".to_owned()
+                    } else {
+                        names.join(", ")
+                    }
+                )),
+            )
+        })
+        .collect()
+}
+
+/// The whole document.
+pub fn document(types: &Types, prepared: &[Prepared], codes: &[(&'static str, u16)]) -> Value {
+    let mut paths: Map<String, Value> = Map::new();
+    let mut roots: Vec<String> = Vec::new();
+    for p in prepared {
+        let route = p.route;
+        let mut parameters = Vec::new();
+        let mut request_body = None;
+        for (name, source) in route.args {
+            let arg = p.field.args.iter().find(|a| a.name == *name);
+            match source {
+                Source::Path(param) => parameters.push(json!({
+                    "name": param, "in": "path", "required": true, "schema": { "type": "string" }
+                })),
+                Source::Query(param) => {
+                    let mut schema = arg.map(|a| types.schema_of(&a.ty)).unwrap_or(json!({ "type": "string" }));
+                    if *param == "first" {
+                        schema = json!({ "type": "integer", "minimum": 1, "maximum": 250, "default": 50 });
+                    }
+                    parameters.push(json!({ "name": param, "in": "query", "required": false, "schema": schema }));
+                }
+                Source::QueryObject(fields) => {
+                    let input = arg.map(|a| a.ty.named().to_owned()).unwrap_or_default();
+                    for (param, field) in *fields {
+                        let ty = types
+                            .get(&input)
+                            .and_then(|t| t.input_fields.as_ref())
+                            .and_then(|f| f.iter().find(|f| f.name == *field));
+                        let schema = ty.map(|f| types.schema_of(&f.ty)).unwrap_or(json!({ "type": "string" }));
+                        if let Some(r) = schema.get("$ref").and_then(|r| r.as_str()) {
+                            roots.push(r.rsplit('/').next().unwrap_or_default().to_owned());
+                        }
+                        parameters.push(json!({ "name": param, "in": "query", "required": false, "schema": schema }));
+                    }
+                }
+                Source::Body => {
+                    let ty = arg.map(|a| a.ty.clone());
+                    if let Some(ty) = ty {
+                        roots.push(ty.named().to_owned());
+                        request_body = Some(json!({
+                            "required": true,
+                            "content": { "application/json": {
+                                "schema": types.schema_of(&ty),
+                                "example": types.example(&ty, 0)
+                            } }
+                        }));
+                    }
+                }
+                Source::IdempotencyKey => parameters.push(json!({
+                    "name": "Idempotency-Key", "in": "header", "required": false,
+                    "description": "Makes the request safe to retry: a replay returns the stored response with Idempotent-Replayed: true; the same key with another body is refused (422).",
+                    "schema": { "type": "string", "minLength": 1, "maxLength": 255 }
+                })),
+                Source::IfMatch => parameters.push(json!({
+                    "name": "If-Match", "in": "header", "required": true,
+                    "description": "The ETag from reading the resource; stale gives 412, missing gives 428.",
+                    "schema": { "type": "string", "pattern": "^\"[0-9]+\"$" }
+                })),
+            }
+        }
+        let result_type = p.field.ty.named().to_owned();
+        let (body_schema, body_type) = match route.shape {
+            Shape::Object | Shape::WholePayload => (
+                json!({ "$ref": format!("#/components/schemas/{result_type}") }),
+                result_type.clone(),
+            ),
+            Shape::Payload(f) => {
+                let inner = types
+                    .field(&result_type, f)
+                    .map(|f| f.ty.named().to_owned())
+                    .unwrap_or_default();
+                (
+                    json!({ "$ref": format!("#/components/schemas/{inner}") }),
+                    inner,
+                )
+            }
+            Shape::List => {
+                let node = connection_node(types, &result_type).unwrap_or_default();
+                (
+                    json!({
+                        "type": "object",
+                        "properties": {
+                            "data": { "type": "array", "items": { "$ref": format!("#/components/schemas/{node}") } },
+                            "pageInfo": {
+                                "type": "object",
+                                "properties": {
+                                    "hasNextPage": { "type": "boolean" },
+                                    "endCursor": { "type": ["string", "null"] }
+                                },
+                                "required": ["hasNextPage", "endCursor"]
+                            }
+                        },
+                        "required": ["data", "pageInfo"]
+                    }),
+                    node,
+                )
+            }
+        };
+        roots.push(body_type);
+        let mut success_headers = Map::new();
+        if route.versioned {
+            success_headers.insert("ETag".into(), json!({ "description": "Strong entity tag of the document's version.", "schema": { "type": "string" } }));
+        }
+        if route.shape == Shape::List {
+            success_headers.insert("Link".into(), json!({ "description": "rel=\"next\" link to the next page, when there is one.", "schema": { "type": "string" } }));
+        }
+        if route.location.is_some() {
+            success_headers.insert("Location".into(), json!({ "description": "Where the created resource is.", "schema": { "type": "string" } }));
+        }
+        if route.args.iter().any(|(_, s)| *s == Source::IdempotencyKey) {
+            success_headers.insert("Idempotent-Replayed".into(), json!({ "description": "true when this is the stored response to an earlier request with the same key.", "schema": { "type": "string", "enum": ["true"] } }));
+        }
+        let mut responses = error_responses(
+            route.method,
+            route.args.iter().any(|(_, s)| *s == Source::IfMatch),
+            route.shape,
+            codes,
+        );
+        responses.insert(
+            route.status.to_string(),
+            json!({
+                "description": route.summary,
+                "headers": success_headers,
+                "content": { "application/json": { "schema": body_schema } }
+            }),
+        );
+        if route.method == Method::Get && route.versioned {
+            parameters.push(json!({
+                "name": "If-None-Match", "in": "header", "required": false,
+                "description": "An ETag; 304 when the document still has it.",
+                "schema": { "type": "string" }
+            }));
+            responses.insert("304".into(), json!({ "description": "Not modified", "headers": { "ETag": { "schema": { "type": "string" } } } }));
+        }
+        let mut operation = json!({
+            "operationId": route.operation_id,
+            "summary": route.summary,
+            "description": format!("Runs the GraphQL field `{}` through the same schema as POST /graphql.", route.field),
+            "tags": [route.tag],
+            "parameters": parameters,
+            "responses": responses,
+        });
+        if let Some(body) = request_body {
+            operation["requestBody"] = body;
+        }
+        let entry = paths
+            .entry(route.path.to_owned())
+            .or_insert_with(|| json!({}));
+        entry[route.method.as_str()] = operation;
+    }
+    let mut schemas: Map<String, Value> = types
+        .referenced(&roots)
+        .into_iter()
+        .filter_map(|name| types.component(&name).map(|schema| (name, schema)))
+        .collect();
+    schemas.insert("Problem".into(), problem_schema(codes));
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "The Warehouse Hub REST API",
+            "version": VERSION,
+            "description": "Ledger-first inventory API. Every route runs the GraphQL operation of the same name through the same schema: authentication, validation, idempotency and error codes are identical.",
+        },
+        "servers": [{ "url": "/" }],
+        "security": [{ "bearerAuth": [] }],
+        "tags": [
+            { "name": "Items" }, { "name": "Locations" }, { "name": "Stock" }
+        ],
+        "paths": paths,
+        "components": {
+            "securitySchemes": { "bearerAuth": { "type": "http", "scheme": "bearer", "description": "An API key: twh_test_… (sandbox) or twh_live_…" } },
+            "schemas": schemas,
+        }
+    })
+}
+
+/// The document as YAML, as checked in at `openapi.yaml`.
+pub fn to_yaml(document: &Value) -> String {
+    serde_norway::to_string(document).unwrap_or_default()
+}

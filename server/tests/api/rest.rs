@@ -1,0 +1,716 @@
+//! The REST layer: header rules against a real socket, the contract files, and twin parity:
+//! every route gives the same data and the same error code as its GraphQL operation.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use twh_rest::routes::{EXCLUDED, ROUTES};
+
+use crate::support::TestApp;
+
+impl TestApp {
+    async fn rest(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+        let mut request = self
+            .client
+            .request(method, self.url(path))
+            .bearer_auth(&self.key);
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("send");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap_or_default();
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        (status, headers, body)
+    }
+}
+
+fn problem_code(body: &Value) -> &str {
+    body["code"].as_str().unwrap_or("")
+}
+
+#[tokio::test]
+async fn every_root_field_is_routed_or_excluded() {
+    let (types, _, _) = twh_server::http::rest::contract(&twh_server::graphql::bare())
+        .await
+        .unwrap();
+    for root in [&types.query, &types.mutation] {
+        for field in types.root_fields(root) {
+            let routed = ROUTES.iter().any(|r| r.field == field.name);
+            let excluded = EXCLUDED.iter().any(|(name, _)| *name == field.name);
+            assert!(
+                routed ^ excluded,
+                "root field {} must be routed or excluded (and not both)",
+                field.name
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn checked_in_openapi_and_postman_match_the_code() {
+    let (_, _, document) = twh_server::http::rest::contract(&twh_server::graphql::bare())
+        .await
+        .unwrap();
+    assert!(
+        document["info"]["version"]
+            .as_str()
+            .unwrap()
+            .starts_with("1.1.")
+    );
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let yaml = std::fs::read_to_string(format!("{root}/openapi.yaml"))
+        .expect("openapi.yaml is checked in");
+    assert!(
+        yaml == twh_rest::openapi::to_yaml(&document),
+        "openapi.yaml is stale: run `cargo run --bin twh -- export-openapi > openapi.yaml`"
+    );
+    let postman = std::fs::read_to_string(format!("{root}/postman/twh.postman_collection.json"))
+        .expect("postman collection is checked in");
+    let expected =
+        serde_json::to_string_pretty(&twh_rest::postman::collection(&document)).unwrap() + "\n";
+    assert!(
+        postman == expected,
+        "the Postman collection is stale: run `cargo run --bin twh -- export-postman > postman/twh.postman_collection.json`"
+    );
+    let changelog = std::fs::read_to_string(format!("{root}/CHANGELOG.md")).expect("CHANGELOG.md");
+    assert!(
+        changelog.contains(document["info"]["version"].as_str().unwrap()),
+        "CHANGELOG.md has no entry for the contract version"
+    );
+    for (_, methods) in document["paths"].as_object().unwrap() {
+        for (_, op) in methods.as_object().unwrap() {
+            assert!(op["operationId"].is_string());
+            assert!(
+                op["responses"]
+                    .as_object()
+                    .unwrap()
+                    .keys()
+                    .any(|s| s.starts_with('4')),
+                "{op}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn served_document_is_the_generated_one() {
+    let app = TestApp::spawn().await;
+    let served: Value = app
+        .client
+        .get(app.url("/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let (_, _, document) = twh_server::http::rest::contract(&twh_server::graphql::bare())
+        .await
+        .unwrap();
+    assert_eq!(served, document);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn etags_conditional_requests_and_locations() {
+    let app = TestApp::spawn().await;
+    let (status, headers, item) = app
+        .rest(
+            Method::POST,
+            "/v1/items",
+            Some(json!({ "sku": "R-1", "name": "Rest item" })),
+            &[],
+        )
+        .await;
+    assert_eq!(status, 201, "{item}");
+    let id = item["id"].as_str().unwrap().to_owned();
+    assert_eq!(headers["location"], format!("/v1/items/{id}").as_str());
+    assert_eq!(headers["etag"], "\"1\"");
+
+    let path = format!("/v1/items/{id}");
+    let (status, headers, body) = app.rest(Method::GET, &path, None, &[]).await;
+    assert_eq!(
+        (status, body["sku"].as_str()),
+        (StatusCode::OK, Some("R-1"))
+    );
+    assert_eq!(headers["etag"], "\"1\"");
+    let (status, _, body) = app
+        .rest(Method::GET, &path, None, &[("if-none-match", "\"1\"")])
+        .await;
+    assert_eq!(status, 304);
+    assert!(body.is_null());
+    let (status, _, _) = app
+        .rest(Method::GET, &path, None, &[("if-none-match", "\"0\"")])
+        .await;
+    assert_eq!(status, 200);
+
+    let patch = Some(json!({ "name": "Renamed" }));
+    let (status, headers, body) = app.rest(Method::PATCH, &path, patch.clone(), &[]).await;
+    assert_eq!(status, 428, "{body}");
+    assert_eq!(problem_code(&body), "PRECONDITION_REQUIRED");
+    assert_eq!(headers["content-type"], "application/problem+json");
+    let (status, _, body) = app
+        .rest(
+            Method::PATCH,
+            &path,
+            patch.clone(),
+            &[("if-match", "\"7\"")],
+        )
+        .await;
+    assert_eq!(
+        (status.as_u16(), problem_code(&body)),
+        (412, "VERSION_CONFLICT"),
+        "{body}"
+    );
+    let (status, _, body) = app
+        .rest(
+            Method::PATCH,
+            &path,
+            patch.clone(),
+            &[("if-match", "W/\"1\"")],
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    let (status, headers, body) = app
+        .rest(Method::PATCH, &path, patch, &[("if-match", "\"1\"")])
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(headers["etag"], "\"2\"");
+    assert_eq!(body["name"], "Renamed");
+
+    let (status, _, body) = app.rest(Method::GET, "/v1/items/itm_nope", None, &[]).await;
+    assert_eq!((status.as_u16(), problem_code(&body)), (404, "NOT_FOUND"));
+    for key in ["type", "title", "status", "detail", "code"] {
+        assert!(body.get(key).is_some(), "problem lacks {key}: {body}");
+    }
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn idempotency_key_header_rules() {
+    let app = TestApp::spawn().await;
+    app.create_item("RI").await;
+    app.create_location("WH", false).await;
+    let body = json!({ "reason": "RECEIVED", "changes": [{ "sku": "RI", "locationCode": "WH", "delta": 4 }] });
+    let (s1, h1, b1) = app
+        .rest(
+            Method::POST,
+            "/v1/stock/adjustments",
+            Some(body.clone()),
+            &[("idempotency-key", "rk-1")],
+        )
+        .await;
+    assert_eq!(s1, 201, "{b1}");
+    assert!(h1.get("idempotent-replayed").is_none());
+    // The structured-field string form names the same key.
+    let (s2, h2, b2) = app
+        .rest(
+            Method::POST,
+            "/v1/stock/adjustments",
+            Some(body.clone()),
+            &[("idempotency-key", "\"rk-1\"")],
+        )
+        .await;
+    assert_eq!(s2, 201);
+    assert_eq!(h2["idempotent-replayed"], "true");
+    assert_eq!(b1, b2);
+    let other = json!({ "reason": "RECEIVED", "changes": [{ "sku": "RI", "locationCode": "WH", "delta": 5 }] });
+    let (s3, _, b3) = app
+        .rest(
+            Method::POST,
+            "/v1/stock/adjustments",
+            Some(other),
+            &[("idempotency-key", "rk-1")],
+        )
+        .await;
+    assert_eq!(
+        (s3.as_u16(), problem_code(&b3)),
+        (422, "IDEMPOTENCY_KEY_PARAMETER_MISMATCH")
+    );
+    assert_eq!(app.level("RI", "WH").await["available"], 4);
+
+    let (s4, _, b4) = app
+        .rest(
+            Method::POST,
+            "/v1/stock/adjustments",
+            Some(body),
+            &[("idempotency-key", "\"unterminated")],
+        )
+        .await;
+    assert_eq!(s4, 400, "{b4}");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_key_in_flight_is_refused_with_409() {
+    // Only Postgres can show a key in flight: SQLite queues writers, so a second request with
+    // the same key always finds the first one finished.
+    let app = TestApp::spawn_with(|c| c.idempotency_wait_ms = 300).await;
+    if !app.state.is_postgres() {
+        app.shutdown().await;
+        return;
+    }
+    use sea_orm::{ConnectionTrait, TransactionTrait};
+    app.create_item("FLY").await;
+    app.create_location("WH", false).await;
+    let holder = app.state.db.begin().await.unwrap();
+    holder
+        .execute_unprepared(&format!(
+            "INSERT INTO idempotency_keys (tenant_id, key, operation, request_hash, response, created_at, expires_at) VALUES ('{}', 'held', 'adjustStock', 'x', '', now(), now() + interval '1 day')",
+            app.tenant_id
+        ))
+        .await
+        .unwrap();
+    let body = json!({ "reason": "RECEIVED", "changes": [{ "sku": "FLY", "locationCode": "WH", "delta": 1 }] });
+    let (status, _, problem) = app
+        .rest(
+            Method::POST,
+            "/v1/stock/adjustments",
+            Some(body),
+            &[("idempotency-key", "held")],
+        )
+        .await;
+    assert_eq!(
+        (status.as_u16(), problem_code(&problem)),
+        (409, "IDEMPOTENCY_CONCURRENT_REQUEST"),
+        "{problem}"
+    );
+    holder.rollback().await.unwrap();
+    assert_eq!(app.level("FLY", "WH").await["available"], 0);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn pagination_links_and_parameter_errors() {
+    let app = TestApp::spawn().await;
+    for i in 0..5 {
+        app.create_item(&format!("PG-{i}")).await;
+    }
+    let mut path = "/v1/items?first=2".to_owned();
+    let mut seen = Vec::new();
+    loop {
+        let (status, headers, body) = app.rest(Method::GET, &path, None, &[]).await;
+        assert_eq!(status, 200, "{body}");
+        seen.extend(
+            body["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i["sku"].as_str().unwrap().to_owned()),
+        );
+        match headers.get("link") {
+            Some(link) => {
+                let link = link.to_str().unwrap();
+                assert!(link.ends_with("rel=\"next\""), "{link}");
+                path = link
+                    .trim_start_matches('<')
+                    .split('>')
+                    .next()
+                    .unwrap()
+                    .to_owned();
+            }
+            None => break,
+        }
+    }
+    assert_eq!(seen, (0..5).map(|i| format!("PG-{i}")).collect::<Vec<_>>());
+
+    for (bad, code) in [
+        ("/v1/items?first=abc", "BAD_REQUEST"),
+        ("/v1/items?first=0", "INVALID_INPUT"),
+        ("/v1/items?colour=red", "BAD_REQUEST"),
+        ("/v1/items?status=GONE", "BAD_REQUEST"),
+        ("/v1/items?sku=a&sku=b", "BAD_REQUEST"),
+    ] {
+        let (status, _, body) = app.rest(Method::GET, bad, None, &[]).await;
+        assert!(status.is_client_error(), "{bad}: {status}");
+        assert_eq!(problem_code(&body), code, "{bad}: {body}");
+    }
+    let response = app
+        .client
+        .post(app.url("/v1/items"))
+        .bearer_auth(&app.key)
+        .header("content-type", "application/json")
+        .body("{\"sku\": ")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let response = app.client.get(app.url("/v1/items")).send().await.unwrap();
+    assert_eq!(response.status(), 401);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+    app.shutdown().await;
+}
+
+/// Drops fields that differ between two otherwise identical writes.
+fn stable(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .filter(|(k, _)| {
+                    !matches!(
+                        k.as_str(),
+                        "id" | "itemId"
+                            | "locationId"
+                            | "groupId"
+                            | "createdAt"
+                            | "updatedAt"
+                            | "recordedAt"
+                            | "effectiveAt"
+                    )
+                })
+                .map(|(k, v)| (k.clone(), stable(v)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(stable).collect()),
+        other => other.clone(),
+    }
+}
+
+fn nodes(connection: &Value) -> Value {
+    Value::Array(
+        connection["edges"]
+            .as_array()
+            .map(|e| e.iter().map(|e| e["node"].clone()).collect())
+            .unwrap_or_default(),
+    )
+}
+
+#[tokio::test]
+async fn every_route_matches_its_graphql_twin() {
+    let app = TestApp::spawn().await;
+    let (types, prepared, _) = twh_server::http::rest::contract(&twh_server::graphql::bare())
+        .await
+        .unwrap();
+    let _ = types;
+    let doc = |op: &str| {
+        prepared
+            .iter()
+            .find(|p| p.route.operation_id == op)
+            .unwrap()
+            .document
+            .clone()
+    };
+    let mut covered = Vec::new();
+
+    // Writes: REST on one fixture, GraphQL on its mirror; same results, same error codes.
+    for (suffix, via_rest) in [("R", true), ("G", false)] {
+        let _ = (suffix, via_rest);
+    }
+    let (s, _, rest_item) = app
+        .rest(
+            Method::POST,
+            "/v1/items",
+            Some(json!({ "sku": "TW-R", "name": "Twin" })),
+            &[],
+        )
+        .await;
+    assert_eq!(s, 201);
+    let (_, gql) = app
+        .gql(
+            &doc("createItem"),
+            json!({ "input": { "sku": "TW-G", "name": "Twin" } }),
+        )
+        .await;
+    let gql_item = gql["data"]["createItem"]["item"].clone();
+    assert_eq!(stable(&rest_item)["name"], stable(&gql_item)["name"]);
+    assert_eq!(
+        stable(&json!({ "v": rest_item["version"], "s": rest_item["status"] })),
+        stable(&json!({ "v": gql_item["version"], "s": gql_item["status"] }))
+    );
+    let (_, _, rest_err) = app
+        .rest(
+            Method::POST,
+            "/v1/items",
+            Some(json!({ "sku": "TW-R", "name": "Again" })),
+            &[],
+        )
+        .await;
+    let (_, gql_err) = app
+        .gql(
+            &doc("createItem"),
+            json!({ "input": { "sku": "TW-G", "name": "Again" } }),
+        )
+        .await;
+    assert_eq!(
+        problem_code(&rest_err),
+        gql_err["data"]["createItem"]["userErrors"][0]["code"]
+            .as_str()
+            .unwrap()
+    );
+    covered.push("createItem");
+
+    let rid = rest_item["id"].as_str().unwrap();
+    let gid = gql_item["id"].as_str().unwrap();
+    let (_, _, rest_upd) = app
+        .rest(
+            Method::PATCH,
+            &format!("/v1/items/{rid}"),
+            Some(json!({ "name": "Twin 2" })),
+            &[("if-match", "\"1\"")],
+        )
+        .await;
+    let (_, gql_upd) = app
+        .gql(
+            &doc("updateItem"),
+            json!({ "id": gid, "expectedVersion": 1, "input": { "name": "Twin 2" } }),
+        )
+        .await;
+    assert_eq!(
+        stable(&rest_upd).as_object().map(|o| o.len()),
+        stable(&gql_upd["data"]["updateItem"]["item"])
+            .as_object()
+            .map(|o| o.len())
+    );
+    assert_eq!(
+        rest_upd["version"],
+        gql_upd["data"]["updateItem"]["item"]["version"]
+    );
+    let (_, _, rest_err) = app
+        .rest(
+            Method::PATCH,
+            &format!("/v1/items/{rid}"),
+            Some(json!({ "name": "x" })),
+            &[("if-match", "\"1\"")],
+        )
+        .await;
+    let (_, gql_err) = app
+        .gql(
+            &doc("updateItem"),
+            json!({ "id": gid, "expectedVersion": 1, "input": { "name": "x" } }),
+        )
+        .await;
+    assert_eq!(
+        problem_code(&rest_err),
+        gql_err["data"]["updateItem"]["userErrors"][0]["code"]
+            .as_str()
+            .unwrap()
+    );
+    covered.push("updateItem");
+
+    let (_, _, rest_loc) = app
+        .rest(
+            Method::POST,
+            "/v1/locations",
+            Some(json!({ "code": "TW-R", "name": "Twin", "allowNegative": false })),
+            &[],
+        )
+        .await;
+    let (_, gql_loc) = app
+        .gql(
+            &doc("createLocation"),
+            json!({ "input": { "code": "TW-G", "name": "Twin", "allowNegative": false } }),
+        )
+        .await;
+    let gql_loc = gql_loc["data"]["createLocation"]["location"].clone();
+    assert_eq!(stable(&rest_loc)["kind"], stable(&gql_loc)["kind"]);
+    let (_, _, rest_err) = app
+        .rest(
+            Method::POST,
+            "/v1/locations",
+            Some(json!({ "code": "TW-R", "name": "x" })),
+            &[],
+        )
+        .await;
+    let (_, gql_err) = app
+        .gql(
+            &doc("createLocation"),
+            json!({ "input": { "code": "TW-G", "name": "x" } }),
+        )
+        .await;
+    assert_eq!(
+        problem_code(&rest_err),
+        gql_err["data"]["createLocation"]["userErrors"][0]["code"]
+            .as_str()
+            .unwrap()
+    );
+    covered.push("createLocation");
+
+    let rl = rest_loc["id"].as_str().unwrap();
+    let gl = gql_loc["id"].as_str().unwrap();
+    let (_, _, rest_upd) = app
+        .rest(
+            Method::PATCH,
+            &format!("/v1/locations/{rl}"),
+            Some(json!({ "allowNegative": true })),
+            &[("if-match", "\"1\"")],
+        )
+        .await;
+    let (_, gql_upd) = app
+        .gql(
+            &doc("updateLocation"),
+            json!({ "id": gl, "expectedVersion": 1, "input": { "allowNegative": true } }),
+        )
+        .await;
+    assert_eq!(
+        stable(&rest_upd)["allowNegative"],
+        stable(&gql_upd["data"]["updateLocation"]["location"])["allowNegative"]
+    );
+    let (_, _, rest_err) = app
+        .rest(
+            Method::PATCH,
+            "/v1/locations/loc_nope",
+            Some(json!({ "name": "x" })),
+            &[("if-match", "\"1\"")],
+        )
+        .await;
+    let (_, gql_err) = app
+        .gql(
+            &doc("updateLocation"),
+            json!({ "id": "loc_nope", "expectedVersion": 1, "input": { "name": "x" } }),
+        )
+        .await;
+    assert_eq!(
+        problem_code(&rest_err),
+        gql_err["data"]["updateLocation"]["userErrors"][0]["code"]
+            .as_str()
+            .unwrap()
+    );
+    covered.push("updateLocation");
+
+    for (op, path, input_r, input_g) in [
+        (
+            "adjustStock",
+            "/v1/stock/adjustments",
+            json!({ "reason": "RECEIVED", "changes": [{ "sku": "TW-R", "locationCode": "TW-R", "delta": 10 }] }),
+            json!({ "reason": "RECEIVED", "changes": [{ "sku": "TW-G", "locationCode": "TW-G", "delta": 10 }] }),
+        ),
+        (
+            "moveStock",
+            "/v1/stock/moves",
+            json!({ "changes": [{ "sku": "TW-R", "quantity": 3, "from": { "locationCode": "TW-R" }, "to": { "locationCode": "TW-R", "state": "DAMAGED" } }] }),
+            json!({ "changes": [{ "sku": "TW-G", "quantity": 3, "from": { "locationCode": "TW-G" }, "to": { "locationCode": "TW-G", "state": "DAMAGED" } }] }),
+        ),
+        (
+            "setStock",
+            "/v1/stock/sets",
+            json!({ "changes": [{ "sku": "TW-R", "locationCode": "TW-R", "quantity": 2, "changeFromQuantity": 7 }] }),
+            json!({ "changes": [{ "sku": "TW-G", "locationCode": "TW-G", "quantity": 2, "changeFromQuantity": 7 }] }),
+        ),
+    ] {
+        let (status, _, rest_body) = app
+            .rest(Method::POST, path, Some(input_r.clone()), &[])
+            .await;
+        assert_eq!(status, 201, "{op}: {rest_body}");
+        let (_, gql) = app.gql(&doc(op), json!({ "input": input_g.clone() })).await;
+        let mut gql_body = gql["data"][op].clone();
+        gql_body.as_object_mut().unwrap().remove("userErrors");
+        let normalise = |v: &Value| {
+            serde_json::to_string(&stable(v))
+                .unwrap()
+                .replace("TW-R", "TW")
+                .replace("TW-G", "TW")
+        };
+        assert_eq!(normalise(&rest_body), normalise(&gql_body), "{op}");
+        // The same request again is now refused the same way on both sides.
+        let mut bad_r = input_r.clone();
+        let mut bad_g = input_g.clone();
+        bad_r["changes"][0]["sku"] = json!("NOPE");
+        bad_g["changes"][0]["sku"] = json!("NOPE");
+        let (_, _, rest_err) = app.rest(Method::POST, path, Some(bad_r), &[]).await;
+        let (_, gql_err) = app.gql(&doc(op), json!({ "input": bad_g })).await;
+        assert_eq!(
+            problem_code(&rest_err),
+            gql_err["data"][op]["userErrors"][0]["code"]
+                .as_str()
+                .unwrap(),
+            "{op}"
+        );
+        assert_eq!(problem_code(&rest_err), "UNKNOWN_SKU");
+        covered.push(op);
+    }
+
+    // Reads: the very same data.
+    let (_, _, rest) = app
+        .rest(Method::GET, &format!("/v1/items/{rid}"), None, &[])
+        .await;
+    let (_, gql) = app.gql(&doc("getItem"), json!({ "id": rid })).await;
+    assert_eq!(rest, gql["data"]["item"]);
+    let (_, _, rest_err) = app.rest(Method::GET, "/v1/items/itm_nope", None, &[]).await;
+    assert_eq!(problem_code(&rest_err), "NOT_FOUND");
+    covered.push("getItem");
+    let (_, _, rest) = app
+        .rest(Method::GET, &format!("/v1/locations/{rl}"), None, &[])
+        .await;
+    let (_, gql) = app.gql(&doc("getLocation"), json!({ "id": rl })).await;
+    assert_eq!(rest, gql["data"]["location"]);
+    covered.push("getLocation");
+    for (op, path, field, vars) in [
+        (
+            "listItems",
+            "/v1/items?search=TW",
+            "items",
+            json!({ "filter": { "search": "TW" } }),
+        ),
+        (
+            "listLocations",
+            "/v1/locations?kind=WAREHOUSE",
+            "locations",
+            json!({ "filter": { "kind": "WAREHOUSE" } }),
+        ),
+        (
+            "listStockLevels",
+            "/v1/stock/levels?sku=TW-R&location=TW-R",
+            "stockLevels",
+            json!({ "filter": { "sku": "TW-R", "locationCode": "TW-R" } }),
+        ),
+        (
+            "listMovements",
+            "/v1/stock/movements?location=TW-G&state=DAMAGED",
+            "movements",
+            json!({ "filter": { "locationCode": "TW-G", "state": "DAMAGED" } }),
+        ),
+    ] {
+        let (status, _, rest) = app.rest(Method::GET, path, None, &[]).await;
+        assert_eq!(status, 200, "{op}: {rest}");
+        let (_, gql) = app.gql(&doc(op), vars).await;
+        assert_eq!(rest["data"], nodes(&gql["data"][field]), "{op}");
+        assert!(
+            !rest["data"].as_array().unwrap().is_empty(),
+            "{op} returned nothing to compare"
+        );
+        let (_, _, rest_err) = app
+            .rest(
+                Method::GET,
+                &format!(
+                    "{}{}first=0",
+                    path,
+                    if path.contains('?') { "&" } else { "?" }
+                ),
+                None,
+                &[],
+            )
+            .await;
+        let (_, gql_err) = app.gql(&doc(op), json!({ "first": 0 })).await;
+        assert_eq!(
+            problem_code(&rest_err),
+            gql_err["errors"][0]["extensions"]["code"].as_str().unwrap(),
+            "{op}"
+        );
+        covered.push(op);
+    }
+    for route in ROUTES {
+        assert!(
+            covered.contains(&route.operation_id),
+            "route {} has no twin test",
+            route.operation_id
+        );
+    }
+    app.shutdown().await;
+}
