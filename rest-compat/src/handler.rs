@@ -219,6 +219,24 @@ fn coerce(types: &Types, type_name: &str, raw: &str, param: &str) -> Result<Valu
     }
 }
 
+/// JSON does not tell `3` from `3.0`; GraphQL's Int does. Whole numbers sent as floats are
+/// read as the integers they are.
+fn integral_numbers(value: Value) -> Value {
+    match value {
+        Value::Number(n) if n.is_f64() => match n.as_f64() {
+            Some(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Value::from(f as i64),
+            _ => Value::Number(n),
+        },
+        Value::Array(items) => Value::Array(items.into_iter().map(integral_numbers).collect()),
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| (k, integral_numbers(v)))
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
 /// Parses the `Idempotency-Key` header: a bare token or a structured-field string.
 pub fn idempotency_key(raw: &str) -> Option<String> {
     let raw = raw.trim();
@@ -314,7 +332,7 @@ fn variables(
                         "the body must be a JSON object".into(),
                     ));
                 }
-                vars.insert((*name).into(), value);
+                vars.insert((*name).into(), integral_numbers(value));
             }
             Source::IdempotencyKey => {
                 if let Some(raw) = headers.get("idempotency-key") {
@@ -382,6 +400,9 @@ async fn handle<B: Backend>(
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
+    if let Err(Failure { code, message }) = backend.authenticate(&headers).await {
+        return problem(backend, &code, &message, &request_id, None);
+    }
     let body = match body {
         Ok(body) => body,
         Err(rejection) => {
@@ -556,6 +577,19 @@ mod tests {
         assert_eq!(etag_version("W/\"7\""), None);
         assert_eq!(etag_version("7"), None);
         assert_eq!(etag(3), "\"3\"");
+    }
+
+    #[test]
+    fn whole_floats_become_integers() {
+        assert_eq!(
+            integral_numbers(json!({ "a": [2.0, 2.5, 3] })),
+            json!({ "a": [2, 2.5, 3] })
+        );
+        let parsed: Value = serde_json::from_str("[2251799813685247.0, 8933161067.0]").unwrap();
+        assert_eq!(
+            integral_numbers(parsed),
+            json!([2251799813685247_i64, 8933161067_i64])
+        );
     }
 
     #[test]

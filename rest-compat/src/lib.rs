@@ -30,6 +30,11 @@ pub trait Backend: Clone + Send + Sync + 'static {
         request: async_graphql::Request,
     ) -> impl Future<Output = Result<async_graphql::Response, Failure>> + Send;
 
+    /// Checks the caller's credentials alone, so an unauthenticated request is answered 401
+    /// before anything about its parameters is said.
+    fn authenticate(&self, headers: &HeaderMap)
+    -> impl Future<Output = Result<(), Failure>> + Send;
+
     /// The HTTP status and RFC 9457 problem type of an error code (`VERSION_CONFLICT` → 412).
     fn describe(&self, code: &str) -> (u16, String);
 

@@ -146,21 +146,32 @@ pub fn document(types: &Types, prepared: &[Prepared], codes: &[(&'static str, u1
                 Source::IdempotencyKey => parameters.push(json!({
                     "name": "Idempotency-Key", "in": "header", "required": false,
                     "description": "Makes the request safe to retry: a replay returns the stored response with Idempotent-Replayed: true; the same key with another body is refused (422).",
-                    "schema": { "type": "string", "minLength": 1, "maxLength": 255 }
+                    "schema": { "type": "string", "pattern": "^[!#-~]{1,255}$" }
                 })),
                 Source::IfMatch => parameters.push(json!({
                     "name": "If-Match", "in": "header", "required": true,
                     "description": "The ETag from reading the resource; stale gives 412, missing gives 428.",
-                    "schema": { "type": "string", "pattern": "^\"[0-9]+\"$" }
+                    "schema": { "type": "string", "pattern": "^\"[0-9]{1,18}\"$" }
                 })),
             }
         }
         let result_type = p.field.ty.named().to_owned();
         let (body_schema, body_type) = match route.shape {
-            Shape::Object | Shape::WholePayload => (
+            Shape::Object => (
                 json!({ "$ref": format!("#/components/schemas/{result_type}") }),
                 result_type.clone(),
             ),
+            Shape::WholePayload => {
+                // The payload without `userErrors`: those become a problem response instead.
+                let mut schema = types.component(&result_type).unwrap_or(json!({}));
+                if let Some(props) = schema["properties"].as_object_mut() {
+                    props.remove("userErrors");
+                }
+                if let Some(required) = schema["required"].as_array_mut() {
+                    required.retain(|r| r != "userErrors");
+                }
+                (schema, result_type.clone())
+            }
             Shape::Payload(f) => {
                 let inner = types
                     .field(&result_type, f)

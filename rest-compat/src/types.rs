@@ -224,7 +224,12 @@ impl Types {
 
     fn named_schema(&self, name: &str) -> Value {
         match name {
-            "Int" => json!({ "type": "integer", "format": "int64" }),
+            "Int" => json!({
+                "type": "integer",
+                "format": "int64",
+                "minimum": i64::MIN,
+                "maximum": i64::MAX
+            }),
             "Float" => json!({ "type": "number" }),
             "Boolean" => json!({ "type": "boolean" }),
             "String" | "ID" => json!({ "type": "string" }),

@@ -71,7 +71,7 @@ impl Config {
             },
             graphql: GraphqlConfig {
                 max_depth: env_or("TWH_GRAPHQL_MAX_DEPTH", 12)?,
-                max_complexity: env_or("TWH_GRAPHQL_MAX_COMPLEXITY", 5000)?,
+                max_complexity: env_or("TWH_GRAPHQL_MAX_COMPLEXITY", 20_000)?,
             },
             idempotency_ttl_hours: env_or("TWH_IDEMPOTENCY_TTL_HOURS", 24)?,
             idempotency_wait_ms: env_or("TWH_IDEMPOTENCY_WAIT_MS", 5000)?,
@@ -96,7 +96,7 @@ impl Config {
             },
             graphql: GraphqlConfig {
                 max_depth: 12,
-                max_complexity: 5000,
+                max_complexity: 20_000,
             },
             idempotency_ttl_hours: 24,
             idempotency_wait_ms: 5000,

@@ -66,7 +66,7 @@ pub fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     error_response(&HeaderMap::new(), ErrorCode::Internal, "internal error", "")
 }
 
-async fn principal(
+pub async fn principal(
     state: &AppState,
     headers: &HeaderMap,
 ) -> Result<Principal, (ErrorCode, &'static str)> {

@@ -34,6 +34,16 @@ impl Backend for RestBackend {
             })
     }
 
+    async fn authenticate(&self, headers: &HeaderMap) -> Result<(), Failure> {
+        graphql::principal(&self.state, headers)
+            .await
+            .map(|_| ())
+            .map_err(|(code, message)| Failure {
+                code: code.as_str().to_owned(),
+                message: message.to_owned(),
+            })
+    }
+
     fn describe(&self, code: &str) -> (u16, String) {
         let code = ErrorCode::parse(code).unwrap_or(ErrorCode::BadRequest);
         metrics::counter!("twh_errors_total", "code" => code.as_str()).increment(1);
