@@ -224,7 +224,9 @@ fn coerce(types: &Types, type_name: &str, raw: &str, param: &str) -> Result<Valu
 fn integral_numbers(value: Value) -> Value {
     match value {
         Value::Number(n) if n.is_f64() => match n.as_f64() {
-            Some(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Value::from(f as i64),
+            Some(f) if f.fract() == 0.0 && f >= i64::MIN as f64 && f < i64::MAX as f64 => {
+                Value::from(f as i64)
+            }
             _ => Value::Number(n),
         },
         Value::Array(items) => Value::Array(items.into_iter().map(integral_numbers).collect()),

@@ -104,10 +104,27 @@ pub async fn run(
 ) -> Result<async_graphql::Response, (ErrorCode, &'static str)> {
     let principal = principal(state, headers).await?;
     tracing::Span::current().record("tenant.id", principal.tenant_id.as_str());
+    // Postgres text cannot hold NUL; refuse it here rather than fail in the database.
+    if request.query.contains('\0') || request.variables.iter().any(|(_, v)| has_nul(v)) {
+        return Err((
+            ErrorCode::InvalidInput,
+            "text may not contain NUL (U+0000) characters",
+        ));
+    }
     let request = request.data(principal).data(RequestMeta {
         request_id: request_id.to_owned(),
     });
     Ok(schema.execute(request).await)
+}
+
+fn has_nul(value: &async_graphql::Value) -> bool {
+    use async_graphql::Value;
+    match value {
+        Value::String(s) => s.contains('\0'),
+        Value::List(items) => items.iter().any(has_nul),
+        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        _ => false,
+    }
 }
 
 /// The code of a response's first error, if it has one we know.

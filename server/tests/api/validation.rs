@@ -254,3 +254,36 @@ async fn over_long_and_blank_catalog_fields_are_refused() {
     assert_eq!(list["data"]["items"]["edges"], json!([]));
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn nul_characters_are_refused_everywhere() {
+    let app = TestApp::spawn().await;
+    let (status, body) = app
+        .gql(
+            "query($s: String!) { item(sku: $s) { id } }",
+            json!({ "s": "A\u{0}B" }),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["errors"][0]["extensions"]["code"], "INVALID_INPUT");
+    let (status, body) = app
+        .gql(
+            "mutation($i: CreateItemInput!) { createItem(input: $i) { item { id } } }",
+            json!({ "i": { "sku": "OK", "name": "nul\u{0}" } }),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    for path in ["/v1/items?sku=%00", "/v1/stock/movements?after=x%00"] {
+        let response = app
+            .client
+            .get(app.url(path))
+            .bearer_auth(&app.key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 422, "{path}");
+    }
+    let (_, list) = app.gql("{ items { edges { cursor } } }", json!({})).await;
+    assert_eq!(list["data"]["items"]["edges"], json!([]));
+    app.shutdown().await;
+}
