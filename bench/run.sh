@@ -13,6 +13,8 @@ PGHOST="${PGHOST:-127.0.0.1}"
 PGPORT="${PGPORT:-5432}"
 PGUSER="${PGUSER:-postgres}"
 PORT="${BENCH_PORT:-18181}"
+# The server's database pool; clients beyond it queue inside the server.
+POOL="${POOL:-$CLIENTS}"
 # TLS between the clients and Postgres: the same setting for the server and for pgbench.
 PGSSLMODE="${PGSSLMODE:-prefer}"
 export PGHOST PGPORT PGUSER PGSSLMODE
@@ -38,7 +40,7 @@ TENANT_JSON="$(DATABASE_URL="$URL" "$TWH" tenant create --name bench --plan scal
 KEY="$(printf '%s' "$TENANT_JSON" | python3 -c 'import json,sys; print(json.load(sys.stdin)["apiKey"])')"
 TENANT="$(printf '%s' "$TENANT_JSON" | python3 -c 'import json,sys; print(json.load(sys.stdin)["tenantId"])')"
 
-DATABASE_URL="$URL" TWH_BIND="127.0.0.1:$PORT" TWH_DB_POOL_SIZE="$CLIENTS" RUST_LOG=warn "$TWH" serve >"$WORK/server.log" 2>&1 &
+DATABASE_URL="$URL" TWH_BIND="127.0.0.1:$PORT" TWH_DB_POOL_SIZE="$POOL" RUST_LOG=warn "$TWH" serve >"$WORK/server.log" 2>&1 &
 SERVER_PID=$!
 for _ in $(seq 1 50); do curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && break; sleep 0.2; done
 

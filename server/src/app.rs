@@ -15,6 +15,7 @@ pub struct App {
     pub db: DatabaseConnection,
     pub config: Config,
     pub key_cache: KeyCache,
+    pub documents: crate::graphql::DocumentCache,
     /// SQLite admits one writer at a time; queueing writers here (FIFO) instead of in SQLite's
     /// busy-retry loop keeps latency flat under contention. `None` on Postgres.
     sqlite_writer: Option<Mutex<()>>,
@@ -33,6 +34,7 @@ impl App {
             db,
             config,
             key_cache: KeyCache::default(),
+            documents: Default::default(),
             sqlite_writer,
         }
     }

@@ -117,6 +117,45 @@ pub fn state<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a AppState> {
         .map_err(|_| request_error(ErrorCode::Internal, "application state missing"))
 }
 
+/// Parsed GraphQL documents by their text: clients (and every REST route) send the same few
+/// documents over and over, and parsing is a visible share of a small request's cost.
+#[derive(Default)]
+pub struct DocumentCache {
+    documents: std::sync::RwLock<std::collections::HashMap<String, ExecutableDocument>>,
+}
+
+impl DocumentCache {
+    const MAX_ENTRIES: usize = 1024;
+    const MAX_QUERY_BYTES: usize = 16 * 1024;
+
+    /// Attaches the parsed document to the request, parsing and remembering it if new. A text
+    /// that does not parse is left for the executor to report.
+    pub fn attach(&self, request: &mut async_graphql::Request) {
+        if request.query.len() > Self::MAX_QUERY_BYTES {
+            return;
+        }
+        if let Some(doc) = self
+            .documents
+            .read()
+            .ok()
+            .and_then(|d| d.get(&request.query).cloned())
+        {
+            request.set_parsed_query(doc);
+            return;
+        }
+        let Ok(doc) = async_graphql::parser::parse_query(&request.query) else {
+            return;
+        };
+        if let Ok(mut documents) = self.documents.write() {
+            if documents.len() >= Self::MAX_ENTRIES {
+                documents.clear();
+            }
+            documents.insert(request.query.clone(), doc.clone());
+        }
+        request.set_parsed_query(doc);
+    }
+}
+
 pub const DEFAULT_PAGE: i32 = 50;
 pub const MAX_PAGE: i32 = 250;
 
@@ -172,7 +211,11 @@ where
     if let Err(e) = idempotency::validate_key(key.as_deref()) {
         return Ok((None, vec![e]));
     }
-    let fingerprint = idempotency::fingerprint(operation, &input);
+    // Only a keyed request is ever compared with another; skip the hashing otherwise.
+    let fingerprint = match &key {
+        Some(_) => idempotency::fingerprint(operation, &input),
+        None => String::new(),
+    };
     let outcome = idempotency::run(
         app,
         &principal,

@@ -111,6 +111,8 @@ pub async fn run(
             "text may not contain NUL (U+0000) characters",
         ));
     }
+    let mut request = request;
+    state.documents.attach(&mut request);
     let request = request.data(principal).data(RequestMeta {
         request_id: request_id.to_owned(),
     });
