@@ -95,6 +95,14 @@ fn error_responses(
         .collect()
 }
 
+fn named_ref(name: &str) -> crate::types::TypeRef {
+    crate::types::TypeRef {
+        kind: "OBJECT".into(),
+        name: Some(name.to_owned()),
+        of_type: None,
+    }
+}
+
 /// The whole document.
 pub fn document(types: &Types, prepared: &[Prepared], codes: &[(&'static str, u16)]) -> Value {
     let mut paths: Map<String, Value> = Map::new();
@@ -204,6 +212,23 @@ pub fn document(types: &Types, prepared: &[Prepared], codes: &[(&'static str, u1
                 )
             }
         };
+        let example = {
+            let named = |name: &str| types.example(&named_ref(name), 0);
+            match route.shape {
+                Shape::List => json!({
+                    "data": [named(&body_type)],
+                    "pageInfo": { "hasNextPage": false, "endCursor": null }
+                }),
+                Shape::WholePayload => {
+                    let mut payload = named(&body_type);
+                    if let Some(object) = payload.as_object_mut() {
+                        object.remove("userErrors");
+                    }
+                    payload
+                }
+                _ => named(&body_type),
+            }
+        };
         roots.push(body_type);
         let mut success_headers = Map::new();
         if route.versioned {
@@ -229,7 +254,7 @@ pub fn document(types: &Types, prepared: &[Prepared], codes: &[(&'static str, u1
             json!({
                 "description": route.summary,
                 "headers": success_headers,
-                "content": { "application/json": { "schema": body_schema } }
+                "content": { "application/json": { "schema": body_schema, "example": example } }
             }),
         );
         if route.method == Method::Get && route.versioned {

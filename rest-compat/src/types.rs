@@ -363,6 +363,17 @@ impl Types {
                             }
                             Value::Object(object)
                         }
+                        Some(def) if def.kind == "OBJECT" && depth < 3 => {
+                            let mut object = serde_json::Map::new();
+                            for field in def.fields.iter().flatten() {
+                                if field.args.iter().any(|a| a.ty.non_null()) {
+                                    continue;
+                                }
+                                object
+                                    .insert(field.name.clone(), self.example(&field.ty, depth + 1));
+                            }
+                            Value::Object(object)
+                        }
                         _ => Value::Null,
                     },
                 }

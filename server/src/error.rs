@@ -107,6 +107,65 @@ impl ErrorCode {
         Self::ALL.into_iter().find(|c| c.as_str() == raw)
     }
 
+    /// What the code means, for the error reference page.
+    pub fn description(self) -> &'static str {
+        use ErrorCode::*;
+        match self {
+            Unauthenticated => {
+                "The request carried no valid credentials. Send Authorization: Bearer <api key>."
+            }
+            Forbidden => "The credentials are valid but their role may not do this.",
+            RateLimited => "Too many requests for the tenant's plan. Wait for Retry-After.",
+            BadRequest => "The request body, query string or a header could not be read.",
+            GraphqlParseFailed => "The GraphQL document could not be parsed.",
+            GraphqlValidationFailed => {
+                "The GraphQL document or its variables do not fit the schema, or it is too deep or too complex."
+            }
+            PayloadTooLarge => "The request body is larger than the server accepts.",
+            InvalidInput => "An input value is malformed or out of range; `field` names it.",
+            NotFound => "No such document in this tenant.",
+            AlreadyExists => "A value that must be unique (SKU, location code) is taken.",
+            UnknownSku => "No item has this SKU.",
+            UnknownLocation => "No location has this code.",
+            VersionConflict => {
+                "The document changed since you read it: read it again and retry with its current version."
+            }
+            PreconditionRequired => "This update needs If-Match with the ETag you read.",
+            ChangeFromQuantityStale => {
+                "The quantity is no longer what changeFromQuantity says: read the level again."
+            }
+            InsufficientStock => "The change would take a quantity below zero.",
+            QuantityOutOfRange => {
+                "The change would take a quantity past the largest supported value."
+            }
+            IdempotencyKeyParameterMismatch => {
+                "This idempotency key was used with a different request. Use a new key."
+            }
+            IdempotencyConcurrentRequest => {
+                "A request with this idempotency key is still running. Retry after it ends."
+            }
+            Internal => "Something failed inside the server. Quote the request id.",
+        }
+    }
+
+    /// The error reference page the problem types point at.
+    pub fn reference_html() -> String {
+        let mut html = String::from(
+            "<!doctype html><html><head><meta charset=\"utf-8\"><title>TWH error codes</title></head><body><h1>Error codes</h1><table><tr><th>code</th><th>HTTP status</th><th>meaning</th></tr>",
+        );
+        for code in Self::ALL {
+            html.push_str(&format!(
+                "<tr id=\"{}\"><td><code>{}</code></td><td>{}</td><td>{}</td></tr>",
+                code.as_str().to_ascii_lowercase(),
+                code.as_str(),
+                code.http_status(),
+                code.description()
+            ));
+        }
+        html.push_str("</table></body></html>");
+        html
+    }
+
     /// Every code, for documentation and tests.
     pub const ALL: [ErrorCode; 20] = {
         use ErrorCode::*;

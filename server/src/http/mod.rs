@@ -50,6 +50,10 @@ pub async fn router(state: AppState) -> anyhow::Result<Router> {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_handler))
+        .route(
+            "/docs/errors",
+            get(|| async { axum::response::Html(crate::error::ErrorCode::reference_html()) }),
+        )
         .with_state((state, schema))
         .merge(rest_routes)
         .layer(DefaultBodyLimit::max(limit))

@@ -259,3 +259,27 @@ async fn movements_filter_by_state_reason_group_and_time() {
     );
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn problem_types_resolve_to_the_error_reference() {
+    let app = TestApp::spawn().await;
+    let page = app
+        .client
+        .get(app.url("/docs/errors"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for code in twh_server::error::ErrorCode::ALL {
+        let anchor = code.problem_type();
+        let id = anchor.rsplit('#').next().unwrap();
+        assert!(
+            page.contains(&format!("id=\"{id}\"")),
+            "no entry for {}",
+            code.as_str()
+        );
+    }
+    app.shutdown().await;
+}

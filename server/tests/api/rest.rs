@@ -94,6 +94,12 @@ async fn checked_in_openapi_and_postman_match_the_code() {
     for (_, methods) in document["paths"].as_object().unwrap() {
         for (_, op) in methods.as_object().unwrap() {
             assert!(op["operationId"].is_string());
+            let has_example = op["responses"]
+                .as_object()
+                .unwrap()
+                .values()
+                .any(|r| !r["content"]["application/json"]["example"].is_null());
+            assert!(has_example, "no response example: {op}");
             assert!(
                 op["responses"]
                     .as_object()
