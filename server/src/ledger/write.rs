@@ -301,6 +301,54 @@ fn fail_if_any(errors: Vec<UserError>) -> Result<(), DomainError> {
     }
 }
 
+/// A change that names one bucket: what `adjust` and `set` take.
+struct BucketChange<'a> {
+    sku: &'a str,
+    location_code: &'a str,
+    state: QuantityState,
+    delta: i64,
+    target: Option<i64>,
+    change_from: Option<i64>,
+}
+
+/// Resolves SKUs and location codes of single-bucket changes; unknown ones are user errors.
+async fn resolve_bucket_changes(
+    txn: &DatabaseTransaction,
+    cx: &Context<'_>,
+    changes: Vec<BucketChange<'_>>,
+) -> Result<Vec<Entry>, DomainError> {
+    let resolver = Resolver::load(
+        txn,
+        &cx.principal.tenant_id,
+        changes.iter().map(|c| c.sku.to_owned()).collect(),
+        changes.iter().map(|c| c.location_code.to_owned()).collect(),
+    )
+    .await?;
+    let mut errors = Vec::new();
+    let mut entries = Vec::with_capacity(changes.len());
+    for (i, change) in changes.into_iter().enumerate() {
+        let base = element(i);
+        let item = resolver.item(change.sku, &base, &mut errors);
+        let location = resolver.location(change.location_code, &base, &mut errors);
+        if let (Some(item), Some(location)) = (item, location) {
+            entries.push(Entry {
+                item,
+                location,
+                state: change.state,
+                delta: change.delta,
+                target: change.target,
+                change_from: change.change_from,
+                counterparty: Counterparty::Adjustment,
+                counterparty_location: None,
+                counterparty_state: None,
+                path: base,
+            });
+        }
+    }
+    fail_if_any(errors)?;
+    Ok(entries)
+}
+
 /// Adds or removes quantities: each change moves `delta` between a bucket and the outside.
 pub async fn adjust(
     txn: &DatabaseTransaction,
@@ -320,39 +368,19 @@ pub async fn adjust(
         check_change_from(&base, change.change_from_quantity, &mut errors);
     }
     fail_if_any(errors)?;
-    let resolver = Resolver::load(
-        txn,
-        &cx.principal.tenant_id,
-        input.changes.iter().map(|c| c.sku.clone()).collect(),
-        input
-            .changes
-            .iter()
-            .map(|c| c.location_code.clone())
-            .collect(),
-    )
-    .await?;
-    let mut errors = Vec::new();
-    let mut entries = Vec::with_capacity(input.changes.len());
-    for (i, change) in input.changes.iter().enumerate() {
-        let base = element(i);
-        let item = resolver.item(&change.sku, &base, &mut errors);
-        let location = resolver.location(&change.location_code, &base, &mut errors);
-        if let (Some(item), Some(location)) = (item, location) {
-            entries.push(Entry {
-                item,
-                location,
-                state: change.state,
-                delta: change.delta,
-                target: None,
-                change_from: change.change_from_quantity,
-                counterparty: Counterparty::Adjustment,
-                counterparty_location: None,
-                counterparty_state: None,
-                path: base,
-            });
-        }
-    }
-    fail_if_any(errors)?;
+    let changes = input
+        .changes
+        .iter()
+        .map(|c| BucketChange {
+            sku: &c.sku,
+            location_code: &c.location_code,
+            state: c.state,
+            delta: c.delta,
+            target: None,
+            change_from: c.change_from_quantity,
+        })
+        .collect();
+    let entries = resolve_bucket_changes(txn, cx, changes).await?;
     apply(
         txn,
         cx,
@@ -479,39 +507,19 @@ pub async fn set(
         check_change_from(&base, change.change_from_quantity, &mut errors);
     }
     fail_if_any(errors)?;
-    let resolver = Resolver::load(
-        txn,
-        &cx.principal.tenant_id,
-        input.changes.iter().map(|c| c.sku.clone()).collect(),
-        input
-            .changes
-            .iter()
-            .map(|c| c.location_code.clone())
-            .collect(),
-    )
-    .await?;
-    let mut errors = Vec::new();
-    let mut entries = Vec::with_capacity(input.changes.len());
-    for (i, change) in input.changes.iter().enumerate() {
-        let base = element(i);
-        let item = resolver.item(&change.sku, &base, &mut errors);
-        let location = resolver.location(&change.location_code, &base, &mut errors);
-        if let (Some(item), Some(location)) = (item, location) {
-            entries.push(Entry {
-                item,
-                location,
-                state: change.state,
-                delta: 0,
-                target: Some(change.quantity),
-                change_from: change.change_from_quantity,
-                counterparty: Counterparty::Adjustment,
-                counterparty_location: None,
-                counterparty_state: None,
-                path: base,
-            });
-        }
-    }
-    fail_if_any(errors)?;
+    let changes = input
+        .changes
+        .iter()
+        .map(|c| BucketChange {
+            sku: &c.sku,
+            location_code: &c.location_code,
+            state: c.state,
+            delta: 0,
+            target: Some(c.quantity),
+            change_from: c.change_from_quantity,
+        })
+        .collect();
+    let entries = resolve_bucket_changes(txn, cx, changes).await?;
     apply(
         txn,
         cx,
