@@ -102,16 +102,12 @@ pub async fn issue_key(
         key_hash: Set(key.hash),
         role: Set(role.as_str().to_owned()),
         name: Set(name.to_owned()),
-        created_at: Set(now()),
+        created_at: Set(Utc::now()),
         revoked_at: Set(None),
     })
     .exec_without_returning(db)
     .await?;
     Ok(key.plaintext)
-}
-
-fn now() -> chrono::DateTime<Utc> {
-    Utc::now()
 }
 
 pub async fn count(db: &impl ConnectionTrait) -> Result<u64, DbErr> {
