@@ -64,3 +64,64 @@ async fn reconcile_is_clean_after_traffic_and_catches_tampering() {
     );
     app.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn shutdown_lets_in_flight_writes_finish_and_leaves_nothing_half_written() {
+    let app = TestApp::spawn().await;
+    app.create_item("SHUT").await;
+    app.create_location("WH", false).await;
+    let db_url = app.db_url.clone();
+    let writes: Vec<_> = (0..60)
+        .map(|_| {
+            let client = app.client.clone();
+            let url = app.url("/graphql");
+            let key = app.key.clone();
+            tokio::spawn(async move {
+                client
+                    .post(url)
+                    .bearer_auth(key)
+                    .json(&json!({ "query": crate::support::ADJUST, "variables": { "input": crate::support::adjust_input("SHUT", "WH", 1, None) } }))
+                    .send()
+                    .await
+                    .map(|r| r.status().as_u16())
+            })
+        })
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let state = app.state.clone();
+    app.shutdown().await;
+    let mut answered = 0;
+    for write in writes {
+        if let Ok(Ok(status)) = write.await {
+            assert_eq!(
+                status, 200,
+                "a request that was answered must have succeeded"
+            );
+            answered += 1;
+        }
+    }
+    // Every answered write is in the ledger and the snapshot agrees with it.
+    let level: i64 = {
+        use sea_orm::{ConnectionTrait, Statement};
+        let row = state
+            .db
+            .query_one_raw(Statement::from_string(
+                state.db.get_database_backend(),
+                "SELECT CAST(COALESCE(SUM(available), 0) AS BIGINT) AS a FROM stock_levels",
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        row.try_get::<i64>("", "a").unwrap()
+    };
+    assert!(
+        level >= answered,
+        "{answered} answered writes but only {level} units in the snapshot"
+    );
+    let (code, report) = reconcile(&db_url);
+    assert_eq!(
+        (code, report["mismatches"].as_u64()),
+        (0, Some(0)),
+        "{report}"
+    );
+}
