@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -41,6 +42,12 @@ impl Running {
 pub async fn spawn(state: AppState) -> anyhow::Result<Running> {
     let listener = TcpListener::bind(state.config.http.bind).await?;
     let addr = listener.local_addr()?;
+    // Responses are small and answered at once: Nagle's delay would only add latency.
+    let listener = listener.tap_io(|stream| {
+        if let Err(err) = stream.set_nodelay(true) {
+            tracing::debug!(error = %err, "could not set TCP_NODELAY");
+        }
+    });
     let (stop, mut stopped) = watch::channel(false);
     let sweeper_state = state.clone();
     let mut sweeper_stop = stop.subscribe();
