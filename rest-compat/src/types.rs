@@ -65,14 +65,6 @@ impl TypeRef {
             _ => self.name.clone().unwrap_or_default(),
         }
     }
-
-    fn is_list(&self) -> bool {
-        match self.kind.as_str() {
-            "LIST" => true,
-            "NON_NULL" => self.of_type.as_ref().is_some_and(|t| t.is_list()),
-            _ => false,
-        }
-    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -379,10 +371,6 @@ impl Types {
                 }
             }
         }
-    }
-
-    pub fn is_list_type(&self, ty: &TypeRef) -> bool {
-        ty.is_list()
     }
 }
 

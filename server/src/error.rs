@@ -217,24 +217,6 @@ impl UserError {
             message: message.into(),
         }
     }
-
-    /// The same error pointing at a field inside list element `index` of `list`.
-    pub fn at(
-        code: ErrorCode,
-        list: &[&str],
-        index: usize,
-        field: &str,
-        message: impl Into<String>,
-    ) -> Self {
-        let mut path: Vec<String> = list.iter().map(|s| (*s).to_owned()).collect();
-        path.push(index.to_string());
-        path.push(field.to_owned());
-        Self {
-            code,
-            field: Some(path),
-            message: message.into(),
-        }
-    }
 }
 
 /// A domain operation's failure: either a business rule (returned as `userErrors`) or an
