@@ -654,20 +654,28 @@ fn refusal(entry: &Entry, current: i64) -> Option<UserError> {
     None
 }
 
+/// What applying one bucket change did.
+enum Applied {
+    /// The quantity changed; the level row after the change.
+    Moved(stock_level::Model),
+    /// A set to the quantity the bucket already had: no movement, the level as it is.
+    Unchanged(stock_level::Model),
+}
+
 /// Applies one bucket change; returns the level row after it, or why it was refused.
 async fn apply_entry(
     txn: &DatabaseTransaction,
     tenant_id: &str,
     entry: &mut Entry,
     now: DateTime<Utc>,
-) -> Result<Option<stock_level::Model>, DomainError> {
+) -> Result<Applied, DomainError> {
     if let Some(target) = entry.target {
         // Absolute set: lock the row, derive the delta, and guard the update with the value read.
         ensure_level(txn, tenant_id, entry, now).await?;
-        let current = select_level(txn, tenant_id, entry, true)
+        let level = select_level(txn, tenant_id, entry, true)
             .await?
-            .map(|level| entry.state.of(&level))
-            .unwrap_or(0);
+            .ok_or_else(|| anyhow::anyhow!("stock level row missing right after its insert"))?;
+        let current = entry.state.of(&level);
         if entry
             .change_from
             .is_some_and(|expected| expected != current)
@@ -676,7 +684,7 @@ async fn apply_entry(
         }
         entry.delta = target - current;
         if entry.delta == 0 {
-            return Ok(None);
+            return Ok(Applied::Unchanged(level));
         }
         entry.change_from = Some(current);
     }
@@ -685,7 +693,9 @@ async fn apply_entry(
     for _attempt in 0..5 {
         let update = conditional_update(tenant_id, entry, now);
         if let Some(row) = txn.query_one(&update).await? {
-            return Ok(Some(stock_level::Model::from_query_result(&row, "")?));
+            return Ok(Applied::Moved(stock_level::Model::from_query_result(
+                &row, "",
+            )?));
         }
         match select_level(txn, tenant_id, entry, false).await? {
             Some(level) => {
@@ -728,18 +738,9 @@ async fn apply(
         BTreeMap::new();
     for index in order {
         let entry = &mut entries[index];
-        let level = match apply_entry(txn, tenant_id, entry, now).await? {
-            Some(level) => level,
-            None => {
-                // A set to the current quantity: no movement, but report the level.
-                if let Some(level) = select_level(txn, tenant_id, entry, false).await? {
-                    last_level.insert(
-                        (level.item_id.clone(), level.location_id.clone()),
-                        (level, entry.item.sku.clone(), entry.location.code.clone()),
-                    );
-                }
-                continue;
-            }
+        let (level, moved) = match apply_entry(txn, tenant_id, entry, now).await? {
+            Applied::Moved(level) => (level, true),
+            Applied::Unchanged(level) => (level, false),
         };
         last_level.insert(
             (level.item_id.clone(), level.location_id.clone()),
@@ -749,7 +750,9 @@ async fn apply(
                 entry.location.code.clone(),
             ),
         );
-        applied[index] = Some(level);
+        if moved {
+            applied[index] = Some(level);
+        }
     }
 
     let mut movements = Vec::new();
