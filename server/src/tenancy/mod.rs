@@ -29,6 +29,7 @@ pub struct CreatedTenant {
     pub sandbox: bool,
     /// The owner key, shown once.
     pub api_key: String,
+    pub api_key_id: String,
 }
 
 pub fn parse_plan(raw: &str) -> anyhow::Result<String> {
@@ -65,7 +66,7 @@ pub async fn create(
     })
     .exec_without_returning(db)
     .await?;
-    let key = issue_key(
+    let (api_key_id, key) = issue_key(
         db,
         &tenant_id,
         Role::Owner,
@@ -83,6 +84,7 @@ pub async fn create(
         plan,
         sandbox,
         api_key: key,
+        api_key_id,
     })
 }
 
@@ -93,11 +95,12 @@ pub async fn issue_key(
     role: Role,
     name: &str,
     kind: ApiKeyKind,
-) -> Result<String, DbErr> {
+) -> Result<(String, String), DbErr> {
     let key = generate_key(kind);
+    let id = ids::new_id(ids::API_KEY);
     api_key::Entity::insert(api_key::ActiveModel {
         tenant_id: Set(tenant_id.to_owned()),
-        id: Set(ids::new_id(ids::API_KEY)),
+        id: Set(id.clone()),
         lookup: Set(key.lookup),
         key_hash: Set(key.hash),
         role: Set(role.as_str().to_owned()),
@@ -107,7 +110,7 @@ pub async fn issue_key(
     })
     .exec_without_returning(db)
     .await?;
-    Ok(key.plaintext)
+    Ok((id, key.plaintext))
 }
 
 pub async fn count(db: &impl ConnectionTrait) -> Result<u64, DbErr> {

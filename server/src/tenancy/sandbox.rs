@@ -25,12 +25,10 @@ pub async fn ensure(app: &App) -> anyhow::Result<Option<CreatedTenant>> {
         return Ok(None);
     }
     let created = super::create(&app.db, "Sandbox", "free", true).await?;
-    let key = crate::auth::authenticate(&app.db, &app.key_cache, &created.api_key)
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("the new sandbox key does not authenticate"))?;
     let principal = Principal {
+        tenant_id: created.tenant_id.clone(),
+        key_id: created.api_key_id.clone(),
         role: Role::Owner,
-        ..key
     };
     seed(app, &principal).await?;
     Ok(Some(created))

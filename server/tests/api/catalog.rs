@@ -191,7 +191,7 @@ async fn lists_paginate_with_cursors_and_filter() {
 #[tokio::test]
 async fn viewers_cannot_write() {
     let app = TestApp::spawn().await;
-    let key = twh_server::tenancy::issue_key(
+    let (_, key) = twh_server::tenancy::issue_key(
         &app.state.db,
         &app.tenant_id,
         twh_server::auth::Role::Viewer,
