@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Condition, Expr, ExprTrait, OnConflict};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    QuerySelect, SqlErr,
 };
 use serde::{Deserialize, Serialize};
 use twh_entity::item;
@@ -259,27 +259,24 @@ pub async fn update(
     if let Some(status) = input.status {
         update = update.col_expr(item::Column::Status, Expr::value(status.as_str()));
     }
-    if let Some(sku) = &input.sku {
-        let taken = item::Entity::find()
-            .filter(item::Column::TenantId.eq(&principal.tenant_id))
-            .filter(item::Column::Sku.eq(sku.trim()))
-            .filter(item::Column::Id.ne(id))
-            .one(txn)
-            .await?;
-        if taken.is_some() {
-            return Err(DomainError::user(UserError::new(
-                ErrorCode::AlreadyExists,
-                &["input", "sku"],
-                format!("another item already has SKU {:?}", sku.trim()),
-            )));
-        }
-    }
     let updated = update
         .filter(item::Column::TenantId.eq(&principal.tenant_id))
         .filter(item::Column::Id.eq(id))
         .filter(item::Column::Version.eq(expected_version))
         .exec_with_returning(txn)
-        .await?;
+        .await
+        .map_err(|err| match err.sql_err() {
+            // The unique index decides, so two concurrent renames cannot both win.
+            Some(SqlErr::UniqueConstraintViolation(_)) => DomainError::user(UserError::new(
+                ErrorCode::AlreadyExists,
+                &["input", "sku"],
+                format!(
+                    "another item already has SKU {:?}",
+                    input.sku.as_deref().unwrap_or_default().trim()
+                ),
+            )),
+            _ => DomainError::from(err),
+        })?;
     let Some(model) = updated.into_iter().next() else {
         return Err(DomainError::user(
             match get(txn, &principal.tenant_id, id).await? {

@@ -215,3 +215,30 @@ async fn viewers_cannot_write() {
     assert_eq!(status, 200);
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn renaming_to_a_taken_sku_is_refused_and_changes_nothing() {
+    let app = TestApp::spawn().await;
+    app.create_item("TAKEN").await;
+    let item = app.create_item("FREE").await;
+    let (status, body) = app
+        .gql(
+            UPDATE_ITEM,
+            json!({ "id": item["id"], "v": 1, "input": { "sku": "TAKEN" } }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(codes(&body["data"]["updateItem"]), vec!["ALREADY_EXISTS"]);
+    assert_eq!(
+        body["data"]["updateItem"]["userErrors"][0]["field"],
+        json!(["input", "sku"])
+    );
+    let (_, read) = app
+        .gql(
+            "query($id: ID!) { item(id: $id) { sku version } }",
+            json!({ "id": item["id"] }),
+        )
+        .await;
+    assert_eq!(read["data"]["item"], json!({ "sku": "FREE", "version": 1 }));
+    app.shutdown().await;
+}
