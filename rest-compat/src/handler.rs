@@ -402,9 +402,12 @@ async fn handle<B: Backend>(
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
-    if let Err(Failure { code, message }) = backend.authenticate(&headers).await {
-        return problem(backend, &code, &message, &request_id, None);
-    }
+    let caller = match backend.authenticate(&headers).await {
+        Ok(caller) => caller,
+        Err(Failure { code, message }) => {
+            return problem(backend, &code, &message, &request_id, None);
+        }
+    };
     let body = match body {
         Ok(body) => body,
         Err(rejection) => {
@@ -431,7 +434,7 @@ async fn handle<B: Backend>(
     };
     let request = async_graphql::Request::new(p.document.clone())
         .variables(async_graphql::Variables::from_json(Value::Object(vars)));
-    let response = match backend.execute(&headers, &request_id, request).await {
+    let response = match backend.execute(caller, &request_id, request).await {
         Ok(response) => response,
         Err(Failure { code, message }) => {
             return problem(backend, &code, &message, &request_id, None);

@@ -22,18 +22,23 @@ pub struct Failure {
 /// What the server supplies: executing GraphQL as the caller named by the headers, and the
 /// error-code table.
 pub trait Backend: Clone + Send + Sync + 'static {
-    /// Authenticates from the headers and executes the request through the schema.
-    fn execute(
+    /// Who is calling, as the backend knows them.
+    type Caller: Send;
+
+    /// Checks the caller's credentials first, so an unauthenticated request is answered 401
+    /// before anything about its parameters is said.
+    fn authenticate(
         &self,
         headers: &HeaderMap,
+    ) -> impl Future<Output = Result<Self::Caller, Failure>> + Send;
+
+    /// Executes the request through the schema as that caller.
+    fn execute(
+        &self,
+        caller: Self::Caller,
         request_id: &str,
         request: async_graphql::Request,
     ) -> impl Future<Output = Result<async_graphql::Response, Failure>> + Send;
-
-    /// Checks the caller's credentials alone, so an unauthenticated request is answered 401
-    /// before anything about its parameters is said.
-    fn authenticate(&self, headers: &HeaderMap)
-    -> impl Future<Output = Result<(), Failure>> + Send;
 
     /// The HTTP status and RFC 9457 problem type of an error code (`VERSION_CONFLICT` → 412).
     fn describe(&self, code: &str) -> (u16, String);

@@ -103,6 +103,17 @@ pub async fn run(
     request: async_graphql::Request,
 ) -> Result<async_graphql::Response, (ErrorCode, &'static str)> {
     let principal = principal(state, headers).await?;
+    run_as(state, schema, principal, request_id, request).await
+}
+
+/// Runs the request for an already authenticated caller.
+pub async fn run_as(
+    state: &AppState,
+    schema: &TwhSchema,
+    principal: Principal,
+    request_id: &str,
+    mut request: async_graphql::Request,
+) -> Result<async_graphql::Response, (ErrorCode, &'static str)> {
     tracing::Span::current().record("tenant.id", principal.tenant_id.as_str());
     // Postgres text cannot hold NUL; refuse it here rather than fail in the database.
     if request.query.contains('\0') || request.variables.iter().any(|(_, v)| has_nul(v)) {
@@ -111,7 +122,6 @@ pub async fn run(
             "text may not contain NUL (U+0000) characters",
         ));
     }
-    let mut request = request;
     state.documents.attach(&mut request);
     let request = request.data(principal).data(RequestMeta {
         request_id: request_id.to_owned(),

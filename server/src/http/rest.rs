@@ -10,6 +10,7 @@ use twh_rest::{Backend, Failure};
 
 use super::graphql;
 use crate::app::AppState;
+use crate::auth::Principal;
 use crate::error::ErrorCode;
 use crate::graphql::TwhSchema;
 
@@ -20,28 +21,23 @@ pub struct RestBackend {
 }
 
 impl Backend for RestBackend {
+    type Caller = Principal;
+
+    async fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, Failure> {
+        graphql::principal(&self.state, headers)
+            .await
+            .map_err(failure)
+    }
+
     async fn execute(
         &self,
-        headers: &HeaderMap,
+        caller: Principal,
         request_id: &str,
         request: async_graphql::Request,
     ) -> Result<async_graphql::Response, Failure> {
-        graphql::run(&self.state, &self.schema, headers, request_id, request)
+        graphql::run_as(&self.state, &self.schema, caller, request_id, request)
             .await
-            .map_err(|(code, message)| Failure {
-                code: code.as_str().to_owned(),
-                message: message.to_owned(),
-            })
-    }
-
-    async fn authenticate(&self, headers: &HeaderMap) -> Result<(), Failure> {
-        graphql::principal(&self.state, headers)
-            .await
-            .map(|_| ())
-            .map_err(|(code, message)| Failure {
-                code: code.as_str().to_owned(),
-                message: message.to_owned(),
-            })
+            .map_err(failure)
     }
 
     fn describe(&self, code: &str) -> (u16, String) {
@@ -52,6 +48,13 @@ impl Backend for RestBackend {
 
     fn codes(&self) -> Vec<(&'static str, u16)> {
         codes()
+    }
+}
+
+fn failure((code, message): (ErrorCode, &'static str)) -> Failure {
+    Failure {
+        code: code.as_str().to_owned(),
+        message: message.to_owned(),
     }
 }
 
