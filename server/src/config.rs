@@ -51,47 +51,19 @@ where
 
 pub const DEFAULT_SQLITE_URL: &str = "sqlite://data/twh.db?mode=rwc";
 
-impl Config {
-    pub fn from_env() -> anyhow::Result<Self> {
-        let bind: SocketAddr = env_or("TWH_BIND", "127.0.0.1:8080".parse()?)?;
-        let url = std::env::var("DATABASE_URL")
-            .ok()
-            .filter(|u| !u.trim().is_empty())
-            .unwrap_or_else(|| DEFAULT_SQLITE_URL.to_owned());
-        Ok(Self {
-            http: HttpConfig {
-                bind,
-                max_body_bytes: env_or("TWH_MAX_BODY_BYTES", 1024 * 1024)?,
-                request_timeout_secs: env_or("TWH_REQUEST_TIMEOUT_SECS", 30)?,
-                public_url: env_or("TWH_PUBLIC_URL", format!("http://{bind}"))?,
-            },
-            database: DatabaseConfig {
-                url,
-                max_connections: env_or("TWH_DB_POOL_SIZE", 32)?,
-            },
-            graphql: GraphqlConfig {
-                max_depth: env_or("TWH_GRAPHQL_MAX_DEPTH", 12)?,
-                max_complexity: env_or("TWH_GRAPHQL_MAX_COMPLEXITY", 20_000)?,
-            },
-            idempotency_ttl_hours: env_or("TWH_IDEMPOTENCY_TTL_HOURS", 24)?,
-            idempotency_wait_ms: env_or("TWH_IDEMPOTENCY_WAIT_MS", 5000)?,
-            admin_token: std::env::var("TWH_ADMIN_TOKEN")
-                .ok()
-                .filter(|t| !t.is_empty()),
-        })
-    }
-
-    /// A configuration for tests and embedding: the given database, an ephemeral port.
-    pub fn for_database(url: impl Into<String>) -> Self {
+impl Default for Config {
+    /// The embedded defaults: every setting's value when its variable is not set.
+    fn default() -> Self {
+        let bind: SocketAddr = ([127, 0, 0, 1], 8080).into();
         Self {
             http: HttpConfig {
-                bind: "127.0.0.1:0".parse().expect("literal address"),
+                bind,
                 max_body_bytes: 1024 * 1024,
                 request_timeout_secs: 30,
-                public_url: "http://127.0.0.1".into(),
+                public_url: format!("http://{bind}"),
             },
             database: DatabaseConfig {
-                url: url.into(),
+                url: DEFAULT_SQLITE_URL.to_owned(),
                 max_connections: 32,
             },
             graphql: GraphqlConfig {
@@ -102,5 +74,50 @@ impl Config {
             idempotency_wait_ms: 5000,
             admin_token: None,
         }
+    }
+}
+
+impl Config {
+    pub fn from_env() -> anyhow::Result<Self> {
+        let d = Self::default();
+        let bind: SocketAddr = env_or("TWH_BIND", d.http.bind)?;
+        let url = std::env::var("DATABASE_URL")
+            .ok()
+            .filter(|u| !u.trim().is_empty())
+            .unwrap_or(d.database.url);
+        Ok(Self {
+            http: HttpConfig {
+                bind,
+                max_body_bytes: env_or("TWH_MAX_BODY_BYTES", d.http.max_body_bytes)?,
+                request_timeout_secs: env_or(
+                    "TWH_REQUEST_TIMEOUT_SECS",
+                    d.http.request_timeout_secs,
+                )?,
+                public_url: env_or("TWH_PUBLIC_URL", format!("http://{bind}"))?,
+            },
+            database: DatabaseConfig {
+                url,
+                max_connections: env_or("TWH_DB_POOL_SIZE", d.database.max_connections)?,
+            },
+            graphql: GraphqlConfig {
+                max_depth: env_or("TWH_GRAPHQL_MAX_DEPTH", d.graphql.max_depth)?,
+                max_complexity: env_or("TWH_GRAPHQL_MAX_COMPLEXITY", d.graphql.max_complexity)?,
+            },
+            idempotency_ttl_hours: env_or("TWH_IDEMPOTENCY_TTL_HOURS", d.idempotency_ttl_hours)?,
+            idempotency_wait_ms: env_or("TWH_IDEMPOTENCY_WAIT_MS", d.idempotency_wait_ms)?,
+            admin_token: std::env::var("TWH_ADMIN_TOKEN")
+                .ok()
+                .filter(|t| !t.is_empty()),
+        })
+    }
+
+    /// A configuration for tests and embedding: the defaults, the given database, an
+    /// ephemeral port.
+    pub fn for_database(url: impl Into<String>) -> Self {
+        let mut config = Self::default();
+        config.http.bind = ([127, 0, 0, 1], 0).into();
+        config.http.public_url = "http://127.0.0.1".into();
+        config.database.url = url.into();
+        config
     }
 }
