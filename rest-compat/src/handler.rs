@@ -156,6 +156,11 @@ pub fn problem<B: Backend>(
     request_id: &str,
     errors: Option<Value>,
 ) -> Response {
+    // Business failures (`errors` present) were counted where they arose, in the operation;
+    // failures of the request itself are the REST layer's to count.
+    if errors.is_none() {
+        backend.record_failure(code);
+    }
     let (status, problem_type) = backend.describe(code);
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
     let mut body = json!({

@@ -43,6 +43,9 @@ pub trait Backend: Clone + Send + Sync + 'static {
     /// The HTTP status and RFC 9457 problem type of an error code (`VERSION_CONFLICT` → 412).
     fn describe(&self, code: &str) -> (u16, String);
 
+    /// Counts a request-level failure (metrics); business failures are counted by the backend.
+    fn record_failure(&self, code: &str);
+
     /// Every error code with its status, for the OpenAPI document.
     fn codes(&self) -> Vec<(&'static str, u16)>;
 }

@@ -42,8 +42,12 @@ impl Backend for RestBackend {
 
     fn describe(&self, code: &str) -> (u16, String) {
         let code = ErrorCode::parse(code).unwrap_or(ErrorCode::BadRequest);
-        metrics::counter!("twh_errors_total", "code" => code.as_str()).increment(1);
         (code.http_status(), code.problem_type())
+    }
+
+    fn record_failure(&self, code: &str) {
+        let code = ErrorCode::parse(code).unwrap_or(ErrorCode::BadRequest);
+        metrics::counter!("twh_errors_total", "code" => code.as_str()).increment(1);
     }
 
     fn codes(&self) -> Vec<(&'static str, u16)> {

@@ -709,3 +709,50 @@ async fn every_route_matches_its_graphql_twin() {
     }
     app.shutdown().await;
 }
+
+fn counter(metrics: &str, line_start: &str) -> u64 {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(line_start))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn a_rest_business_failure_is_counted_once() {
+    let app = TestApp::spawn().await;
+    app.create_item("FULL").await;
+    app.create_location("WH", false).await;
+    let (status, _, _) = app
+        .rest(
+            Method::POST,
+            "/v1/stock/sets",
+            Some(json!({ "changes": [{ "sku": "FULL", "locationCode": "WH", "quantity": 1_000_000_000_000_000_i64 }] })),
+            &[],
+        )
+        .await;
+    assert_eq!(status, 201);
+    let metric = "twh_errors_total{code=\"QUANTITY_OUT_OF_RANGE\"}";
+    let read = || async {
+        app.client
+            .get(app.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let before = counter(&read().await, metric);
+    let body = json!({ "reason": "RECEIVED", "changes": [{ "sku": "FULL", "locationCode": "WH", "delta": 1 }] });
+    let (status, _, problem) = app
+        .rest(Method::POST, "/v1/stock/adjustments", Some(body), &[])
+        .await;
+    assert_eq!(
+        (status.as_u16(), problem_code(&problem)),
+        (422, "QUANTITY_OUT_OF_RANGE")
+    );
+    assert_eq!(counter(&read().await, metric), before + 1);
+    app.shutdown().await;
+}
