@@ -156,11 +156,6 @@ pub fn problem<B: Backend>(
     request_id: &str,
     errors: Option<Value>,
 ) -> Response {
-    // Business failures (`errors` present) were counted where they arose, in the operation;
-    // failures of the request itself are the REST layer's to count.
-    if errors.is_none() {
-        backend.record_failure(code);
-    }
     let (status, problem_type) = backend.describe(code);
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
     let mut body = json!({
@@ -180,6 +175,13 @@ pub fn problem<B: Backend>(
         body.to_string(),
     )
         .into_response()
+}
+
+/// A problem the REST layer itself decided (credentials, parameters, a missing document), and
+/// so counts; failures that come out of executing the operation are counted by the backend.
+fn refuse<B: Backend>(backend: &B, code: &str, detail: &str, request_id: &str) -> Response {
+    backend.record_failure(code);
+    problem(backend, code, detail, request_id, None)
 }
 
 /// `VERSION_CONFLICT` → `Version conflict`.
@@ -410,7 +412,7 @@ async fn handle<B: Backend>(
     let caller = match backend.authenticate(&headers).await {
         Ok(caller) => caller,
         Err(Failure { code, message }) => {
-            return problem(backend, &code, &message, &request_id, None);
+            return refuse(backend, &code, &message, &request_id);
         }
     };
     let body = match body {
@@ -421,28 +423,27 @@ async fn handle<B: Backend>(
             } else {
                 "BAD_REQUEST"
             };
-            return problem(backend, code, &rejection.body_text(), &request_id, None);
+            return refuse(backend, code, &rejection.body_text(), &request_id);
         }
     };
     if p.route.method == Method::Get && !body.is_empty() {
-        return problem(
+        return refuse(
             backend,
             "BAD_REQUEST",
             "a GET request takes no body",
             &request_id,
-            None,
         );
     }
     let vars = match variables(types, p, &params, &query, &headers, &body) {
         Ok(vars) => vars,
-        Err(Reject(code, detail)) => return problem(backend, code, &detail, &request_id, None),
+        Err(Reject(code, detail)) => return refuse(backend, code, &detail, &request_id),
     };
     let request = async_graphql::Request::new(p.document.clone())
         .variables(async_graphql::Variables::from_json(Value::Object(vars)));
     let response = match backend.execute(caller, &request_id, request).await {
         Ok(response) => response,
         Err(Failure { code, message }) => {
-            return problem(backend, &code, &message, &request_id, None);
+            return refuse(backend, &code, &message, &request_id);
         }
     };
     if !response.errors.is_empty()
@@ -464,16 +465,11 @@ async fn handle<B: Backend>(
     let body = match p.route.shape {
         Shape::Object => {
             if value.is_null() {
-                return problem(
-                    backend,
-                    "NOT_FOUND",
-                    &format!(
-                        "no such resource: {}",
-                        params.values().cloned().collect::<Vec<_>>().join("/")
-                    ),
-                    &request_id,
-                    None,
+                let detail = format!(
+                    "no such resource: {}",
+                    params.values().cloned().collect::<Vec<_>>().join("/")
                 );
+                return refuse(backend, "NOT_FOUND", &detail, &request_id);
             }
             value
         }

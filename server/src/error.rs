@@ -253,7 +253,6 @@ pub fn internal_error(request_id: &str, err: &anyhow::Error) -> async_graphql::E
         error = format!("{err:#}"),
         "internal error"
     );
-    metrics::counter!("twh_errors_total", "code" => ErrorCode::Internal.as_str()).increment(1);
     async_graphql::Error::new(format!(
         "internal error; quote request id {request_id} when reporting it"
     ))

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use async_graphql::connection::{Connection, Edge};
 use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextValidation,
+    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextRequest, NextValidation,
 };
 use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::{
@@ -86,6 +86,25 @@ fn tag(mut err: ServerError, code: ErrorCode) -> ServerError {
 
 #[async_graphql::async_trait::async_trait]
 impl Extension for ErrorCodes {
+    /// Every error of every execution (GraphQL or REST) is counted here, once.
+    async fn request(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        next: NextRequest<'_>,
+    ) -> async_graphql::Response {
+        let response = next.run(ctx).await;
+        for error in &response.errors {
+            let code = match error.extensions.as_ref().and_then(|e| e.get("code")) {
+                Some(async_graphql::Value::String(code)) => {
+                    ErrorCode::parse(code).unwrap_or(ErrorCode::BadRequest)
+                }
+                _ => ErrorCode::BadRequest,
+            };
+            metrics::counter!("twh_errors_total", "code" => code.as_str()).increment(1);
+        }
+        response
+    }
+
     async fn parse_query(
         &self,
         ctx: &ExtensionContext<'_>,

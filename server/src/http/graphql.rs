@@ -165,13 +165,6 @@ async fn execute(
     // data is a 200 even if some fields failed, as GraphQL over HTTP asks.
     let status = if response.data == async_graphql::Value::Null && !response.errors.is_empty() {
         let code = first_error_code(&response).unwrap_or(ErrorCode::BadRequest);
-        for error in &response.errors {
-            let code = match error.extensions.as_ref().and_then(|ext| ext.get("code")) {
-                Some(async_graphql::Value::String(s)) => s.clone(),
-                _ => ErrorCode::BadRequest.as_str().to_owned(),
-            };
-            metrics::counter!("twh_errors_total", "code" => code).increment(1);
-        }
         StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::BAD_REQUEST)
     } else {
         StatusCode::OK
