@@ -67,28 +67,65 @@ SQL
 }
 : "${BENCH_LOCATION:?the bench location is missing}"
 
+# CPU accounting, in clock ticks (1/100 s): a process's own user + system time, and the whole
+# Postgres cluster's (the postmaster with every child it has reaped, plus its live children).
+TICK_MS=$((1000 / $(getconf CLK_TCK)))
+proc_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+POSTMASTER="$(head -1 "$(psql -d postgres -qAt -c 'SHOW data_directory')/postmaster.pid" 2>/dev/null || pgrep -o -x postgres)"
+pg_ticks() {
+  local total child
+  total="$(awk '{print $14 + $15 + $16 + $17}' "/proc/$POSTMASTER/stat")"
+  for child in $(pgrep -P "$POSTMASTER"); do
+    total=$((total + $(proc_ticks "$child")))
+  done
+  echo "$total"
+}
+
 run_pgbench() {
   local label="$1" pick="$2" clients="$3"
   write_script "$pick" >"$WORK/$label.sql"
   rm -f "$WORK/$label".log*
-  (cd "$WORK" && pgbench -n -M prepared -c "$clients" -j 2 -T "$DURATION" -l --log-prefix="$label.log" -f "$label.sql" "$DB" >"$label.out" 2>&1) || {
+  local pg_before pg_after
+  pg_before="$(pg_ticks)"
+  (cd "$WORK" && /usr/bin/time -f '%U %S' -o "$label.time" \
+    pgbench -n -M prepared -c "$clients" -j 2 -T "$DURATION" -l --log-prefix="$label.log" -f "$label.sql" "$DB" >"$label.out" 2>&1) || {
     cat "$WORK/$label.out" >&2; exit 1; }
-  local tps failed
+  pg_after="$(pg_ticks)"
+  local tps failed count
   tps="$(grep -Eo 'tps = [0-9.]+' "$WORK/$label.out" | head -1 | awk '{print $3}')"
   failed="$(grep -Eo 'number of failed transactions: [0-9]+' "$WORK/$label.out" | awk '{print $5}')"
+  count="$(grep -Eo 'number of transactions actually processed: [0-9]+' "$WORK/$label.out" | awk '{print $6}')"
   cat "$WORK/$label".log* 2>/dev/null | awk '{print $3}' | sort -n >"$WORK/$label.lat"
-  python3 - "$label" "$tps" "${failed:-0}" "$WORK/$label.lat" "$clients" <<'PY'
+  python3 - "$label" "$tps" "${failed:-0}" "$WORK/$label.lat" "$clients" "$count" \
+    "$(( (pg_after - pg_before) * TICK_MS ))" "$(tail -1 "$WORK/$label.time")" <<'PY'
 import json, sys
-label, tps, failed, path, clients = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), sys.argv[4], int(sys.argv[5])
+label, tps, failed, path, clients, count, pg_ms = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), sys.argv[4], int(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7])
+client_ms = sum(float(x) for x in sys.argv[8].split()) * 1000
 lat = [int(x) for x in open(path) if x.strip().isdigit()]
 pct = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] / 1000.0 if lat else None
-print(json.dumps({"label": label, "clients": clients, "throughput_per_s": tps, "p50_ms": pct(0.50), "p99_ms": pct(0.99), "failed": failed}))
+print(json.dumps({"label": label, "clients": clients, "throughput_per_s": tps, "p50_ms": pct(0.50), "p99_ms": pct(0.99), "failed": failed,
+                  "cpu_ms_per_request": {"server": 0.0, "postgres": pg_ms / count, "client": client_ms / count}}))
 PY
 }
 
 run_graphql() {
-  local label="$1" skus="$2"
-  "$LOAD" --url "http://127.0.0.1:$PORT" --key "$KEY" --clients "$CLIENTS" --seconds "$DURATION" --skus "$skus" --label "$label"
+  local label="$1" skus="$2" pg_before pg_after server_before server_after
+  pg_before="$(pg_ticks)"
+  server_before="$(proc_ticks "$SERVER_PID")"
+  "$LOAD" --url "http://127.0.0.1:$PORT" --key "$KEY" --clients "$CLIENTS" --seconds "$DURATION" --skus "$skus" --label "$label" >"$WORK/$label.json"
+  pg_after="$(pg_ticks)"
+  server_after="$(proc_ticks "$SERVER_PID")"
+  # The server and Postgres are sampled around the whole run (warm-up included), so their CPU is
+  # divided by every applied call; the generator measures itself over the timed window.
+  python3 - "$WORK/$label.json" "$(( (server_after - server_before) * TICK_MS ))" "$(( (pg_after - pg_before) * TICK_MS ))" <<'PY'
+import json, sys
+run = json.load(open(sys.argv[1]))
+server_ms, pg_ms = int(sys.argv[2]), int(sys.argv[3])
+calls = max(run["applied_including_warmup"], 1)
+run["cpu_ms_per_request"] = {"server": server_ms / calls, "postgres": pg_ms / calls,
+                             "client": (run.get("client_cpu_ms") or 0) / max(run["requests_ok"], 1)}
+print(json.dumps(run))
+PY
 }
 
 # Interleave the runs so that drift in a shared machine's speed hits both sides alike; the
@@ -119,6 +156,8 @@ def runs(label, c=None):
     return [r for r in rows if r["label"] == label and (c is None or r.get("clients") == c)]
 def med(rs, key):
     return statistics.median(r[key] for r in rs)
+def cpu_split(rs):
+    return " / ".join(f"{statistics.median(r['cpu_ms_per_request'][k] for r in rs):.3f}" for k in ("server", "postgres", "client"))
 def per_round(rs):
     return ", ".join(str(round(r["throughput_per_s"])) for r in rs)
 print()
@@ -126,17 +165,17 @@ print(f"### {datetime.date.today()} — {os.cpu_count()} cores, {cpu}")
 print()
 print(f"{clients} concurrent clients, server pool {pool} connections, {rounds} interleaved rounds of {duration} s, Postgres sslmode={os.environ.get('PGSSLMODE', 'prefer')}; medians over rounds.")
 print()
-print("| run | SKUs | DB connections | throughput (/s) | p50 (ms) | p99 (ms) | ratio to best pgbench | errors / lost updates | per-round throughput |")
-print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+print("| run | SKUs | DB connections | throughput (/s) | p50 (ms) | p99 (ms) | ratio to best pgbench | errors / lost updates | CPU ms per call: server / Postgres / client | per-round throughput |")
+print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 for kind, n in (("many", skus), ("hot", "1")):
     g = runs(f"graphql-{kind}")
     baselines = [runs(f"pgbench-{kind}", int(c)) for c in sorted({clients, pool}, key=int)]
     best = max(med(b, "throughput_per_s") for b in baselines if b)
     failed = sum(r["failed"] for r in g)
     lost = sum(r["lost_updates"] for r in g)
-    print(f"| graphql-{kind} | {n} | {pool} (pool) | {med(g, 'throughput_per_s'):.0f} | {med(g, 'p50_ms'):.2f} | {med(g, 'p99_ms'):.2f} | **{med(g, 'throughput_per_s') / best:.2f}** | {failed} failed, {lost} lost | {per_round(g)} |")
+    print(f"| graphql-{kind} | {n} | {pool} (pool) | {med(g, 'throughput_per_s'):.0f} | {med(g, 'p50_ms'):.2f} | {med(g, 'p99_ms'):.2f} | **{med(g, 'throughput_per_s') / best:.2f}** | {failed} failed, {lost} lost | {cpu_split(g)} | {per_round(g)} |")
     for b in baselines:
         if not b:
             continue
-        print(f"| pgbench-{kind} | {n} | {b[0]['clients']} | {med(b, 'throughput_per_s'):.0f} | {med(b, 'p50_ms'):.2f} | {med(b, 'p99_ms'):.2f} | {med(b, 'throughput_per_s') / best:.2f} | {sum(r['failed'] for r in b)} failed | {per_round(b)} |")
+        print(f"| pgbench-{kind} | {n} | {b[0]['clients']} | {med(b, 'throughput_per_s'):.0f} | {med(b, 'p50_ms'):.2f} | {med(b, 'p99_ms'):.2f} | {med(b, 'throughput_per_s') / best:.2f} | {sum(r['failed'] for r in b)} failed | {cpu_split(b)} | {per_round(b)} |")
 PY

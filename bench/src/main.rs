@@ -6,8 +6,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use bytes::Bytes;
 use clap::Parser;
 use hdrhistogram::Histogram;
+use http_body_util::{BodyExt, Full};
 use serde_json::{Value, json};
 
 #[derive(Parser, Clone)]
@@ -113,7 +115,51 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
-#[tokio::main]
+/// CPU time (user + system) this process has used so far, from `/proc/self/stat`.
+fn own_cpu() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may hold spaces) start at state, field 3.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // The kernel reports in USER_HZ, which is 100 on Linux.
+    Some(Duration::from_millis(ticks * 10))
+}
+
+/// One client: a keep-alive HTTP/1.1 connection of its own, requests one after another, as
+/// pgbench's connections send their transactions.
+struct Connection {
+    sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+}
+
+impl Connection {
+    async fn open(authority: &str) -> anyhow::Result<Self> {
+        let stream = tokio::net::TcpStream::connect(authority).await?;
+        stream.set_nodelay(true)?;
+        let (sender, connection) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+        tokio::spawn(async move {
+            if let Err(err) = connection.await {
+                eprintln!("connection closed: {err}");
+            }
+        });
+        Ok(Self { sender })
+    }
+
+    async fn post(&mut self, request: hyper::Request<Full<Bytes>>) -> anyhow::Result<Bytes> {
+        self.sender.ready().await?;
+        let response = self.sender.send_request(request).await?;
+        let status = response.status();
+        let body = response.into_body().collect().await?.to_bytes();
+        if !status.is_success() {
+            bail!("HTTP {status}");
+        }
+        Ok(body)
+    }
+}
+
+// One thread is plenty for the load and keeps the generator's own CPU small and measurable.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let client = reqwest::Client::builder()
@@ -131,22 +177,25 @@ async fn main() -> anyhow::Result<()> {
     let end = warmup_end + Duration::from_secs(args.seconds);
     // Request bodies are rendered once and responses only searched, so the load generator's
     // own CPU (which shares the machine with the server) stays small.
-    let bodies: Arc<Vec<Vec<u8>>> = Arc::new(
+    let bodies: Arc<Vec<Bytes>> = Arc::new(
         (0..args.skus)
             .map(|i| {
                 serde_json::to_vec(&json!({ "query": ADJUST, "variables": { "sku": sku(i) } }))
+                    .map(Bytes::from)
             })
             .collect::<Result<_, _>>()?,
     );
-    let endpoint = format!("{}/graphql", args.url);
+    let url: hyper::Uri = format!("{}/graphql", args.url).parse()?;
+    let authority = url
+        .authority()
+        .context("the URL needs a host and port")?
+        .to_string();
+    let bearer = hyper::header::HeaderValue::from_str(&format!("Bearer {}", args.key))?;
     let mut tasks = Vec::new();
     for worker in 0..args.clients {
-        let (client, args, bodies, endpoint) = (
-            client.clone(),
-            args.clone(),
-            bodies.clone(),
-            endpoint.clone(),
-        );
+        let mut connection = Connection::open(&authority).await?;
+        let (bodies, authority, bearer, skus) =
+            (bodies.clone(), authority.clone(), bearer.clone(), args.skus);
         let (ok, refused, failed) = (ok.clone(), refused.clone(), failed.clone());
         tasks.push(tokio::spawn(async move {
             let mut histogram =
@@ -161,22 +210,15 @@ async fn main() -> anyhow::Result<()> {
                 n = n
                     .wrapping_mul(6364136223846793005)
                     .wrapping_add(1442695040888963407);
-                let body = bodies[(n >> 33) % args.skus].clone();
+                let body = bodies[(n >> 33) % skus].clone();
+                let request = hyper::Request::post("/graphql")
+                    .header(hyper::header::HOST, authority.as_str())
+                    .header(hyper::header::AUTHORIZATION, bearer.clone())
+                    .header(hyper::header::CONTENT_TYPE, "application/json")
+                    .body(Full::new(body))
+                    .expect("a valid request");
                 let started = Instant::now();
-                let result = client
-                    .post(&endpoint)
-                    .bearer_auth(&args.key)
-                    .header("content-type", "application/json")
-                    .body(body)
-                    .send()
-                    .await;
-                let outcome = match result {
-                    Ok(response) if response.status().is_success() => {
-                        response.bytes().await.map_err(anyhow::Error::from)
-                    }
-                    Ok(response) => Err(anyhow::anyhow!("HTTP {}", response.status())),
-                    Err(err) => Err(err.into()),
-                };
+                let outcome = connection.post(request).await;
                 let micros = started.elapsed().as_micros() as u64;
                 let measured = started >= warmup_end;
                 match outcome {
@@ -193,12 +235,24 @@ async fn main() -> anyhow::Result<()> {
                     Err(err) => {
                         failed.fetch_add(1, Ordering::Relaxed);
                         eprintln!("request failed: {err:#}");
+                        match Connection::open(&authority).await {
+                            Ok(fresh) => connection = fresh,
+                            Err(err) => {
+                                eprintln!("reconnect failed: {err:#}");
+                                break;
+                            }
+                        }
                     }
                 }
             }
             (histogram, applied)
         }));
     }
+    // The generator's CPU over the measured window, to show what it takes from the machine.
+    tokio::time::sleep_until(warmup_end.into()).await;
+    let cpu_start = own_cpu();
+    tokio::time::sleep_until(end.into()).await;
+    let cpu_used = own_cpu().zip(cpu_start).map(|(b, a)| b.saturating_sub(a));
     let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
     let mut applied = 0;
     for task in tasks {
@@ -222,6 +276,7 @@ async fn main() -> anyhow::Result<()> {
         "applied_including_warmup": applied,
         "stock_delta": after - before,
         "lost_updates": applied as i64 - (after - before),
+        "client_cpu_ms": cpu_used.map(|d| d.as_secs_f64() * 1000.0),
     });
     println!("{report}");
     if applied as i64 != after - before {
