@@ -28,6 +28,9 @@ pub struct HttpConfig {
 pub struct DatabaseConfig {
     pub url: String,
     pub max_connections: u32,
+    /// A pooled connection idle at least this long is pinged before use; busier ones are
+    /// handed out as they are (a ping on every checkout costs a round trip per request).
+    pub ping_after_idle_secs: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -65,6 +68,7 @@ impl Default for Config {
             database: DatabaseConfig {
                 url: DEFAULT_SQLITE_URL.to_owned(),
                 max_connections: 32,
+                ping_after_idle_secs: 10,
             },
             graphql: GraphqlConfig {
                 max_depth: 12,
@@ -98,6 +102,10 @@ impl Config {
             database: DatabaseConfig {
                 url,
                 max_connections: env_or("TWH_DB_POOL_SIZE", d.database.max_connections)?,
+                ping_after_idle_secs: env_or(
+                    "TWH_DB_PING_AFTER_IDLE_SECS",
+                    d.database.ping_after_idle_secs,
+                )?,
             },
             graphql: GraphqlConfig {
                 max_depth: env_or("TWH_GRAPHQL_MAX_DEPTH", d.graphql.max_depth)?,
