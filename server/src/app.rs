@@ -57,7 +57,20 @@ impl App {
             access_mode: None,
             sqlite_transaction_mode: writer.as_ref().map(|_| SqliteTransactionMode::Immediate),
         };
-        let txn = self.db.begin_with_options(options).await?;
+        // A connection the database dropped (restart, failover) fails at BEGIN, before anything
+        // was done: take another. Each failure retires the dead connection and makes the pool
+        // ping the others for a while, so a retry or two reaches a live one.
+        let mut attempt = 1;
+        let txn = loop {
+            match self.db.begin_with_options(options).await {
+                Ok(txn) => break txn,
+                Err(err) if attempt < 3 && crate::db::connection_lost(&err) => {
+                    tracing::warn!(error = %err, attempt, "database connection lost at BEGIN; retrying");
+                    attempt += 1;
+                }
+                Err(err) => return Err(err),
+            }
+        };
         Ok(WriteTxn {
             txn,
             _writer: writer,

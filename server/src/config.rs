@@ -30,7 +30,7 @@ pub struct DatabaseConfig {
     pub max_connections: u32,
     /// A pooled connection idle at least this long is pinged before use; busier ones are
     /// handed out as they are (a ping on every checkout costs a round trip per request).
-    pub ping_after_idle_secs: u64,
+    pub ping_after_idle_ms: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -68,7 +68,7 @@ impl Default for Config {
             database: DatabaseConfig {
                 url: DEFAULT_SQLITE_URL.to_owned(),
                 max_connections: 32,
-                ping_after_idle_secs: 10,
+                ping_after_idle_ms: 500,
             },
             graphql: GraphqlConfig {
                 max_depth: 12,
@@ -102,9 +102,9 @@ impl Config {
             database: DatabaseConfig {
                 url,
                 max_connections: env_or("TWH_DB_POOL_SIZE", d.database.max_connections)?,
-                ping_after_idle_secs: env_or(
-                    "TWH_DB_PING_AFTER_IDLE_SECS",
-                    d.database.ping_after_idle_secs,
+                ping_after_idle_ms: env_or(
+                    "TWH_DB_PING_AFTER_IDLE_MS",
+                    d.database.ping_after_idle_ms,
                 )?,
             },
             graphql: GraphqlConfig {

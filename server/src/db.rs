@@ -1,13 +1,15 @@
 //! Database connection and migration: SQLite (embedded default) or Postgres.
 //! SQLite gets WAL, a busy timeout and immediate write transactions; Postgres a sized pool.
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use sea_orm::sea_query::{InsertStatement, PostgresQueryBuilder};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, Statement,
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, RuntimeErr,
+    Statement,
 };
 use twh_migration::{Migrator, MigratorTrait};
 
@@ -22,12 +24,23 @@ pub async fn connect(config: &DatabaseConfig) -> anyhow::Result<DatabaseConnecti
         std::fs::create_dir_all(dir)
             .with_context(|| format!("creating the database folder {}", dir.display()))?;
     }
+    let ping_after_idle = Duration::from_millis(config.ping_after_idle_ms);
     let mut options = ConnectOptions::new(url.to_owned());
     options
         .max_connections(config.max_connections)
         .min_connections(1)
         .acquire_timeout(Duration::from_secs(30))
-        .test_before_acquire_if_idle_for(Duration::from_secs(config.ping_after_idle_secs))
+        // sqlx would ping every connection on every checkout: a round trip per request. Ping
+        // only connections idle for a while, or all of them just after one was found dead.
+        .test_before_acquire(false)
+        .map_sqlx_postgres_before_acquire(move |conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= ping_after_idle || connections_suspect() {
+                    sea_orm::sqlx::Connection::ping(conn).await?;
+                }
+                Ok(true)
+            })
+        })
         .sqlx_logging(false)
         .map_sqlx_sqlite_opts(|opts| {
             opts.journal_mode(SqliteJournalMode::Wal)
@@ -39,6 +52,55 @@ pub async fn connect(config: &DatabaseConfig) -> anyhow::Result<DatabaseConnecti
         .await
         .with_context(|| format!("connecting to the database ({})", redact(url)))?;
     Ok(db)
+}
+
+/// Until when (milliseconds since [`epoch`]) every pooled connection is pinged before use,
+/// because one of them was just found dead: whatever dropped it (a restart, a failover, an
+/// administrator) most likely dropped its siblings too.
+static SUSPECT_UNTIL_MS: AtomicU64 = AtomicU64::new(0);
+const SUSPECT_WINDOW: Duration = Duration::from_secs(5);
+
+fn epoch() -> Instant {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+fn connections_suspect() -> bool {
+    let now = epoch().elapsed().as_millis() as u64;
+    now < SUSPECT_UNTIL_MS.load(Ordering::Relaxed)
+}
+
+/// Whether a failure means the connection broke (a Postgres restart or failover, a terminated
+/// backend, a dropped network) rather than the statement failing; records it, so that for a
+/// few seconds every checkout is pinged and the pool sheds the other dead connections.
+pub fn connection_lost(err: &DbErr) -> bool {
+    let (DbErr::Conn(RuntimeErr::SqlxError(e))
+    | DbErr::Exec(RuntimeErr::SqlxError(e))
+    | DbErr::Query(RuntimeErr::SqlxError(e))) = err
+    else {
+        return false;
+    };
+    use sea_orm::sqlx::Error;
+    let lost = match e.as_ref() {
+        Error::Io(_) | Error::Tls(_) | Error::WorkerCrashed => true,
+        Error::Protocol(message) => message.contains("EOF") || message.contains("closed"),
+        // Class 08: connection exception; 57P01..57P03: shutdown, crash, cannot connect now.
+        Error::Database(db) => db
+            .code()
+            .is_some_and(|code| code.starts_with("08") || code.starts_with("57P")),
+        _ => false,
+    };
+    if lost {
+        let until = (epoch().elapsed() + SUSPECT_WINDOW).as_millis() as u64;
+        SUSPECT_UNTIL_MS.fetch_max(until, Ordering::Relaxed);
+    }
+    lost
+}
+
+/// Whether the database is out of reach for now: a lost connection, or no connection free
+/// within the acquire timeout. The request may be retried; nothing is known to have changed.
+pub fn unavailable(err: &DbErr) -> bool {
+    matches!(err, DbErr::ConnectionAcquire(_)) || connection_lost(err)
 }
 
 pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {

@@ -48,6 +48,8 @@ pub enum ErrorCode {
     IdempotencyConcurrentRequest,
     /// Something failed inside the server; the request id identifies it in the logs.
     Internal,
+    /// The database is out of reach for now (restarting, failing over, overloaded); retry.
+    Unavailable,
 }
 
 impl ErrorCode {
@@ -75,6 +77,7 @@ impl ErrorCode {
             IdempotencyKeyParameterMismatch => "IDEMPOTENCY_KEY_PARAMETER_MISMATCH",
             IdempotencyConcurrentRequest => "IDEMPOTENCY_CONCURRENT_REQUEST",
             Internal => "INTERNAL",
+            Unavailable => "UNAVAILABLE",
         }
     }
 
@@ -95,6 +98,7 @@ impl ErrorCode {
             VersionConflict => 412,
             PreconditionRequired => 428,
             Internal => 500,
+            Unavailable => 503,
         }
     }
 
@@ -145,6 +149,11 @@ impl ErrorCode {
                 "A request with this idempotency key is still running. Retry after it ends."
             }
             Internal => "Something failed inside the server. Quote the request id.",
+            Unavailable => {
+                "The database could not be reached or dropped the connection. Retry after \
+                 Retry-After seconds; a write retried with the same idempotency key is applied \
+                 at most once."
+            }
         }
     }
 
@@ -167,7 +176,7 @@ impl ErrorCode {
     }
 
     /// Every code, for documentation and tests.
-    pub const ALL: [ErrorCode; 20] = {
+    pub const ALL: [ErrorCode; 21] = {
         use ErrorCode::*;
         [
             Unauthenticated,
@@ -190,6 +199,7 @@ impl ErrorCode {
             IdempotencyKeyParameterMismatch,
             IdempotencyConcurrentRequest,
             Internal,
+            Unavailable,
         ]
     };
 }
@@ -246,8 +256,27 @@ pub fn request_error(code: ErrorCode, message: impl Into<String>) -> async_graph
     async_graphql::Error::new(message).extend_with(|_, ext| ext.set("code", code.as_str()))
 }
 
-/// Logs an unexpected failure with the request id and returns an opaque GraphQL error.
+/// Logs an unexpected failure with the request id and returns an opaque GraphQL error:
+/// `UNAVAILABLE` when the database was out of reach, `INTERNAL` otherwise.
 pub fn internal_error(request_id: &str, err: &anyhow::Error) -> async_graphql::Error {
+    let unavailable = err
+        .chain()
+        .filter_map(|cause| cause.downcast_ref::<sea_orm::DbErr>())
+        .any(crate::db::unavailable);
+    if unavailable {
+        tracing::warn!(
+            request.id = request_id,
+            error = format!("{err:#}"),
+            "database unavailable"
+        );
+        return async_graphql::Error::new(
+            "the database is unavailable for the moment - Hint: retry shortly; send the same idempotency key with a write",
+        )
+        .extend_with(|_, ext| {
+            ext.set("code", ErrorCode::Unavailable.as_str());
+            ext.set("requestId", request_id);
+        });
+    }
     tracing::error!(
         request.id = request_id,
         error = format!("{err:#}"),
@@ -278,11 +307,11 @@ mod tests {
     }
 
     #[test]
-    fn only_internal_is_a_server_error() {
+    fn only_internal_and_unavailable_are_server_errors() {
         for code in ErrorCode::ALL {
             assert_eq!(
                 code.http_status() >= 500,
-                code == ErrorCode::Internal,
+                matches!(code, ErrorCode::Internal | ErrorCode::Unavailable),
                 "{code:?}"
             );
         }

@@ -52,6 +52,11 @@ pub fn error_response(
         body.to_string(),
     )
         .into_response();
+    if code == ErrorCode::Unavailable {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+    }
     if code == ErrorCode::Unauthenticated {
         response.headers_mut().insert(
             header::WWW_AUTHENTICATE,
@@ -87,8 +92,19 @@ pub async fn principal(
         Ok(Some(p)) => Ok(p),
         Ok(None) => Err(unauthenticated),
         Err(err) => {
+            let unavailable = err
+                .chain()
+                .filter_map(|cause| cause.downcast_ref::<sea_orm::DbErr>())
+                .any(crate::db::unavailable);
             tracing::error!(error = format!("{err:#}"), "authentication lookup failed");
-            Err((ErrorCode::Internal, "internal error"))
+            if unavailable {
+                Err((
+                    ErrorCode::Unavailable,
+                    "the database is unavailable for the moment - Hint: retry shortly",
+                ))
+            } else {
+                Err((ErrorCode::Internal, "internal error"))
+            }
         }
     }
 }
@@ -123,10 +139,46 @@ pub async fn run_as(
         ));
     }
     state.documents.attach(&mut request);
-    let request = request.data(principal).data(RequestMeta {
-        request_id: request_id.to_owned(),
+    // A read that met a connection the database had dropped is run once more: the pool pings
+    // its connections for a while after such a failure, so the second run gets a live one.
+    // Writes are not re-run here; their transaction retries its BEGIN, which is safe.
+    let retry = is_query(&mut request).then(|| {
+        let mut again = async_graphql::Request::new(request.query.clone())
+            .variables(request.variables.clone());
+        again.operation_name = request.operation_name.clone();
+        again
     });
-    Ok(schema.execute(request).await)
+    let meta = RequestMeta {
+        request_id: request_id.to_owned(),
+    };
+    let Some(mut again) = retry else {
+        return Ok(schema.execute(request.data(principal).data(meta)).await);
+    };
+    let response = schema
+        .execute(request.data(principal.clone()).data(meta.clone()))
+        .await;
+    if first_error_code(&response) != Some(ErrorCode::Unavailable) {
+        return Ok(response);
+    }
+    state.documents.attach(&mut again);
+    Ok(schema.execute(again.data(principal).data(meta)).await)
+}
+
+/// Whether the operation the request selects is a query (reads only).
+fn is_query(request: &mut async_graphql::Request) -> bool {
+    use async_graphql::parser::types::DocumentOperations;
+    let name = request.operation_name.clone();
+    let Ok(doc) = request.parsed_query() else {
+        return false;
+    };
+    let op = match (&doc.operations, name) {
+        (DocumentOperations::Single(op), _) => Some(op),
+        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name.as_str()),
+        // One named operation and no name asked for: that one runs.
+        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => ops.values().next(),
+        _ => None,
+    };
+    op.is_some_and(|op| op.node.ty == OperationType::Query)
 }
 
 fn has_nul(value: &async_graphql::Value) -> bool {
@@ -182,6 +234,10 @@ async fn execute(
         }
     };
     let mut http = (status, [(header::CONTENT_TYPE, content_type)], body).into_response();
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        http.headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+    }
     for (name, value) in response.http_headers.iter() {
         http.headers_mut().insert(name.clone(), value.clone());
     }

@@ -8,6 +8,7 @@ mod concurrency;
 mod idempotency;
 mod protocol;
 mod reconcile;
+mod resilience;
 mod rest;
 mod schema;
 mod validation;

@@ -1,0 +1,82 @@
+//! The database going away under the server: connections that Postgres has closed are replaced
+//! without failing the requests that next need them.
+
+use sea_orm::{ConnectionTrait, Database};
+use serde_json::json;
+
+use crate::support::{TestApp, codes};
+
+/// A running app with stock on one SKU and several warm pooled connections, or `None` on SQLite
+/// (which has no server to drop connections).
+async fn warm_app() -> Option<TestApp> {
+    let app = TestApp::spawn().await;
+    if !app.db_url.starts_with("postgres") {
+        eprintln!("skipped: Postgres only (SQLite has no server to drop connections)");
+        return None;
+    }
+    app.create_item("R-1").await;
+    app.create_location("WH", false).await;
+    // Several concurrent writes so several pooled connections are open and then reused.
+    let warm =
+        futures_util::future::join_all((0..8).map(|_| app.adjust("R-1", "WH", 1, None))).await;
+    for payload in &warm {
+        assert_eq!(codes(payload), Vec::<String>::new(), "{payload}");
+    }
+    Some(app)
+}
+
+/// What a Postgres restart or failover does to the server's connections.
+async fn drop_server_connections(app: &TestApp) {
+    let admin = Database::connect(app.db_url.as_str())
+        .await
+        .expect("connect");
+    let dropped = admin
+        .execute_unprepared(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        )
+        .await
+        .expect("terminate the server's connections");
+    assert!(dropped.rows_affected() >= 1, "no server connection was open");
+    admin.close().await.ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_after_postgres_drops_every_connection_succeed() {
+    let Some(app) = warm_app().await else { return };
+    drop_server_connections(&app).await;
+
+    // Straight away, before the pool's idle check would ping anything.
+    for _ in 0..12 {
+        let payload = app.adjust("R-1", "WH", 1, None).await;
+        assert_eq!(codes(&payload), Vec::<String>::new(), "{payload}");
+    }
+    let level = app.level("R-1", "WH").await;
+    assert_eq!(level["available"], json!(20), "{level}");
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_after_postgres_drops_every_connection_succeed() {
+    let Some(app) = warm_app().await else { return };
+
+    drop_server_connections(&app).await;
+    let response = app
+        .client
+        .get(app.url("/v1/stock/levels?sku=R-1"))
+        .bearer_auth(&app.key)
+        .send()
+        .await
+        .expect("send");
+    let status = response.status();
+    let body: serde_json::Value = response.json().await.expect("json");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"][0]["available"], json!(8), "{body}");
+
+    drop_server_connections(&app).await;
+    for _ in 0..4 {
+        let level = app.level("R-1", "WH").await;
+        assert_eq!(level["available"], json!(8), "{level}");
+    }
+    app.shutdown().await;
+}
