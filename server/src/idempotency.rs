@@ -83,8 +83,12 @@ async fn claim(
     // A second caller with the same key blocks on the first one's uncommitted row; bound that
     // wait so a slow first call yields IDEMPOTENCY_CONCURRENT_REQUEST instead of a hung client.
     if app.is_postgres() {
-        txn.execute_unprepared("SET LOCAL lock_timeout = '5s'")
-            .await?;
+        // An integer of milliseconds from the configuration: nothing to escape.
+        txn.execute_unprepared(&format!(
+            "SET LOCAL lock_timeout = {}",
+            app.config.idempotency_wait_ms
+        ))
+        .await?;
     }
     let insert = Query::insert()
         .into_table("idempotency_keys")

@@ -1,6 +1,9 @@
 //! Idempotency keys: replays return the stored result, changes apply once, reuse is refused.
 
+use std::time::{Duration, Instant};
+
 use futures_util::future::join_all;
+use sea_orm::{ConnectionTrait, Database, TransactionTrait};
 use serde_json::json;
 
 use crate::support::{ADJUST, TestApp, adjust_input, codes};
@@ -116,5 +119,51 @@ async fn expired_keys_are_swept_and_reusable() {
     // With the key gone, the same key is a new request.
     app.adjust("IDEM-4", "WH", 1, Some("short-lived")).await;
     assert_eq!(app.level("IDEM-4", "WH").await["available"], 2);
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_still_in_flight_is_refused_after_the_configured_wait() {
+    let app = TestApp::spawn_with(|config| config.idempotency_wait_ms = 300).await;
+    if !app.db_url.starts_with("postgres") {
+        // SQLite runs one writer at a time: a second request with the key queues and replays.
+        eprintln!("skipped: Postgres only");
+        return;
+    }
+    app.create_item("IDEM-4").await;
+    app.create_location("WH", false).await;
+
+    // Another request holding the key: its key row inserted by a transaction not yet committed.
+    let other = Database::connect(app.db_url.as_str()).await.unwrap();
+    let in_flight = other.begin().await.unwrap();
+    in_flight
+        .execute_unprepared(&format!(
+            "INSERT INTO idempotency_keys (tenant_id, key, operation, request_hash, response, created_at, expires_at) \
+             VALUES ('{}', 'k-busy', 'stock.adjust', 'other', '', now(), now() + interval '1 day')",
+            app.tenant_id
+        ))
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let refused = app.adjust("IDEM-4", "WH", 2, Some("k-busy")).await;
+    let waited = started.elapsed();
+    assert_eq!(
+        codes(&refused),
+        vec!["IDEMPOTENCY_CONCURRENT_REQUEST"],
+        "{refused}"
+    );
+    // It waited for the other request, but for the configured 300 ms, not the 5 s default.
+    assert!(
+        waited >= Duration::from_millis(300) && waited < Duration::from_secs(4),
+        "waited {waited:?}"
+    );
+    assert_eq!(app.level("IDEM-4", "WH").await["available"], 0);
+
+    // Once the other request has gone without committing, the key is free.
+    in_flight.rollback().await.unwrap();
+    let applied = app.adjust("IDEM-4", "WH", 2, Some("k-busy")).await;
+    assert_eq!(codes(&applied), Vec::<String>::new(), "{applied}");
+    assert_eq!(app.level("IDEM-4", "WH").await["available"], 2);
+    other.close().await.ok();
     app.shutdown().await;
 }
