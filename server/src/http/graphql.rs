@@ -143,8 +143,8 @@ pub async fn run_as(
     // its connections for a while after such a failure, so the second run gets a live one.
     // Writes are not re-run here; their transaction retries its BEGIN, which is safe.
     let retry = is_query(&mut request).then(|| {
-        let mut again = async_graphql::Request::new(request.query.clone())
-            .variables(request.variables.clone());
+        let mut again =
+            async_graphql::Request::new(request.query.clone()).variables(request.variables.clone());
         again.operation_name = request.operation_name.clone();
         again
     });

@@ -368,6 +368,22 @@ pub async fn adjust(
         check_change_from(&base, change.change_from_quantity, &mut errors);
     }
     fail_if_any(errors)?;
+    let now = Utc::now();
+    if let [change] = input.changes.as_slice()
+        && let Some((entry, level)) = adjust_one_by_keys(txn, cx, change, now).await?
+    {
+        return record(
+            txn,
+            cx,
+            now,
+            input.reason,
+            input.reference_document_uri.as_deref(),
+            input.effective_at,
+            vec![entry],
+            vec![(level, true)],
+        )
+        .await;
+    }
     let changes = input
         .changes
         .iter()
@@ -529,6 +545,80 @@ pub async fn set(
         entries,
     )
     .await
+}
+
+/// The common case, one change to an existing level, in one statement on Postgres: the
+/// conditional UPDATE finds the item and the location by SKU and code itself, which saves the
+/// lookup's round trip. `None` when it changed nothing (an unknown SKU or location, no level
+/// row yet, a rule refusing the change): the general path then does the change, or explains
+/// why not. Elsewhere always `None`.
+async fn adjust_one_by_keys(
+    txn: &DatabaseTransaction,
+    cx: &Context<'_>,
+    change: &AdjustChangeInput,
+    now: DateTime<Utc>,
+) -> Result<Option<(Entry, stock_level::Model)>, DbErr> {
+    if txn.get_database_backend() != sea_orm::DbBackend::Postgres {
+        return Ok(None);
+    }
+    let col = change.state.column();
+    // Below zero only for AVAILABLE at a location that allows it.
+    let floor = if change.state == QuantityState::Available {
+        format!("(s.{col} + $4 >= 0 OR l.allow_negative)")
+    } else {
+        format!("s.{col} + $4 >= 0")
+    };
+    let compare = if change.change_from_quantity.is_some() {
+        format!(" AND s.{col} = $7")
+    } else {
+        String::new()
+    };
+    // Column names come from the state enum; every value is a parameter.
+    let sql = format!(
+        "UPDATE stock_levels AS s SET {col} = s.{col} + $4, sequence = s.sequence + 1, \
+         version = s.version + 1, updated_at = $5 FROM items AS i, locations AS l \
+         WHERE i.tenant_id = $1 AND i.sku = $2 AND l.tenant_id = $1 AND l.code = $3 \
+         AND s.tenant_id = $1 AND s.item_id = i.id AND s.location_id = l.id \
+         AND s.{col} + $4 <= $6 AND {floor}{compare} \
+         RETURNING s.*, l.allow_negative AS location_allows_negative"
+    );
+    let mut values: Vec<sea_orm::Value> = vec![
+        cx.principal.tenant_id.as_str().into(),
+        change.sku.as_str().into(),
+        change.location_code.as_str().into(),
+        change.delta.into(),
+        now.into(),
+        MAX_QUANTITY.into(),
+    ];
+    if let Some(expected) = change.change_from_quantity {
+        values.push(expected.into());
+    }
+    let statement =
+        sea_orm::Statement::from_sql_and_values(sea_orm::DbBackend::Postgres, sql, values);
+    let Some(row) = txn.query_one_raw(statement).await? else {
+        return Ok(None);
+    };
+    let level = stock_level::Model::from_query_result(&row, "")?;
+    let entry = Entry {
+        item: ResolvedItem {
+            id: level.item_id.clone(),
+            sku: change.sku.clone(),
+        },
+        location: ResolvedLocation {
+            id: level.location_id.clone(),
+            code: change.location_code.clone(),
+            allow_negative: row.try_get("", "location_allows_negative")?,
+        },
+        state: change.state,
+        delta: change.delta,
+        target: None,
+        change_from: change.change_from_quantity,
+        counterparty: Counterparty::Adjustment,
+        counterparty_location: None,
+        counterparty_state: None,
+        path: element(0),
+    };
+    Ok(Some((entry, level)))
 }
 
 /// The conditional UPDATE: applies `delta` only if every rule holds, returning the new row.
@@ -721,9 +811,6 @@ async fn apply(
 ) -> Result<StockChange, DomainError> {
     let tenant_id = cx.principal.tenant_id.as_str();
     let now = Utc::now();
-    let effective_at = effective_at.unwrap_or(now);
-    let group_id = ids::new_id(ids::MOVEMENT_GROUP);
-    let actor = cx.principal.actor();
 
     // Lock level rows in one global order so concurrent groups never deadlock; the stable
     // sort keeps the input order of changes to the same row.
@@ -733,31 +820,72 @@ async fn apply(
             .cmp(&(&entries[*b].item.id, &entries[*b].location.id))
     });
 
-    let mut applied: Vec<Option<stock_level::Model>> = vec![None; entries.len()];
+    let mut applied: Vec<Option<(stock_level::Model, bool)>> = vec![None; entries.len()];
+    for index in order {
+        applied[index] = Some(
+            match apply_entry(txn, tenant_id, &mut entries[index], now).await? {
+                Applied::Moved(level) => (level, true),
+                Applied::Unchanged(level) => (level, false),
+            },
+        );
+    }
+    let applied = applied.into_iter().flatten().collect();
+    record(
+        txn,
+        cx,
+        now,
+        reason,
+        reference_document_uri,
+        effective_at,
+        entries,
+        applied,
+    )
+    .await
+}
+
+/// Records applied changes: the movements, one `stock.changed` event per touched level and the
+/// audit row. `applied[i]` is entry i's level after its change and whether its quantity moved.
+#[allow(clippy::too_many_arguments)]
+async fn record(
+    txn: &DatabaseTransaction,
+    cx: &Context<'_>,
+    now: DateTime<Utc>,
+    reason: MovementReason,
+    reference_document_uri: Option<&str>,
+    effective_at: Option<DateTime<Utc>>,
+    entries: Vec<Entry>,
+    applied: Vec<(stock_level::Model, bool)>,
+) -> Result<StockChange, DomainError> {
+    let tenant_id = cx.principal.tenant_id.as_str();
+    let effective_at = effective_at.unwrap_or(now);
+    let group_id = ids::new_id(ids::MOVEMENT_GROUP);
+    let actor = cx.principal.actor();
+
+    // The last level each (item, location) reached, in lock order.
     let mut last_level: BTreeMap<(String, String), (stock_level::Model, String, String)> =
         BTreeMap::new();
-    for index in order {
-        let entry = &mut entries[index];
-        let (level, moved) = match apply_entry(txn, tenant_id, entry, now).await? {
-            Applied::Moved(level) => (level, true),
-            Applied::Unchanged(level) => (level, false),
-        };
-        last_level.insert(
-            (level.item_id.clone(), level.location_id.clone()),
-            (
-                level.clone(),
-                entry.item.sku.clone(),
-                entry.location.code.clone(),
-            ),
-        );
-        if moved {
-            applied[index] = Some(level);
+    for (entry, (level, _)) in entries.iter().zip(&applied) {
+        let key = (level.item_id.clone(), level.location_id.clone());
+        let newer = last_level
+            .get(&key)
+            .is_none_or(|(seen, _, _)| level.sequence >= seen.sequence);
+        if newer {
+            last_level.insert(
+                key,
+                (
+                    level.clone(),
+                    entry.item.sku.clone(),
+                    entry.location.code.clone(),
+                ),
+            );
         }
     }
 
     let mut movements = Vec::new();
-    for (entry, applied) in entries.iter().zip(applied) {
-        let Some(level) = applied else { continue };
+    for (entry, (level, moved)) in entries.iter().zip(applied) {
+        if !moved {
+            continue;
+        }
         movements.push(Movement {
             id: ID(ids::new_id(ids::MOVEMENT)),
             group_id: ID(group_id.clone()),

@@ -202,6 +202,18 @@ async fn negative_available_only_where_the_location_allows_it() {
     let loose = app.adjust("NEG", "LOOSE", -2, None).await;
     assert_eq!(codes(&loose), Vec::<String>::new(), "{loose}");
     assert_eq!(loose["movements"][0]["quantityAfterChange"], -2);
+    // The same rules once the level rows exist (the first change of a bucket creates its row).
+    let again = app.adjust("NEG", "LOOSE", -3, None).await;
+    assert_eq!(again["movements"][0]["quantityAfterChange"], -5, "{again}");
+    assert_eq!(
+        codes(&app.adjust("NEG", "STRICT", 1, None).await),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        codes(&app.adjust("NEG", "STRICT", -2, None).await),
+        vec!["INSUFFICIENT_STOCK"]
+    );
+    assert_eq!(app.level("NEG", "STRICT").await["available"], 1);
     // Other states never go negative, even there.
     let (_, body) = app
         .gql(

@@ -37,7 +37,10 @@ async fn drop_server_connections(app: &TestApp) {
         )
         .await
         .expect("terminate the server's connections");
-    assert!(dropped.rows_affected() >= 1, "no server connection was open");
+    assert!(
+        dropped.rows_affected() >= 1,
+        "no server connection was open"
+    );
     admin.close().await.ok();
 }
 
