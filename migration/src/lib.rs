@@ -4,12 +4,16 @@
 pub use sea_orm_migration::prelude::*;
 
 mod m0001_ledger_core;
+mod m0002_level_location_index;
 
 pub struct Migrator;
 
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m0001_ledger_core::Migration)]
+        vec![
+            Box::new(m0001_ledger_core::Migration),
+            Box::new(m0002_level_location_index::Migration),
+        ]
     }
 }

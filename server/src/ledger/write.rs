@@ -100,6 +100,28 @@ pub struct StockChange {
     pub levels: Vec<StockLevel>,
 }
 
+/// What a group of changes records besides the changes: why, the document, when.
+#[derive(Clone, Copy)]
+struct Group<'a> {
+    reason: MovementReason,
+    reference_document_uri: Option<&'a str>,
+    effective_at: Option<DateTime<Utc>>,
+}
+
+impl<'a> Group<'a> {
+    fn of(
+        reason: MovementReason,
+        reference_document_uri: &'a Option<String>,
+        effective_at: Option<DateTime<Utc>>,
+    ) -> Self {
+        Self {
+            reason,
+            reference_document_uri: reference_document_uri.as_deref(),
+            effective_at,
+        }
+    }
+}
+
 /// What every stock mutation shares besides its changes.
 pub struct Context<'a> {
     pub principal: &'a Principal,
@@ -376,9 +398,11 @@ pub async fn adjust(
             txn,
             cx,
             now,
-            input.reason,
-            input.reference_document_uri.as_deref(),
-            input.effective_at,
+            Group::of(
+                input.reason,
+                &input.reference_document_uri,
+                input.effective_at,
+            ),
             vec![entry],
             vec![(level, true)],
         )
@@ -400,9 +424,11 @@ pub async fn adjust(
     apply(
         txn,
         cx,
-        input.reason,
-        input.reference_document_uri.as_deref(),
-        input.effective_at,
+        Group::of(
+            input.reason,
+            &input.reference_document_uri,
+            input.effective_at,
+        ),
         entries,
     )
     .await
@@ -496,9 +522,11 @@ pub async fn move_stock(
     apply(
         txn,
         cx,
-        input.reason,
-        input.reference_document_uri.as_deref(),
-        input.effective_at,
+        Group::of(
+            input.reason,
+            &input.reference_document_uri,
+            input.effective_at,
+        ),
         entries,
     )
     .await
@@ -539,9 +567,11 @@ pub async fn set(
     apply(
         txn,
         cx,
-        input.reason,
-        input.reference_document_uri.as_deref(),
-        input.effective_at,
+        Group::of(
+            input.reason,
+            &input.reference_document_uri,
+            input.effective_at,
+        ),
         entries,
     )
     .await
@@ -562,25 +592,30 @@ async fn adjust_one_by_keys(
         return Ok(None);
     }
     let col = change.state.column();
+    // The item and the location are scalar subqueries, so the level row is found by all three
+    // key columns whatever plan Postgres makes (a join could scan a location's every level).
+    let item = "(SELECT id FROM items WHERE tenant_id = $1 AND sku = $2)";
+    let location = "(SELECT id FROM locations WHERE tenant_id = $1 AND code = $3)";
+    let allows_negative =
+        "(SELECT allow_negative FROM locations WHERE tenant_id = $1 AND code = $3)";
     // Below zero only for AVAILABLE at a location that allows it.
     let floor = if change.state == QuantityState::Available {
-        format!("(s.{col} + $4 >= 0 OR l.allow_negative)")
+        format!("({col} + $4 >= 0 OR {allows_negative})")
     } else {
-        format!("s.{col} + $4 >= 0")
+        format!("{col} + $4 >= 0")
     };
     let compare = if change.change_from_quantity.is_some() {
-        format!(" AND s.{col} = $7")
+        format!(" AND {col} = $7")
     } else {
         String::new()
     };
     // Column names come from the state enum; every value is a parameter.
     let sql = format!(
-        "UPDATE stock_levels AS s SET {col} = s.{col} + $4, sequence = s.sequence + 1, \
-         version = s.version + 1, updated_at = $5 FROM items AS i, locations AS l \
-         WHERE i.tenant_id = $1 AND i.sku = $2 AND l.tenant_id = $1 AND l.code = $3 \
-         AND s.tenant_id = $1 AND s.item_id = i.id AND s.location_id = l.id \
-         AND s.{col} + $4 <= $6 AND {floor}{compare} \
-         RETURNING s.*, l.allow_negative AS location_allows_negative"
+        "UPDATE stock_levels SET {col} = {col} + $4, sequence = sequence + 1, \
+         version = version + 1, updated_at = $5 \
+         WHERE tenant_id = $1 AND item_id = {item} AND location_id = {location} \
+         AND {col} + $4 <= $6 AND {floor}{compare} \
+         RETURNING *, {allows_negative} AS location_allows_negative"
     );
     let mut values: Vec<sea_orm::Value> = vec![
         cx.principal.tenant_id.as_str().into(),
@@ -804,9 +839,7 @@ async fn apply_entry(
 async fn apply(
     txn: &DatabaseTransaction,
     cx: &Context<'_>,
-    reason: MovementReason,
-    reference_document_uri: Option<&str>,
-    effective_at: Option<DateTime<Utc>>,
+    group: Group<'_>,
     mut entries: Vec<Entry>,
 ) -> Result<StockChange, DomainError> {
     let tenant_id = cx.principal.tenant_id.as_str();
@@ -830,33 +863,25 @@ async fn apply(
         );
     }
     let applied = applied.into_iter().flatten().collect();
-    record(
-        txn,
-        cx,
-        now,
-        reason,
-        reference_document_uri,
-        effective_at,
-        entries,
-        applied,
-    )
-    .await
+    record(txn, cx, now, group, entries, applied).await
 }
 
 /// Records applied changes: the movements, one `stock.changed` event per touched level and the
 /// audit row. `applied[i]` is entry i's level after its change and whether its quantity moved.
-#[allow(clippy::too_many_arguments)]
 async fn record(
     txn: &DatabaseTransaction,
     cx: &Context<'_>,
     now: DateTime<Utc>,
-    reason: MovementReason,
-    reference_document_uri: Option<&str>,
-    effective_at: Option<DateTime<Utc>>,
+    group: Group<'_>,
     entries: Vec<Entry>,
     applied: Vec<(stock_level::Model, bool)>,
 ) -> Result<StockChange, DomainError> {
     let tenant_id = cx.principal.tenant_id.as_str();
+    let Group {
+        reason,
+        reference_document_uri,
+        effective_at,
+    } = group;
     let effective_at = effective_at.unwrap_or(now);
     let group_id = ids::new_id(ids::MOVEMENT_GROUP);
     let actor = cx.principal.actor();
