@@ -5,7 +5,10 @@ use std::collections::BTreeMap;
 
 use chrono::Utc;
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
-use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
+use sea_orm::{
+    AccessMode, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait,
+    IsolationLevel, QueryFilter, TransactionTrait,
+};
 use serde::Serialize;
 use twh_entity::stock_level;
 
@@ -46,8 +49,21 @@ struct LedgerSide {
 }
 
 /// Compares snapshots with the ledger for one tenant or all, and records the run.
-pub async fn run(db: &impl ConnectionTrait, tenant_id: Option<&str>) -> Result<Report, DbErr> {
+///
+/// Both sides are read in one snapshot (a repeatable-read transaction on Postgres; on SQLite in
+/// WAL mode a read transaction sees one moment from its first read), so writes committing
+/// while it runs never look like mismatches.
+pub async fn run(db: &DatabaseConnection, tenant_id: Option<&str>) -> Result<Report, DbErr> {
     let started_at = Utc::now();
+    let snapshot = if db.get_database_backend() == DbBackend::Postgres {
+        db.begin_with_config(
+            Some(IsolationLevel::RepeatableRead),
+            Some(AccessMode::ReadOnly),
+        )
+        .await?
+    } else {
+        db.begin().await?
+    };
     let mut select = Query::select();
     select
         .columns(["tenant_id", "item_id", "location_id", "state"])
@@ -60,7 +76,7 @@ pub async fn run(db: &impl ConnectionTrait, tenant_id: Option<&str>) -> Result<R
         select.and_where(Expr::col("tenant_id").eq(t));
     }
     let mut ledger: BTreeMap<Key, LedgerSide> = BTreeMap::new();
-    for row in db.query_all(&select).await? {
+    for row in snapshot.query_all(&select).await? {
         let key: Key = (
             row.try_get("", "tenant_id")?,
             row.try_get("", "item_id")?,
@@ -81,7 +97,8 @@ pub async fn run(db: &impl ConnectionTrait, tenant_id: Option<&str>) -> Result<R
     if let Some(t) = tenant_id {
         levels = levels.filter(stock_level::Column::TenantId.eq(t));
     }
-    let levels = levels.all(db).await?;
+    let levels = levels.all(&snapshot).await?;
+    snapshot.commit().await?;
     let mut rows = Vec::new();
     let mut checked = 0u64;
     let mut push = |key: &Key, field: &str, snapshot: i64, ledger: i64| {

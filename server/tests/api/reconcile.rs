@@ -125,3 +125,53 @@ async fn shutdown_lets_in_flight_writes_finish_and_leaves_nothing_half_written()
         "{report}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reconcile_during_traffic_sees_one_consistent_moment() {
+    let app = TestApp::spawn().await;
+    for sku in ["LIVE-1", "LIVE-2", "LIVE-3"] {
+        app.create_item(sku).await;
+    }
+    app.create_location("WH", false).await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writers: Vec<_> = (0..6)
+        .map(|w| {
+            let (client, url, key, stop) = (
+                app.client.clone(),
+                app.url("/graphql"),
+                app.key.clone(),
+                stop.clone(),
+            );
+            tokio::spawn(async move {
+                let sku = format!("LIVE-{}", w % 3 + 1);
+                let mut applied = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let body = json!({ "query": crate::support::ADJUST, "variables": {
+                        "input": crate::support::adjust_input(&sku, "WH", 1, None) } });
+                    let response = client.post(&url).bearer_auth(&key).json(&body).send().await;
+                    if response.is_ok_and(|r| r.status().is_success()) {
+                        applied += 1;
+                    }
+                }
+                applied
+            })
+        })
+        .collect();
+
+    // The ledger and the snapshots are read as of one moment, so writes committing while the
+    // check runs never show up as mismatches.
+    for _ in 0..15 {
+        let report = twh_server::ledger::reconcile::run(&app.state.db, None)
+            .await
+            .expect("reconcile");
+        assert_eq!(report.mismatches, 0, "{:?}", report.rows);
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let applied: i64 = join_all(writers)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap())
+        .sum();
+    assert!(applied > 0, "no write landed during the checks");
+    app.shutdown().await;
+}
