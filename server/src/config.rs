@@ -52,6 +52,14 @@ where
     }
 }
 
+/// Four database connections per CPU core, between 8 and 32. More connections than the
+/// machine can drive only lengthen lock queues: on 2 cores the bench ran faster with 8 than
+/// with 32 (bench/RESULTS.md), most of all on a hot SKU.
+fn default_pool_size() -> u32 {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get()) as u32;
+    (4 * cores).clamp(8, 32)
+}
+
 pub const DEFAULT_SQLITE_URL: &str = "sqlite://data/twh.db?mode=rwc";
 
 impl Default for Config {
@@ -67,7 +75,7 @@ impl Default for Config {
             },
             database: DatabaseConfig {
                 url: DEFAULT_SQLITE_URL.to_owned(),
-                max_connections: 32,
+                max_connections: default_pool_size(),
                 ping_after_idle_ms: 500,
             },
             graphql: GraphqlConfig {
