@@ -103,6 +103,35 @@ fn named_ref(name: &str) -> crate::types::TypeRef {
     }
 }
 
+/// OpenAPI links from a create's response to the operations on what it created (read it,
+/// update it with the ETag it came back with), so clients and stateful test tools can follow.
+fn links_to(location: &str, prepared: &[Prepared]) -> Value {
+    let mut links = Map::new();
+    for target in prepared
+        .iter()
+        .map(|p| p.route)
+        .filter(|r| r.path == location)
+    {
+        let mut parameters = Map::new();
+        for (_, source) in target.args {
+            match source {
+                Source::Path(param) => {
+                    parameters.insert(format!("path.{param}"), json!("$response.body#/id"));
+                }
+                Source::IfMatch => {
+                    parameters.insert("header.If-Match".into(), json!("$response.header.ETag"));
+                }
+                _ => {}
+            }
+        }
+        links.insert(
+            target.operation_id.to_owned(),
+            json!({ "operationId": target.operation_id, "parameters": parameters }),
+        );
+    }
+    Value::Object(links)
+}
+
 /// The whole document.
 pub fn document(types: &Types, prepared: &[Prepared], codes: &[(&'static str, u16)]) -> Value {
     let mut paths: Map<String, Value> = Map::new();
@@ -249,14 +278,15 @@ pub fn document(types: &Types, prepared: &[Prepared], codes: &[(&'static str, u1
             route.shape,
             codes,
         );
-        responses.insert(
-            route.status.to_string(),
-            json!({
-                "description": route.summary,
-                "headers": success_headers,
-                "content": { "application/json": { "schema": body_schema, "example": example } }
-            }),
-        );
+        let mut success = json!({
+            "description": route.summary,
+            "headers": success_headers,
+            "content": { "application/json": { "schema": body_schema, "example": example } }
+        });
+        if let Some(location) = route.location {
+            success["links"] = links_to(location, prepared);
+        }
+        responses.insert(route.status.to_string(), success);
         if route.method == Method::Get && route.versioned {
             parameters.push(json!({
                 "name": "If-None-Match", "in": "header", "required": false,
