@@ -108,9 +108,10 @@ PY
 
 run_graphql() {
   local label="$1" skus="$2" pg_before pg_after server_before server_after
+  shift 2
   pg_before="$(pg_ticks)"
   server_before="$(proc_ticks "$SERVER_PID")"
-  "$LOAD" --url "http://127.0.0.1:$PORT" --key "$KEY" --clients "$CLIENTS" --seconds "$DURATION" --skus "$skus" --label "$label" >"$WORK/$label.json"
+  "$LOAD" --url "http://127.0.0.1:$PORT" --key "$KEY" --clients "$CLIENTS" --seconds "$DURATION" --skus "$skus" --label "$label" "$@" >"$WORK/$label.json"
   pg_after="$(pg_ticks)"
   server_after="$(proc_ticks "$SERVER_PID")"
   # The server and Postgres are sampled around the whole run (warm-up included), so their CPU is
@@ -132,6 +133,9 @@ ROUNDS="${ROUNDS:-3}"
 : >"$WORK/results.jsonl"
 for round in $(seq 1 "$ROUNDS"); do
   run_graphql graphql-many "$SKUS" >>"$WORK/results.jsonl"
+  if [ "${KEYED:-0}" = 1 ]; then
+    run_graphql graphql-many-keyed "$SKUS" --keyed >>"$WORK/results.jsonl"
+  fi
   run_pgbench pgbench-many "\\set n random(0, $((SKUS - 1)))" "$CLIENTS" >>"$WORK/results.jsonl"
   if [ "$POOL" != "$CLIENTS" ]; then
     run_pgbench pgbench-many "\\set n random(0, $((SKUS - 1)))" "$POOL" >>"$WORK/results.jsonl"
@@ -172,6 +176,9 @@ for kind, n in (("many", skus), ("hot", "1")):
     failed = sum(r["failed"] for r in g)
     lost = sum(r["lost_updates"] for r in g)
     print(f"| graphql-{kind} | {n} | {pool} (pool) | {med(g, 'throughput_per_s'):.0f} | {med(g, 'p50_ms'):.2f} | {med(g, 'p99_ms'):.2f} | **{med(g, 'throughput_per_s') / best:.2f}** | {failed} failed, {lost} lost | {cpu_split(g)} | {per_round(g)} |")
+    keyed = runs(f"graphql-{kind}-keyed")
+    if keyed:
+        print(f"| graphql-{kind}-keyed (a new Idempotency key per call) | {n} | {pool} (pool) | {med(keyed, 'throughput_per_s'):.0f} | {med(keyed, 'p50_ms'):.2f} | {med(keyed, 'p99_ms'):.2f} | {med(keyed, 'throughput_per_s') / best:.2f} | {sum(r['failed'] for r in keyed)} failed, {sum(r['lost_updates'] for r in keyed)} lost | {cpu_split(keyed)} | {per_round(keyed)} |")
     for b in baselines:
         if not b:
             continue

@@ -36,9 +36,12 @@ struct Args {
     /// A label for the report.
     #[arg(long, default_value = "run")]
     label: String,
+    /// Send a fresh idempotency key with every call, as production clients should.
+    #[arg(long)]
+    keyed: bool,
 }
 
-const ADJUST: &str = "mutation($sku: String!) { adjustStock(input: {reason: CORRECTION, changes: [{sku: $sku, locationCode: \"BENCH-WH\", delta: 1}]}) { movements { sequence } userErrors { code } } }";
+const ADJUST: &str = "mutation($sku: String!, $key: String) { adjustStock(input: {reason: CORRECTION, changes: [{sku: $sku, locationCode: \"BENCH-WH\", delta: 1}]}, idempotencyKey: $key) { movements { sequence } userErrors { code } } }";
 
 fn sku(i: usize) -> String {
     format!("BENCH-{i:05}")
@@ -191,17 +194,32 @@ async fn main() -> anyhow::Result<()> {
         .context("the URL needs a host and port")?
         .to_string();
     let bearer = hyper::header::HeaderValue::from_str(&format!("Bearer {}", args.key))?;
+    // Keys unique across runs against the same database.
+    let run = format!(
+        "{}-{}",
+        args.label,
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_nanos()
+    );
     let mut tasks = Vec::new();
     for worker in 0..args.clients {
         let mut connection = Connection::open(&authority).await?;
-        let (bodies, authority, bearer, skus) =
-            (bodies.clone(), authority.clone(), bearer.clone(), args.skus);
+        let (bodies, authority, bearer, skus, keyed, run) = (
+            bodies.clone(),
+            authority.clone(),
+            bearer.clone(),
+            args.skus,
+            args.keyed,
+            run.clone(),
+        );
         let (ok, refused, failed) = (ok.clone(), refused.clone(), failed.clone());
         tasks.push(tokio::spawn(async move {
             let mut histogram =
                 Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
             let mut applied = 0u64;
             let mut n = worker;
+            let mut calls = 0u64;
             loop {
                 let now = Instant::now();
                 if now >= end {
@@ -210,7 +228,18 @@ async fn main() -> anyhow::Result<()> {
                 n = n
                     .wrapping_mul(6364136223846793005)
                     .wrapping_add(1442695040888963407);
-                let body = bodies[(n >> 33) % skus].clone();
+                let index = (n >> 33) % skus;
+                let body = if keyed {
+                    // A unique key per call: this run, this client, this call.
+                    calls += 1;
+                    let key = format!("{run}-{worker}-{calls}");
+                    Bytes::from(
+                        serde_json::to_vec(&json!({ "query": ADJUST, "variables": { "sku": sku(index), "key": key } }))
+                            .expect("a JSON body"),
+                    )
+                } else {
+                    bodies[index].clone()
+                };
                 let request = hyper::Request::post("/graphql")
                     .header(hyper::header::HOST, authority.as_str())
                     .header(hyper::header::AUTHORIZATION, bearer.clone())
@@ -264,6 +293,7 @@ async fn main() -> anyhow::Result<()> {
     let ok = ok.load(Ordering::Relaxed);
     let report = json!({
         "label": args.label,
+        "keyed": args.keyed,
         "clients": args.clients,
         "skus": args.skus,
         "seconds": args.seconds,
