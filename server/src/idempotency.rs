@@ -6,7 +6,7 @@ use std::future::Future;
 
 use chrono::{Duration, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
-use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, RuntimeErr, TransactionTrait};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, RuntimeErr, Statement};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -80,16 +80,7 @@ async fn claim(
     hash: &str,
 ) -> Result<Claim, DbErr> {
     let now = Utc::now();
-    // A second caller with the same key blocks on the first one's uncommitted row; bound that
-    // wait so a slow first call yields IDEMPOTENCY_CONCURRENT_REQUEST instead of a hung client.
-    if app.is_postgres() {
-        // An integer of milliseconds from the configuration: nothing to escape.
-        txn.execute_unprepared(&format!(
-            "SET LOCAL lock_timeout = {}",
-            app.config.idempotency_wait_ms
-        ))
-        .await?;
-    }
+    let expires_at = now + Duration::hours(app.config.idempotency_ttl_hours);
     let insert = Query::insert()
         .into_table("idempotency_keys")
         .columns([
@@ -108,7 +99,7 @@ async fn claim(
             hash.into(),
             "".into(),
             now.into(),
-            (now + Duration::hours(app.config.idempotency_ttl_hours)).into(),
+            expires_at.into(),
         ])
         .on_conflict(
             OnConflict::columns(["tenant_id", "key"])
@@ -116,10 +107,32 @@ async fn claim(
                 .to_owned(),
         )
         .to_owned();
-    let inserted = txn.execute(&insert).await?.rows_affected();
-    if app.is_postgres() {
-        txn.execute_unprepared("SET LOCAL lock_timeout = 0").await?;
-    }
+    // A second caller with the same key blocks on the first one's uncommitted row; bound that
+    // wait so a slow first call yields IDEMPOTENCY_CONCURRENT_REQUEST instead of a hung client.
+    // On Postgres the bound is set by the same statement (set_config in its FROM runs before
+    // the row is inserted), saving a round trip; `begin_work` lifts it again.
+    let claim = if app.is_postgres() {
+        Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "INSERT INTO idempotency_keys \
+             (tenant_id, key, operation, request_hash, response, created_at, expires_at) \
+             SELECT $1, $2, $3, $4, '', $5, $6 \
+             FROM (SELECT set_config('lock_timeout', $7, true)) AS bounded_wait \
+             ON CONFLICT (tenant_id, key) DO NOTHING",
+            [
+                tenant_id.into(),
+                key.into(),
+                operation.into(),
+                hash.into(),
+                now.into(),
+                expires_at.into(),
+                app.config.idempotency_wait_ms.to_string().into(),
+            ],
+        )
+    } else {
+        txn.get_database_backend().build(&insert)
+    };
+    let inserted = txn.execute_raw(claim.clone()).await?.rows_affected();
     if inserted == 1 {
         return Ok(Claim::Fresh);
     }
@@ -143,7 +156,7 @@ async fn claim(
             .and_where(Expr::col("key").eq(key))
             .to_owned();
         txn.execute(&delete).await?;
-        txn.execute(&insert).await?;
+        txn.execute_raw(claim).await?;
         return Ok(Claim::Fresh);
     }
     if stored_op != operation || stored_hash != hash {
@@ -263,19 +276,17 @@ where
             })
         }
         Claim::Fresh => {
-            let savepoint = txn.begin().await?;
-            let (savepoint, result) = work(savepoint).await;
+            begin_work(app, &txn).await?;
+            let (txn, result) = work(txn).await;
             let stored = match &result {
-                Ok(value) => {
-                    savepoint.commit().await?;
-                    serde_json::to_string(&Stored::Ok(value))
-                }
+                // The savepoint needs no release: the commit below ends it.
+                Ok(value) => serde_json::to_string(&Stored::Ok(value)),
                 Err(DomainError::User(errors)) => {
-                    savepoint.rollback().await?;
+                    txn.execute_unprepared(&format!("ROLLBACK TO SAVEPOINT {SAVEPOINT}"))
+                        .await?;
                     serde_json::to_string(&Stored::<T>::UserErrors(errors.clone()))
                 }
                 Err(DomainError::Internal(_)) => {
-                    savepoint.rollback().await?;
                     txn.rollback().await?;
                     return Ok(Outcome {
                         result,
@@ -292,6 +303,22 @@ where
             })
         }
     }
+}
+
+/// The savepoint around a keyed operation's work: a business failure rolls back to it and keeps
+/// the claimed key, so the failure itself is stored and replayed.
+const SAVEPOINT: &str = "twh_keyed_work";
+
+/// Lifts the claim's bound on lock waits (the work may queue on a hot stock level for longer)
+/// and sets the savepoint, in one round trip on Postgres.
+async fn begin_work(app: &App, txn: &DatabaseTransaction) -> Result<(), DbErr> {
+    let sql = if app.is_postgres() {
+        format!("SET LOCAL lock_timeout = 0; SAVEPOINT {SAVEPOINT}")
+    } else {
+        format!("SAVEPOINT {SAVEPOINT}")
+    };
+    txn.execute_unprepared(&sql).await?;
+    Ok(())
 }
 
 /// Deletes keys past their retention; returns how many went.

@@ -242,3 +242,30 @@ async fn renaming_to_a_taken_sku_is_refused_and_changes_nothing() {
     assert_eq!(read["data"]["item"], json!({ "sku": "FREE", "version": 1 }));
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_keyed_rename_refused_by_the_unique_index_is_stored_and_replayed() {
+    // The unique index refuses inside the transaction (on Postgres that aborts it); the key's
+    // savepoint keeps the claimed key so the refusal itself is stored.
+    let app = TestApp::spawn().await;
+    app.create_item("TAKEN-K").await;
+    let item = app.create_item("FREE-K").await;
+    let rename = "mutation($id: ID!, $key: String) { updateItem(id: $id, expectedVersion: 1, input: {sku: \"TAKEN-K\"}, idempotencyKey: $key) { item { sku } userErrors { code field } } }";
+    let vars = json!({ "id": item["id"], "key": "rename-1" });
+    let (status, first) = app.gql(rename, vars.clone()).await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(codes(&first["data"]["updateItem"]), vec!["ALREADY_EXISTS"]);
+    let (_, replay) = app.gql(rename, vars).await;
+    assert_eq!(replay, first);
+    let (_, read) = app
+        .gql(
+            "query($id: ID!) { item(id: $id) { sku version } }",
+            json!({ "id": item["id"] }),
+        )
+        .await;
+    assert_eq!(
+        read["data"]["item"],
+        json!({ "sku": "FREE-K", "version": 1 })
+    );
+    app.shutdown().await;
+}

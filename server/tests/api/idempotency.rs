@@ -102,6 +102,9 @@ async fn item_creation_is_idempotent() {
     assert!(a["data"]["createItem"]["item"]["id"].is_string(), "{a}");
     let (_, c) = app.gql(query, json!({ "key": "create-twice" })).await;
     assert_eq!(codes(&c["data"]["createItem"]), vec!["ALREADY_EXISTS"]);
+    // The refusal (a unique violation inside the transaction) is stored under its key too.
+    let (_, again) = app.gql(query, json!({ "key": "create-twice" })).await;
+    assert_eq!(again, c);
     app.shutdown().await;
 }
 
