@@ -2,8 +2,14 @@
 //! tenant, the location and the item finds its one row through either index. Without it, a
 //! plan made before the table has statistics can pick the location index for a single-level
 //! update and walk every level of that location.
+//!
+//! On Postgres the new index is built `CONCURRENTLY` before the old one is dropped, so stock
+//! reads and writes go on during a deploy (a plain build would lock `stock_levels` for its
+//! whole length). That cannot run in a transaction; on SQLite both statements go in one call,
+//! on one connection.
 
 use sea_orm_migration::prelude::*;
+use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend};
 
 pub struct Migration;
 
@@ -13,35 +19,44 @@ impl MigrationName for Migration {
     }
 }
 
-const NAME: &str = "ix_stock_levels_location";
+const OLD: &str = "ix_stock_levels_location";
+const NEW: &str = "ix_stock_levels_location_item";
 
-async fn replace(manager: &SchemaManager<'_>, cols: &[&'static str]) -> Result<(), DbErr> {
-    // Plain SQL: the same statement on Postgres and SQLite.
-    manager
-        .get_connection()
-        .execute_unprepared(&format!("DROP INDEX IF EXISTS {NAME}"))
+async fn swap(
+    manager: &SchemaManager<'_>,
+    (create, columns): (&str, &str),
+    drop: &str,
+) -> Result<(), DbErr> {
+    let db = manager.get_connection();
+    if db.get_database_backend() == DbBackend::Postgres {
+        db.execute_unprepared(&format!(
+            "CREATE INDEX CONCURRENTLY IF NOT EXISTS {create} ON stock_levels ({columns})"
+        ))
         .await?;
-    let mut index = Index::create();
-    index.name(NAME).table("stock_levels");
-    for col in cols {
-        index.col(*col);
+        db.execute_unprepared(&format!("DROP INDEX CONCURRENTLY IF EXISTS {drop}"))
+            .await?;
+    } else {
+        db.execute_unprepared(&format!(
+            "CREATE INDEX IF NOT EXISTS {create} ON stock_levels ({columns}); \
+             DROP INDEX IF EXISTS {drop};"
+        ))
+        .await?;
     }
-    manager.create_index(index.take()).await
+    Ok(())
 }
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
-    /// Drop and create on one connection in one transaction, on SQLite too (its default is no
-    /// transaction, which let the two statements run on different pooled connections).
+    /// `CREATE INDEX CONCURRENTLY` refuses to run inside a transaction.
     fn use_transaction(&self) -> Option<bool> {
-        Some(true)
+        Some(false)
     }
 
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        replace(manager, &["tenant_id", "location_id", "item_id"]).await
+        swap(manager, (NEW, "tenant_id, location_id, item_id"), OLD).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        replace(manager, &["tenant_id", "location_id"]).await
+        swap(manager, (OLD, "tenant_id, location_id"), NEW).await
     }
 }
