@@ -60,6 +60,17 @@ fn default_pool_size() -> u32 {
     (4 * cores).clamp(8, 32)
 }
 
+/// The bound on waiting for a key still in flight: Postgres takes 1 to 2^31-1 ms, and 0 would
+/// mean no bound at all, the hung client the setting exists to prevent.
+fn wait_ms(value: u64) -> anyhow::Result<u64> {
+    anyhow::ensure!(
+        (1..=i32::MAX as u64).contains(&value),
+        "TWH_IDEMPOTENCY_WAIT_MS={value} is not valid: use 1 to {} milliseconds",
+        i32::MAX
+    );
+    Ok(value)
+}
+
 pub const DEFAULT_SQLITE_URL: &str = "sqlite://data/twh.db?mode=rwc";
 
 impl Default for Config {
@@ -120,7 +131,10 @@ impl Config {
                 max_complexity: env_or("TWH_GRAPHQL_MAX_COMPLEXITY", d.graphql.max_complexity)?,
             },
             idempotency_ttl_hours: env_or("TWH_IDEMPOTENCY_TTL_HOURS", d.idempotency_ttl_hours)?,
-            idempotency_wait_ms: env_or("TWH_IDEMPOTENCY_WAIT_MS", d.idempotency_wait_ms)?,
+            idempotency_wait_ms: wait_ms(env_or(
+                "TWH_IDEMPOTENCY_WAIT_MS",
+                d.idempotency_wait_ms,
+            )?)?,
             admin_token: std::env::var("TWH_ADMIN_TOKEN")
                 .ok()
                 .filter(|t| !t.is_empty()),
@@ -135,5 +149,18 @@ impl Config {
         config.http.public_url = "http://127.0.0.1".into();
         config.database.url = url.into();
         config
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_idempotency_wait_is_bounded_as_postgres_needs() {
+        assert!(wait_ms(0).is_err(), "0 would mean waiting forever");
+        assert_eq!(wait_ms(1).unwrap(), 1);
+        assert_eq!(wait_ms(i32::MAX as u64).unwrap(), i32::MAX as u64);
+        assert!(wait_ms(i32::MAX as u64 + 1).is_err());
     }
 }
