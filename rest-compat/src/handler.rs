@@ -169,12 +169,19 @@ pub fn problem<B: Backend>(
     if let Some(errors) = errors {
         body["errors"] = errors;
     }
-    (
+    let mut response = (
         status,
         [(header::CONTENT_TYPE, "application/problem+json")],
         body.to_string(),
     )
-        .into_response()
+        .into_response();
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        // Unavailable for the moment: say when to come back (RFC 9110, section 10.2.3).
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+    }
+    response
 }
 
 /// A problem the REST layer itself decided (credentials, parameters, a missing document), and

@@ -100,7 +100,9 @@ pub fn connection_lost(err: &DbErr) -> bool {
 /// Whether the database is out of reach for now: a lost connection, or no connection free
 /// within the acquire timeout. The request may be retried; nothing is known to have changed.
 pub fn unavailable(err: &DbErr) -> bool {
-    matches!(err, DbErr::ConnectionAcquire(_)) || connection_lost(err)
+    // `Conn` is what opening or acquiring a connection fails with (refused, unreachable, the
+    // database not accepting connections).
+    matches!(err, DbErr::ConnectionAcquire(_) | DbErr::Conn(_)) || connection_lost(err)
 }
 
 pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {

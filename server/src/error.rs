@@ -150,9 +150,9 @@ impl ErrorCode {
             }
             Internal => "Something failed inside the server. Quote the request id.",
             Unavailable => {
-                "The database could not be reached or dropped the connection. Retry after \
-                 Retry-After seconds; a write retried with the same idempotency key is applied \
-                 at most once."
+                "The database could not be reached or dropped the connection. A write may or \
+                 may not have been applied: retry after Retry-After seconds with the same \
+                 idempotency key, which applies it at most once."
             }
         }
     }
@@ -256,26 +256,35 @@ pub fn request_error(code: ErrorCode, message: impl Into<String>) -> async_graph
     async_graphql::Error::new(message).extend_with(|_, ext| ext.set("code", code.as_str()))
 }
 
+/// What a caller is told when the database is out of reach. A connection can drop after a
+/// COMMIT was sent and before its answer came back, so a write's outcome is not known.
+pub const UNAVAILABLE_MESSAGE: &str = "the database is out of reach or dropped the connection; a write may or may not have been applied - Hint: retry shortly, with the same idempotency key for a write so that it applies at most once";
+
+/// Marks an `UNAVAILABLE` error caused by a lost connection (not a pool timeout): a read that
+/// met it can be run again at once.
+pub struct ConnectionLost;
+
 /// Logs an unexpected failure with the request id and returns an opaque GraphQL error:
 /// `UNAVAILABLE` when the database was out of reach, `INTERNAL` otherwise.
 pub fn internal_error(request_id: &str, err: &anyhow::Error) -> async_graphql::Error {
-    let unavailable = err
-        .chain()
-        .filter_map(|cause| cause.downcast_ref::<sea_orm::DbErr>())
-        .any(crate::db::unavailable);
-    if unavailable {
+    let causes = || {
+        err.chain()
+            .filter_map(|cause| cause.downcast_ref::<sea_orm::DbErr>())
+    };
+    if causes().any(crate::db::unavailable) {
         tracing::warn!(
             request.id = request_id,
             error = format!("{err:#}"),
             "database unavailable"
         );
-        return async_graphql::Error::new(
-            "the database is unavailable for the moment - Hint: retry shortly; send the same idempotency key with a write",
-        )
-        .extend_with(|_, ext| {
+        let mut error = async_graphql::Error::new(UNAVAILABLE_MESSAGE).extend_with(|_, ext| {
             ext.set("code", ErrorCode::Unavailable.as_str());
             ext.set("requestId", request_id);
         });
+        if causes().any(crate::db::connection_lost) {
+            error.source = Some(std::sync::Arc::new(ConnectionLost));
+        }
+        return error;
     }
     tracing::error!(
         request.id = request_id,

@@ -98,10 +98,7 @@ pub async fn principal(
                 .any(crate::db::unavailable);
             tracing::error!(error = format!("{err:#}"), "authentication lookup failed");
             if unavailable {
-                Err((
-                    ErrorCode::Unavailable,
-                    "the database is unavailable for the moment - Hint: retry shortly",
-                ))
+                Err((ErrorCode::Unavailable, crate::error::UNAVAILABLE_MESSAGE))
             } else {
                 Err((ErrorCode::Internal, "internal error"))
             }
@@ -157,7 +154,11 @@ pub async fn run_as(
     let response = schema
         .execute(request.data(principal.clone()).data(meta.clone()))
         .await;
-    if first_error_code(&response) != Some(ErrorCode::Unavailable) {
+    let connection_lost = response
+        .errors
+        .first()
+        .is_some_and(|e| e.source::<crate::error::ConnectionLost>().is_some());
+    if !connection_lost {
         return Ok(response);
     }
     state.documents.attach(&mut again);

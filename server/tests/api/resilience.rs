@@ -83,3 +83,67 @@ async fn reads_after_postgres_drops_every_connection_succeed() {
     }
     app.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_database_answers_503_with_retry_after_and_recovers() {
+    let Some(app) = warm_app().await else { return };
+    let name = app
+        .db_url
+        .rsplit('/')
+        .next()
+        .expect("a database name")
+        .to_owned();
+    // From another database: this one is about to refuse connections.
+    let admin_url = std::env::var("TWH_TEST_DATABASE_URL").expect("the Postgres admin URL");
+    let admin = Database::connect(admin_url.as_str())
+        .await
+        .expect("connect");
+    // The database stops accepting connections and drops the server's open ones.
+    admin
+        .execute_unprepared(&format!(
+            "ALTER DATABASE {name} WITH ALLOW_CONNECTIONS false"
+        ))
+        .await
+        .expect("refuse connections");
+    admin
+        .execute_unprepared(&format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+        ))
+        .await
+        .expect("drop the server's connections");
+
+    let (status, body) = app
+        .gql(
+            crate::support::ADJUST,
+            json!({ "input": crate::support::adjust_input("R-1", "WH", 1, None) }),
+        )
+        .await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "UNAVAILABLE",
+        "{body}"
+    );
+    let rest = app
+        .client
+        .get(app.url("/v1/stock/levels?sku=R-1"))
+        .bearer_auth(&app.key)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(rest.status(), 503);
+    assert_eq!(rest.headers()["retry-after"], "1");
+    let problem: serde_json::Value = rest.json().await.expect("json");
+    assert_eq!(problem["code"], "UNAVAILABLE", "{problem}");
+
+    // Back again: the next calls succeed, and the refused write changed nothing.
+    admin
+        .execute_unprepared(&format!(
+            "ALTER DATABASE {name} WITH ALLOW_CONNECTIONS true"
+        ))
+        .await
+        .expect("accept connections");
+    admin.close().await.ok();
+    let level = app.level("R-1", "WH").await;
+    assert_eq!(level["available"], json!(8), "{level}");
+    app.shutdown().await;
+}
