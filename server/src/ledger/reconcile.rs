@@ -1,16 +1,13 @@
 //! Reconciliation: recompute every level from the ledger and compare it with the snapshot.
 //! Also checks each (item, location)'s sequence: movements numbered 1..=n with no gap.
 
-use std::collections::BTreeMap;
-
 use chrono::Utc;
-use sea_orm::sea_query::{Expr, ExprTrait, Query};
+use sea_orm::sea_query::Query;
 use sea_orm::{
-    AccessMode, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait,
-    IsolationLevel, QueryFilter, TransactionTrait,
+    AccessMode, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, IsolationLevel, Statement,
+    TransactionTrait,
 };
 use serde::Serialize;
-use twh_entity::stock_level;
 
 use super::QuantityState;
 use crate::ids;
@@ -39,13 +36,57 @@ pub struct Report {
     pub finished_at: chrono::DateTime<Utc>,
 }
 
-type Key = (String, String, String);
-
-#[derive(Default)]
-struct LedgerSide {
-    states: BTreeMap<&'static str, i64>,
-    count: i64,
-    max_sequence: i64,
+/// The statement that compares: the ledger summed per (tenant, item, location), one column
+/// per state, full-outer-joined with the snapshots, keeping only the pairs that differ. Only
+/// mismatches travel back, so memory does not grow with the number of levels.
+fn comparison(tenant_filter: bool) -> String {
+    let states = QuantityState::ALL.map(QuantityState::column);
+    let sums: Vec<String> = states
+        .iter()
+        .map(|c| {
+            format!("CAST(SUM(CASE WHEN state = '{c}' THEN delta ELSE 0 END) AS BIGINT) AS {c}")
+        })
+        .collect();
+    let known = states
+        .iter()
+        .map(|c| format!("'{c}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let differs: Vec<String> = states
+        .iter()
+        .map(|c| format!("s.{c} <> COALESCE(l.{c}, 0)"))
+        .collect();
+    let picked: Vec<String> = states
+        .iter()
+        .map(|c| format!("s.{c} AS s_{c}, l.{c} AS l_{c}"))
+        .collect();
+    let (movements_where, levels_where) = if tenant_filter {
+        (" WHERE tenant_id = $1", " WHERE tenant_id = $1")
+    } else {
+        ("", "")
+    };
+    format!(
+        "WITH l AS (SELECT tenant_id, item_id, location_id, {sums}, \
+           CAST(SUM(CASE WHEN state IN ({known}) THEN 0 ELSE 1 END) AS BIGINT) AS unknown_rows, \
+           CAST(SUM(CASE WHEN state IN ({known}) THEN 0 ELSE delta END) AS BIGINT) AS unknown_state, \
+           CAST(COUNT(*) AS BIGINT) AS n, CAST(MAX(sequence) AS BIGINT) AS max_seq \
+           FROM movements{movements_where} GROUP BY tenant_id, item_id, location_id), \
+         s AS (SELECT * FROM stock_levels{levels_where}) \
+         SELECT COALESCE(s.tenant_id, l.tenant_id) AS tenant_id, \
+           COALESCE(s.item_id, l.item_id) AS item_id, \
+           COALESCE(s.location_id, l.location_id) AS location_id, \
+           s.tenant_id IS NOT NULL AS has_level, {picked}, \
+           s.sequence AS s_sequence, l.unknown_rows, l.unknown_state, l.n, l.max_seq \
+         FROM s FULL OUTER JOIN l ON s.tenant_id = l.tenant_id AND s.item_id = l.item_id \
+           AND s.location_id = l.location_id \
+         WHERE s.tenant_id IS NULL OR ({differs}) \
+           OR COALESCE(l.unknown_state, 0) <> 0 OR s.sequence <> COALESCE(l.max_seq, 0) \
+           OR COALESCE(l.max_seq, 0) <> COALESCE(l.n, 0) \
+         ORDER BY 1, 2, 3",
+        sums = sums.join(", "),
+        picked = picked.join(", "),
+        differs = differs.join(" OR "),
+    )
 }
 
 /// Compares snapshots with the ledger for one tenant or all, and records the run.
@@ -55,7 +96,8 @@ struct LedgerSide {
 /// while it runs never look like mismatches.
 pub async fn run(db: &DatabaseConnection, tenant_id: Option<&str>) -> Result<Report, DbErr> {
     let started_at = Utc::now();
-    let snapshot = if db.get_database_backend() == DbBackend::Postgres {
+    let backend = db.get_database_backend();
+    let snapshot = if backend == DbBackend::Postgres {
         db.begin_with_config(
             Some(IsolationLevel::RepeatableRead),
             Some(AccessMode::ReadOnly),
@@ -64,79 +106,78 @@ pub async fn run(db: &DatabaseConnection, tenant_id: Option<&str>) -> Result<Rep
     } else {
         db.begin().await?
     };
-    let mut select = Query::select();
-    select
-        .columns(["tenant_id", "item_id", "location_id", "state"])
-        .expr_as(Expr::cust("CAST(SUM(delta) AS BIGINT)"), "total")
-        .expr_as(Expr::cust("CAST(COUNT(*) AS BIGINT)"), "n")
-        .expr_as(Expr::cust("CAST(MAX(sequence) AS BIGINT)"), "max_seq")
-        .from("movements")
-        .group_by_columns(["tenant_id", "item_id", "location_id", "state"]);
-    if let Some(t) = tenant_id {
-        select.and_where(Expr::col("tenant_id").eq(t));
+    let values: Vec<sea_orm::Value> = tenant_id.map(Into::into).into_iter().collect();
+    let mut count = String::from("SELECT CAST(COUNT(*) AS BIGINT) AS n FROM stock_levels");
+    if tenant_id.is_some() {
+        count.push_str(" WHERE tenant_id = $1");
     }
-    let mut ledger: BTreeMap<Key, LedgerSide> = BTreeMap::new();
-    for row in snapshot.query_all(&select).await? {
-        let key: Key = (
-            row.try_get("", "tenant_id")?,
-            row.try_get("", "item_id")?,
-            row.try_get("", "location_id")?,
-        );
-        let state: String = row.try_get("", "state")?;
-        let total: i64 = row.try_get("", "total")?;
-        let side = ledger.entry(key).or_default();
-        let state = QuantityState::parse(&state)
-            .map(QuantityState::column)
-            .unwrap_or("unknown");
-        *side.states.entry(state).or_default() += total;
-        side.count += row.try_get::<i64>("", "n")?;
-        side.max_sequence = Ord::max(side.max_sequence, row.try_get::<i64>("", "max_seq")?);
-    }
-
-    let mut levels = stock_level::Entity::find();
-    if let Some(t) = tenant_id {
-        levels = levels.filter(stock_level::Column::TenantId.eq(t));
-    }
-    let levels = levels.all(&snapshot).await?;
+    let checked: i64 = snapshot
+        .query_one_raw(Statement::from_sql_and_values(
+            backend,
+            count,
+            values.clone(),
+        ))
+        .await?
+        .map(|row| row.try_get("", "n"))
+        .transpose()?
+        .unwrap_or(0);
+    let differing = snapshot
+        .query_all_raw(Statement::from_sql_and_values(
+            backend,
+            comparison(tenant_id.is_some()),
+            values,
+        ))
+        .await?;
     snapshot.commit().await?;
+
     let mut rows = Vec::new();
-    let mut checked = 0u64;
-    let mut push = |key: &Key, field: &str, snapshot: i64, ledger: i64| {
-        if snapshot != ledger {
-            rows.push(Mismatch {
-                tenant_id: key.0.clone(),
-                item_id: key.1.clone(),
-                location_id: key.2.clone(),
-                field: field.to_owned(),
-                snapshot,
-                ledger,
-            });
-        }
-    };
-    for level in &levels {
-        checked += 1;
-        let key: Key = (
-            level.tenant_id.clone(),
-            level.item_id.clone(),
-            level.location_id.clone(),
+    for row in &differing {
+        let key = (
+            row.try_get::<String>("", "tenant_id")?,
+            row.try_get::<String>("", "item_id")?,
+            row.try_get::<String>("", "location_id")?,
         );
-        let side = ledger.remove(&key).unwrap_or_default();
+        let mut push = |field: &str, snapshot: i64, ledger: i64| {
+            if snapshot != ledger {
+                rows.push(Mismatch {
+                    tenant_id: key.0.clone(),
+                    item_id: key.1.clone(),
+                    location_id: key.2.clone(),
+                    field: field.to_owned(),
+                    snapshot,
+                    ledger,
+                });
+            }
+        };
+        let ledger = |column: &str| -> Result<i64, DbErr> {
+            Ok(row.try_get::<Option<i64>>("", column)?.unwrap_or(0))
+        };
+        let has_level: bool = row.try_get("", "has_level")?;
         for state in QuantityState::ALL {
-            let from_ledger = side.states.get(state.column()).copied().unwrap_or(0);
-            push(&key, state.column(), state.of(level), from_ledger);
+            let c = state.column();
+            let snapshot = if has_level {
+                row.try_get::<i64>("", &format!("s_{c}"))?
+            } else {
+                0
+            };
+            push(c, snapshot, ledger(&format!("l_{c}"))?);
         }
-        if let Some(unknown) = side.states.get("unknown") {
-            push(&key, "unknown_state", 0, *unknown);
+        if !has_level {
+            // Movements whose level row is missing altogether: their totals are the mismatch.
+            if ledger("unknown_rows")? > 0 {
+                push("unknown", 0, ledger("unknown_state")?);
+            }
+            continue;
         }
-        push(&key, "sequence", level.sequence, side.max_sequence);
-        push(&key, "sequence_gaps", side.max_sequence, side.count);
+        push("unknown_state", 0, ledger("unknown_state")?);
+        push(
+            "sequence",
+            row.try_get("", "s_sequence")?,
+            ledger("max_seq")?,
+        );
+        push("sequence_gaps", ledger("max_seq")?, ledger("n")?);
     }
-    // Movements whose level row is missing altogether.
-    for (key, side) in &ledger {
-        for (state, total) in &side.states {
-            push(key, state, 0, *total);
-        }
-    }
+    let checked = checked as u64;
     let finished_at = Utc::now();
     let report = Report {
         run_id: ids::new_id(ids::RECONCILIATION),

@@ -175,3 +175,56 @@ async fn reconcile_during_traffic_sees_one_consistent_moment() {
     assert!(applied > 0, "no write landed during the checks");
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn reconcile_reports_sequence_gaps_and_missing_level_rows() {
+    let app = TestApp::spawn().await;
+    app.create_item("GAP").await;
+    app.create_item("LOST").await;
+    app.create_location("WH", false).await;
+    for _ in 0..3 {
+        app.adjust("GAP", "WH", 5, None).await;
+    }
+    app.adjust("LOST", "WH", 4, None).await;
+    let clean = twh_server::ledger::reconcile::run(&app.state.db, None)
+        .await
+        .expect("reconcile");
+    assert_eq!(clean.mismatches, 0, "{:?}", clean.rows);
+    assert_eq!(clean.levels_checked, 2);
+
+    // A movement removed behind the ledger's back, and a level row lost.
+    let db = &app.state.db;
+    db.execute_unprepared(
+        "DELETE FROM movements WHERE sequence = 2 AND item_id IN (SELECT id FROM items WHERE sku = 'GAP')",
+    )
+    .await
+    .unwrap();
+    db.execute_unprepared(
+        "DELETE FROM stock_levels WHERE item_id IN (SELECT id FROM items WHERE sku = 'LOST')",
+    )
+    .await
+    .unwrap();
+    let report = twh_server::ledger::reconcile::run(&app.state.db, None)
+        .await
+        .expect("reconcile");
+    let mut found: Vec<(String, i64, i64)> = report
+        .rows
+        .iter()
+        .map(|m| (m.field.clone(), m.snapshot, m.ledger))
+        .collect();
+    found.sort();
+    assert_eq!(
+        found,
+        vec![
+            // GAP: the snapshot says 15, the ledger now sums to 10 with 2 entries up to #3.
+            ("available".to_owned(), 0, 4),
+            ("available".to_owned(), 15, 10),
+            ("sequence_gaps".to_owned(), 3, 2),
+        ],
+        "{:?}",
+        report.rows
+    );
+    assert_eq!(report.mismatches, 3);
+    assert_eq!(report.levels_checked, 1);
+    app.shutdown().await;
+}
