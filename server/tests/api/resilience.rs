@@ -112,13 +112,20 @@ async fn an_unreachable_database_answers_503_with_retry_after_and_recovers() {
         .await
         .expect("drop the server's connections");
 
-    let (status, body) = app
-        .gql(
-            crate::support::ADJUST,
-            json!({ "input": crate::support::adjust_input("R-1", "WH", 1, None) }),
-        )
-        .await;
-    assert_eq!(status, 503, "{body}");
+    let graphql = app
+        .client
+        .post(app.url("/graphql"))
+        .bearer_auth(&app.key)
+        .json(&json!({
+            "query": crate::support::ADJUST,
+            "variables": { "input": crate::support::adjust_input("R-1", "WH", 1, None) }
+        }))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(graphql.status(), 503);
+    assert_eq!(graphql.headers()["retry-after"], "1");
+    let body: serde_json::Value = graphql.json().await.expect("json");
     assert_eq!(
         body["errors"][0]["extensions"]["code"], "UNAVAILABLE",
         "{body}"
