@@ -81,58 +81,59 @@ async fn claim(
 ) -> Result<Claim, DbErr> {
     let now = Utc::now();
     let expires_at = now + Duration::hours(app.config.idempotency_ttl_hours);
-    let insert = Query::insert()
-        .into_table("idempotency_keys")
-        .columns([
-            "tenant_id",
-            "key",
-            "operation",
-            "request_hash",
-            "response",
-            "created_at",
-            "expires_at",
-        ])
-        .values_panic([
-            tenant_id.into(),
-            key.into(),
-            operation.into(),
-            hash.into(),
-            "".into(),
-            now.into(),
-            expires_at.into(),
-        ])
-        .on_conflict(
-            OnConflict::columns(["tenant_id", "key"])
-                .do_nothing()
-                .to_owned(),
-        )
-        .to_owned();
     // A second caller with the same key blocks on the first one's uncommitted row; bound that
     // wait so a slow first call yields IDEMPOTENCY_CONCURRENT_REQUEST instead of a hung client.
     // On Postgres the bound is set by the same statement (set_config in its FROM runs before
     // the row is inserted), saving a round trip; `begin_work` lifts it again.
-    let claim = if app.is_postgres() {
-        Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "INSERT INTO idempotency_keys \
-             (tenant_id, key, operation, request_hash, response, created_at, expires_at) \
-             SELECT $1, $2, $3, $4, '', $5, $6 \
-             FROM (SELECT set_config('lock_timeout', $7, true)) AS bounded_wait \
-             ON CONFLICT (tenant_id, key) DO NOTHING",
-            [
+    let claim = || {
+        if app.is_postgres() {
+            return Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "INSERT INTO idempotency_keys \
+                 (tenant_id, key, operation, request_hash, response, created_at, expires_at) \
+                 SELECT $1, $2, $3, $4, '', $5, $6 \
+                 FROM (SELECT set_config('lock_timeout', $7, true)) AS bounded_wait \
+                 ON CONFLICT (tenant_id, key) DO NOTHING",
+                [
+                    tenant_id.into(),
+                    key.into(),
+                    operation.into(),
+                    hash.into(),
+                    now.into(),
+                    expires_at.into(),
+                    app.config.idempotency_wait_ms.to_string().into(),
+                ],
+            );
+        }
+        let insert = Query::insert()
+            .into_table("idempotency_keys")
+            .columns([
+                "tenant_id",
+                "key",
+                "operation",
+                "request_hash",
+                "response",
+                "created_at",
+                "expires_at",
+            ])
+            .values_panic([
                 tenant_id.into(),
                 key.into(),
                 operation.into(),
                 hash.into(),
+                "".into(),
                 now.into(),
                 expires_at.into(),
-                app.config.idempotency_wait_ms.to_string().into(),
-            ],
-        )
-    } else {
+            ])
+            .on_conflict(
+                OnConflict::columns(["tenant_id", "key"])
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .to_owned();
         txn.get_database_backend().build(&insert)
     };
-    let inserted = txn.execute_raw(claim.clone()).await?.rows_affected();
+    let inserted = txn.execute_raw(claim()).await?.rows_affected();
     if inserted == 1 {
         return Ok(Claim::Fresh);
     }
@@ -156,7 +157,7 @@ async fn claim(
             .and_where(Expr::col("key").eq(key))
             .to_owned();
         txn.execute(&delete).await?;
-        txn.execute_raw(claim).await?;
+        txn.execute_raw(claim()).await?;
         return Ok(Claim::Fresh);
     }
     if stored_op != operation || stored_hash != hash {
