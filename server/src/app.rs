@@ -64,7 +64,10 @@ impl App {
         let txn = loop {
             match self.db.begin_with_options(options).await {
                 Ok(txn) => break txn,
-                Err(err) if attempt < 3 && crate::db::connection_lost(&err) => {
+                Err(err)
+                    if attempt < 3
+                        && crate::db::outage(&err) == Some(crate::db::Outage::ConnectionLost) =>
+                {
                     tracing::warn!(error = %err, attempt, "database connection lost at BEGIN; retrying");
                     attempt += 1;
                 }

@@ -70,39 +70,50 @@ fn connections_suspect() -> bool {
     now < SUSPECT_UNTIL_MS.load(Ordering::Relaxed)
 }
 
-/// Whether a failure means the connection broke (a Postgres restart or failover, a terminated
-/// backend, a dropped network) rather than the statement failing; records it, so that for a
-/// few seconds every checkout is pinged and the pool sheds the other dead connections.
-pub fn connection_lost(err: &DbErr) -> bool {
-    let (DbErr::Conn(RuntimeErr::SqlxError(e))
-    | DbErr::Exec(RuntimeErr::SqlxError(e))
-    | DbErr::Query(RuntimeErr::SqlxError(e))) = err
-    else {
-        return false;
-    };
+/// Why the database is out of reach for now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outage {
+    /// No connection could be opened or acquired (refused, unreachable, not accepting
+    /// connections, none free within the acquire timeout).
+    Unreachable,
+    /// An open connection broke (a restart or failover, a terminated backend, a dropped
+    /// network). Recorded: for a few seconds every checkout is pinged, so the pool sheds the
+    /// other dead connections.
+    ConnectionLost,
+}
+
+/// Whether a failure means the database is out of reach, rather than the statement failing.
+/// A write that met it may or may not have been applied (a COMMIT's answer can be lost).
+pub fn outage(err: &DbErr) -> Option<Outage> {
     use sea_orm::sqlx::Error;
-    let lost = match e.as_ref() {
-        Error::Io(_) | Error::Tls(_) | Error::WorkerCrashed => true,
-        Error::Protocol(message) => message.contains("EOF") || message.contains("closed"),
-        // Class 08: connection exception; 57P01..57P03: shutdown, crash, cannot connect now.
-        Error::Database(db) => db
-            .code()
-            .is_some_and(|code| code.starts_with("08") || code.starts_with("57P")),
+    let lost = match err {
+        DbErr::Conn(RuntimeErr::SqlxError(e))
+        | DbErr::Exec(RuntimeErr::SqlxError(e))
+        | DbErr::Query(RuntimeErr::SqlxError(e)) => match e.as_ref() {
+            Error::Io(_) | Error::Tls(_) | Error::WorkerCrashed => true,
+            Error::Protocol(message) => message.contains("EOF") || message.contains("closed"),
+            // Class 08: connection exception; 57P01..57P03: shutdown, crash, cannot connect now.
+            Error::Database(db) => db
+                .code()
+                .is_some_and(|code| code.starts_with("08") || code.starts_with("57P")),
+            _ => false,
+        },
         _ => false,
     };
     if lost {
         let until = (epoch().elapsed() + SUSPECT_WINDOW).as_millis() as u64;
         SUSPECT_UNTIL_MS.fetch_max(until, Ordering::Relaxed);
+        return Some(Outage::ConnectionLost);
     }
-    lost
+    // `Conn` is what opening or acquiring a connection fails with.
+    matches!(err, DbErr::ConnectionAcquire(_) | DbErr::Conn(_)).then_some(Outage::Unreachable)
 }
 
-/// Whether the database is out of reach for now: a lost connection, or no connection free
-/// within the acquire timeout. The request may be retried; nothing is known to have changed.
-pub fn unavailable(err: &DbErr) -> bool {
-    // `Conn` is what opening or acquiring a connection fails with (refused, unreachable, the
-    // database not accepting connections).
-    matches!(err, DbErr::ConnectionAcquire(_) | DbErr::Conn(_)) || connection_lost(err)
+/// [`outage`] of the first database error in a chain of causes.
+pub fn outage_in(err: &anyhow::Error) -> Option<Outage> {
+    err.chain()
+        .filter_map(|cause| cause.downcast_ref::<DbErr>())
+        .find_map(outage)
 }
 
 pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {

@@ -267,11 +267,7 @@ pub struct ConnectionLost;
 /// Logs an unexpected failure with the request id and returns an opaque GraphQL error:
 /// `UNAVAILABLE` when the database was out of reach, `INTERNAL` otherwise.
 pub fn internal_error(request_id: &str, err: &anyhow::Error) -> async_graphql::Error {
-    let causes = || {
-        err.chain()
-            .filter_map(|cause| cause.downcast_ref::<sea_orm::DbErr>())
-    };
-    if causes().any(crate::db::unavailable) {
+    if let Some(outage) = crate::db::outage_in(err) {
         tracing::warn!(
             request.id = request_id,
             error = format!("{err:#}"),
@@ -281,7 +277,7 @@ pub fn internal_error(request_id: &str, err: &anyhow::Error) -> async_graphql::E
             ext.set("code", ErrorCode::Unavailable.as_str());
             ext.set("requestId", request_id);
         });
-        if causes().any(crate::db::connection_lost) {
+        if outage == crate::db::Outage::ConnectionLost {
             error.source = Some(std::sync::Arc::new(ConnectionLost));
         }
         return error;

@@ -92,12 +92,8 @@ pub async fn principal(
         Ok(Some(p)) => Ok(p),
         Ok(None) => Err(unauthenticated),
         Err(err) => {
-            let unavailable = err
-                .chain()
-                .filter_map(|cause| cause.downcast_ref::<sea_orm::DbErr>())
-                .any(crate::db::unavailable);
             tracing::error!(error = format!("{err:#}"), "authentication lookup failed");
-            if unavailable {
+            if crate::db::outage_in(&err).is_some() {
                 Err((ErrorCode::Unavailable, crate::error::UNAVAILABLE_MESSAGE))
             } else {
                 Err((ErrorCode::Internal, "internal error"))
