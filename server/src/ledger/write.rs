@@ -404,7 +404,7 @@ pub async fn adjust(
                 input.effective_at,
             ),
             vec![entry],
-            vec![(level, true)],
+            vec![Applied::Moved(level)],
         )
         .await;
     }
@@ -780,11 +780,20 @@ fn refusal(entry: &Entry, current: i64) -> Option<UserError> {
 }
 
 /// What applying one bucket change did.
+#[derive(Clone)]
 enum Applied {
     /// The quantity changed; the level row after the change.
     Moved(stock_level::Model),
     /// A set to the quantity the bucket already had: no movement, the level as it is.
     Unchanged(stock_level::Model),
+}
+
+impl Applied {
+    fn level(&self) -> &stock_level::Model {
+        match self {
+            Applied::Moved(level) | Applied::Unchanged(level) => level,
+        }
+    }
 }
 
 /// Applies one bucket change; returns the level row after it, or why it was refused.
@@ -853,28 +862,23 @@ async fn apply(
             .cmp(&(&entries[*b].item.id, &entries[*b].location.id))
     });
 
-    let mut applied: Vec<Option<(stock_level::Model, bool)>> = vec![None; entries.len()];
+    let mut applied: Vec<Option<Applied>> = vec![None; entries.len()];
     for index in order {
-        applied[index] = Some(
-            match apply_entry(txn, tenant_id, &mut entries[index], now).await? {
-                Applied::Moved(level) => (level, true),
-                Applied::Unchanged(level) => (level, false),
-            },
-        );
+        applied[index] = Some(apply_entry(txn, tenant_id, &mut entries[index], now).await?);
     }
     let applied = applied.into_iter().flatten().collect();
     record(txn, cx, now, group, entries, applied).await
 }
 
 /// Records applied changes: the movements, one `stock.changed` event per touched level and the
-/// audit row. `applied[i]` is entry i's level after its change and whether its quantity moved.
+/// audit row. `applied[i]` is what applying entry i did.
 async fn record(
     txn: &DatabaseTransaction,
     cx: &Context<'_>,
     now: DateTime<Utc>,
     group: Group<'_>,
     entries: Vec<Entry>,
-    applied: Vec<(stock_level::Model, bool)>,
+    applied: Vec<Applied>,
 ) -> Result<StockChange, DomainError> {
     let tenant_id = cx.principal.tenant_id.as_str();
     let Group {
@@ -889,7 +893,7 @@ async fn record(
     // The last level each (item, location) reached, in lock order.
     let mut last_level: BTreeMap<(String, String), (stock_level::Model, String, String)> =
         BTreeMap::new();
-    for (entry, (level, _)) in entries.iter().zip(&applied) {
+    for (entry, level) in entries.iter().zip(applied.iter().map(Applied::level)) {
         let key = (level.item_id.clone(), level.location_id.clone());
         let newer = last_level
             .get(&key)
@@ -907,10 +911,10 @@ async fn record(
     }
 
     let mut movements = Vec::new();
-    for (entry, (level, moved)) in entries.iter().zip(applied) {
-        if !moved {
+    for (entry, applied) in entries.iter().zip(&applied) {
+        let Applied::Moved(level) = applied else {
             continue;
-        }
+        };
         movements.push(Movement {
             id: ID(ids::new_id(ids::MOVEMENT)),
             group_id: ID(group_id.clone()),
@@ -920,7 +924,7 @@ async fn record(
             location_code: entry.location.code.clone(),
             state: entry.state,
             delta: entry.delta,
-            quantity_after_change: entry.state.of(&level),
+            quantity_after_change: entry.state.of(level),
             sequence: level.sequence,
             counterparty: entry.counterparty,
             counterparty_location_code: entry
