@@ -68,15 +68,7 @@ async fn health_readiness_and_metrics() {
     app.create_location("WH", false).await;
     app.adjust("MET", "WH", 1, None).await;
     app.adjust("MET", "WH", -5, None).await;
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics().await;
     for needle in [
         "twh_http_requests_total",
         "twh_http_request_duration_seconds_bucket",

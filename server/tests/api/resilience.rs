@@ -1,10 +1,11 @@
 //! The database going away under the server: connections that Postgres has closed are replaced
 //! without failing the requests that next need them.
 
-use sea_orm::{ConnectionTrait, Database};
+use reqwest::Method;
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
 use serde_json::json;
 
-use crate::support::{TestApp, codes};
+use crate::support::{ADJUST, TestApp, adjust_input, codes};
 
 /// A running app with stock on one SKU and several warm pooled connections, or `None` on SQLite
 /// (which has no server to drop connections).
@@ -25,16 +26,22 @@ async fn warm_app() -> Option<TestApp> {
     Some(app)
 }
 
+/// A connection to the Postgres admin database (not the app's: that one may be made to refuse
+/// connections) and the app database's name.
+async fn admin(app: &TestApp) -> (DatabaseConnection, String) {
+    let url = std::env::var("TWH_TEST_DATABASE_URL").expect("the Postgres admin URL");
+    let admin = Database::connect(url.as_str()).await.expect("connect");
+    let name = app.db_url.rsplit('/').next().expect("a database name");
+    (admin, name.to_owned())
+}
+
 /// What a Postgres restart or failover does to the server's connections.
 async fn drop_server_connections(app: &TestApp) {
-    let admin = Database::connect(app.db_url.as_str())
-        .await
-        .expect("connect");
+    let (admin, name) = admin(app).await;
     let dropped = admin
-        .execute_unprepared(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-             WHERE datname = current_database() AND pid <> pg_backend_pid()",
-        )
+        .execute_unprepared(&format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+        ))
         .await
         .expect("terminate the server's connections");
     assert!(
@@ -64,15 +71,9 @@ async fn reads_after_postgres_drops_every_connection_succeed() {
     let Some(app) = warm_app().await else { return };
 
     drop_server_connections(&app).await;
-    let response = app
-        .client
-        .get(app.url("/v1/stock/levels?sku=R-1"))
-        .bearer_auth(&app.key)
-        .send()
-        .await
-        .expect("send");
-    let status = response.status();
-    let body: serde_json::Value = response.json().await.expect("json");
+    let (status, _, body) = app
+        .rest(Method::GET, "/v1/stock/levels?sku=R-1", None, &[])
+        .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["data"][0]["available"], json!(8), "{body}");
 
@@ -87,17 +88,7 @@ async fn reads_after_postgres_drops_every_connection_succeed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_database_answers_503_with_retry_after_and_recovers() {
     let Some(app) = warm_app().await else { return };
-    let name = app
-        .db_url
-        .rsplit('/')
-        .next()
-        .expect("a database name")
-        .to_owned();
-    // From another database: this one is about to refuse connections.
-    let admin_url = std::env::var("TWH_TEST_DATABASE_URL").expect("the Postgres admin URL");
-    let admin = Database::connect(admin_url.as_str())
-        .await
-        .expect("connect");
+    let (admin, name) = admin(&app).await;
     // The database stops accepting connections and drops the server's open ones.
     admin
         .execute_unprepared(&format!(
@@ -105,41 +96,24 @@ async fn an_unreachable_database_answers_503_with_retry_after_and_recovers() {
         ))
         .await
         .expect("refuse connections");
-    admin
-        .execute_unprepared(&format!(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
-        ))
-        .await
-        .expect("drop the server's connections");
+    drop_server_connections(&app).await;
 
-    let graphql = app
-        .client
-        .post(app.url("/graphql"))
-        .bearer_auth(&app.key)
-        .json(&json!({
-            "query": crate::support::ADJUST,
-            "variables": { "input": crate::support::adjust_input("R-1", "WH", 1, None) }
-        }))
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(graphql.status(), 503);
-    assert_eq!(graphql.headers()["retry-after"], "1");
-    let body: serde_json::Value = graphql.json().await.expect("json");
+    let write = json!({
+        "query": ADJUST,
+        "variables": { "input": adjust_input("R-1", "WH", 1, None) }
+    });
+    let (status, headers, body) = app.rest(Method::POST, "/graphql", Some(write), &[]).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(headers["retry-after"], "1");
     assert_eq!(
         body["errors"][0]["extensions"]["code"], "UNAVAILABLE",
         "{body}"
     );
-    let rest = app
-        .client
-        .get(app.url("/v1/stock/levels?sku=R-1"))
-        .bearer_auth(&app.key)
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(rest.status(), 503);
-    assert_eq!(rest.headers()["retry-after"], "1");
-    let problem: serde_json::Value = rest.json().await.expect("json");
+    let (status, headers, problem) = app
+        .rest(Method::GET, "/v1/stock/levels?sku=R-1", None, &[])
+        .await;
+    assert_eq!(status, 503, "{problem}");
+    assert_eq!(headers["retry-after"], "1");
     assert_eq!(problem["code"], "UNAVAILABLE", "{problem}");
 
     // Back again: the next calls succeed, and the refused write changed nothing.

@@ -7,37 +7,6 @@ use twh_rest::routes::{EXCLUDED, ROUTES};
 
 use crate::support::TestApp;
 
-impl TestApp {
-    async fn rest(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<Value>,
-        headers: &[(&str, &str)],
-    ) -> (StatusCode, reqwest::header::HeaderMap, Value) {
-        let mut request = self
-            .client
-            .request(method, self.url(path))
-            .bearer_auth(&self.key);
-        for (k, v) in headers {
-            request = request.header(*k, *v);
-        }
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.expect("send");
-        let status = response.status();
-        let headers = response.headers().clone();
-        let text = response.text().await.unwrap_or_default();
-        let body = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or(Value::String(text))
-        };
-        (status, headers, body)
-    }
-}
-
 fn problem_code(body: &Value) -> &str {
     body["code"].as_str().unwrap_or("")
 }
@@ -734,17 +703,7 @@ async fn a_rest_business_failure_is_counted_once() {
         .await;
     assert_eq!(status, 201);
     let metric = "twh_errors_total{code=\"QUANTITY_OUT_OF_RANGE\"}";
-    let read = || async {
-        app.client
-            .get(app.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    };
-    let before = counter(&read().await, metric);
+    let before = counter(&app.metrics().await, metric);
     let body = json!({ "reason": "RECEIVED", "changes": [{ "sku": "FULL", "locationCode": "WH", "delta": 1 }] });
     let (status, _, problem) = app
         .rest(Method::POST, "/v1/stock/adjustments", Some(body), &[])
@@ -753,6 +712,6 @@ async fn a_rest_business_failure_is_counted_once() {
         (status.as_u16(), problem_code(&problem)),
         (422, "QUANTITY_OUT_OF_RANGE")
     );
-    assert_eq!(counter(&read().await, metric), before + 1);
+    assert_eq!(counter(&app.metrics().await, metric), before + 1);
     app.shutdown().await;
 }
