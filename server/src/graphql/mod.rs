@@ -94,12 +94,7 @@ impl Extension for ErrorCodes {
     ) -> async_graphql::Response {
         let response = next.run(ctx).await;
         for error in &response.errors {
-            let code = match error.extensions.as_ref().and_then(|e| e.get("code")) {
-                Some(async_graphql::Value::String(code)) => {
-                    ErrorCode::parse(code).unwrap_or(ErrorCode::BadRequest)
-                }
-                _ => ErrorCode::BadRequest,
-            };
+            let code = error_code(error).unwrap_or(ErrorCode::BadRequest);
             metrics::counter!("twh_errors_total", "code" => code.as_str()).increment(1);
         }
         response
@@ -128,6 +123,14 @@ impl Extension for ErrorCodes {
                 .map(|e| tag(e, ErrorCode::GraphqlValidationFailed))
                 .collect()
         })
+    }
+}
+
+/// The code an error carries in `extensions.code`, if it is one of ours.
+pub fn error_code(error: &ServerError) -> Option<ErrorCode> {
+    match error.extensions.as_ref().and_then(|ext| ext.get("code")) {
+        Some(async_graphql::Value::String(code)) => ErrorCode::parse(code),
+        _ => None,
     }
 }
 

@@ -190,12 +190,7 @@ fn has_nul(value: &async_graphql::Value) -> bool {
 
 /// The code of a response's first error, if it has one we know.
 pub fn first_error_code(response: &async_graphql::Response) -> Option<ErrorCode> {
-    response.errors.first().and_then(|e| {
-        match e.extensions.as_ref().and_then(|ext| ext.get("code")) {
-            Some(async_graphql::Value::String(s)) => ErrorCode::parse(s),
-            _ => None,
-        }
-    })
+    response.errors.first().and_then(crate::graphql::error_code)
 }
 
 async fn execute(
