@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use async_graphql::{ID, InputObject, SimpleObject};
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, ExprTrait, LockType, OnConflict, Query, UnionType};
+use sea_orm::sea_query::{Asterisk, Expr, ExprTrait, LockType, OnConflict, Query, UnionType};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait, FromQueryResult};
 use serde::{Deserialize, Serialize};
 use twh_entity::stock_level;
@@ -591,46 +591,18 @@ async fn adjust_one_by_keys(
     if txn.get_database_backend() != sea_orm::DbBackend::Postgres {
         return Ok(None);
     }
-    let col = change.state.column();
-    // The item and the location are scalar subqueries, so the level row is found by all three
-    // key columns whatever plan Postgres makes (a join could scan a location's every level).
-    let item = "(SELECT id FROM items WHERE tenant_id = $1 AND sku = $2)";
-    let location = "(SELECT id FROM locations WHERE tenant_id = $1 AND code = $3)";
-    let allows_negative =
-        "(SELECT allow_negative FROM locations WHERE tenant_id = $1 AND code = $3)";
-    // Below zero only for AVAILABLE at a location that allows it.
-    let floor = if change.state == QuantityState::Available {
-        format!("({col} + $4 >= 0 OR {allows_negative})")
-    } else {
-        format!("{col} + $4 >= 0")
-    };
-    let compare = if change.change_from_quantity.is_some() {
-        format!(" AND {col} = $7")
-    } else {
-        String::new()
-    };
-    // Column names come from the state enum; every value is a parameter.
-    let sql = format!(
-        "UPDATE stock_levels SET {col} = {col} + $4, sequence = sequence + 1, \
-         version = version + 1, updated_at = $5 \
-         WHERE tenant_id = $1 AND item_id = {item} AND location_id = {location} \
-         AND {col} + $4 <= $6 AND {floor}{compare} \
-         RETURNING *, {allows_negative} AS location_allows_negative"
+    let update = conditional_update(
+        &cx.principal.tenant_id,
+        LevelRow::ByKeys {
+            sku: &change.sku,
+            code: &change.location_code,
+        },
+        change.state,
+        change.delta,
+        change.change_from_quantity,
+        now,
     );
-    let mut values: Vec<sea_orm::Value> = vec![
-        cx.principal.tenant_id.as_str().into(),
-        change.sku.as_str().into(),
-        change.location_code.as_str().into(),
-        change.delta.into(),
-        now.into(),
-        MAX_QUANTITY.into(),
-    ];
-    if let Some(expected) = change.change_from_quantity {
-        values.push(expected.into());
-    }
-    let statement =
-        sea_orm::Statement::from_sql_and_values(sea_orm::DbBackend::Postgres, sql, values);
-    let Some(row) = txn.query_one_raw(statement).await? else {
+    let Some(row) = txn.query_one(&update).await? else {
         return Ok(None);
     };
     let level = stock_level::Model::from_query_result(&row, "")?;
@@ -656,31 +628,93 @@ async fn adjust_one_by_keys(
     Ok(Some((entry, level)))
 }
 
-/// The conditional UPDATE: applies `delta` only if every rule holds, returning the new row.
+/// Which level row a conditional update targets.
+enum LevelRow<'a> {
+    /// By the ids the caller resolved, with the location's negative-stock rule.
+    Resolved {
+        item_id: &'a str,
+        location_id: &'a str,
+        allow_negative: bool,
+    },
+    /// By SKU and location code, resolved inside the statement as scalar subqueries, so the row
+    /// is found by all three key columns whatever plan Postgres makes (a join could scan every
+    /// level of the location). Also returns `location_allows_negative`.
+    ByKeys { sku: &'a str, code: &'a str },
+}
+
+/// The conditional UPDATE: applies `delta` to `state` only if every rule holds, returning the
+/// new row. The rules live here and nowhere else.
 fn conditional_update(
     tenant_id: &str,
-    entry: &Entry,
+    row: LevelRow<'_>,
+    state: QuantityState,
+    delta: i64,
+    change_from: Option<i64>,
     now: DateTime<Utc>,
 ) -> sea_orm::sea_query::UpdateStatement {
-    let col = entry.state.column();
+    let col = state.column();
+    let floor = Expr::col(col).add(delta).gte(0);
     let mut update = Query::update();
     update
         .table("stock_levels")
-        .value(col, Expr::col(col).add(entry.delta))
+        .value(col, Expr::col(col).add(delta))
         .value("sequence", Expr::col("sequence").add(1))
         .value("version", Expr::col("version").add(1))
         .value("updated_at", now)
-        .and_where(Expr::col("tenant_id").eq(tenant_id))
-        .and_where(Expr::col("item_id").eq(entry.item.id.as_str()))
-        .and_where(Expr::col("location_id").eq(entry.location.id.as_str()))
-        .and_where(Expr::col(col).add(entry.delta).lte(MAX_QUANTITY));
-    if !(entry.location.allow_negative && entry.state == QuantityState::Available) {
-        update.and_where(Expr::col(col).add(entry.delta).gte(0));
+        .and_where(Expr::col("tenant_id").eq(tenant_id));
+    match row {
+        LevelRow::Resolved {
+            item_id,
+            location_id,
+            allow_negative,
+        } => {
+            update
+                .and_where(Expr::col("item_id").eq(item_id))
+                .and_where(Expr::col("location_id").eq(location_id));
+            // Below zero only for AVAILABLE at a location that allows it.
+            if !(allow_negative && state == QuantityState::Available) {
+                update.and_where(floor);
+            }
+            update.returning_all();
+        }
+        LevelRow::ByKeys { sku, code } => {
+            let lookup = |sql: &'static str, key: &str| {
+                Expr::cust_with_values(sql, [tenant_id.to_owned(), key.to_owned()])
+            };
+            let allows_negative = || {
+                lookup(
+                    "(SELECT allow_negative FROM locations WHERE tenant_id = $1 AND code = $2)",
+                    code,
+                )
+            };
+            update
+                .and_where(Expr::col("item_id").eq(lookup(
+                    "(SELECT id FROM items WHERE tenant_id = $1 AND sku = $2)",
+                    sku,
+                )))
+                .and_where(Expr::col("location_id").eq(lookup(
+                    "(SELECT id FROM locations WHERE tenant_id = $1 AND code = $2)",
+                    code,
+                )))
+                .and_where(if state == QuantityState::Available {
+                    floor.or(allows_negative())
+                } else {
+                    floor
+                });
+            update.returning(Query::returning().exprs([
+                Expr::col(Asterisk),
+                lookup(
+                    "(SELECT allow_negative FROM locations WHERE tenant_id = $1 AND code = $2) \
+                     AS location_allows_negative",
+                    code,
+                ),
+            ]));
+        }
     }
-    if let Some(expected) = entry.change_from {
+    update.and_where(Expr::col(col).add(delta).lte(MAX_QUANTITY));
+    if let Some(expected) = change_from {
         update.and_where(Expr::col(col).eq(expected));
     }
-    update.returning_all();
     update.to_owned()
 }
 
@@ -825,7 +859,18 @@ async fn apply_entry(
     // The first change of an (item, location) finds no row: create it and try again. A row
     // created or changed by a concurrent writer between our update and our look is retried too.
     for _attempt in 0..5 {
-        let update = conditional_update(tenant_id, entry, now);
+        let update = conditional_update(
+            tenant_id,
+            LevelRow::Resolved {
+                item_id: &entry.item.id,
+                location_id: &entry.location.id,
+                allow_negative: entry.location.allow_negative,
+            },
+            entry.state,
+            entry.delta,
+            entry.change_from,
+            now,
+        );
         if let Some(row) = txn.query_one(&update).await? {
             return Ok(Applied::Moved(stock_level::Model::from_query_result(
                 &row, "",
@@ -1036,4 +1081,39 @@ fn insert_movements(
         ]);
     }
     insert
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sea_orm::sea_query::PostgresQueryBuilder;
+
+    #[test]
+    fn the_update_by_keys_finds_the_row_through_scalar_subqueries() {
+        let (sql, values) = conditional_update(
+            "ten_1",
+            LevelRow::ByKeys {
+                sku: "MUG",
+                code: "WH",
+            },
+            QuantityState::Available,
+            -2,
+            Some(5),
+            Utc::now(),
+        )
+        .build(PostgresQueryBuilder);
+        // Equality with scalar subqueries, never a join: the plan then uses all three key
+        // columns even before Postgres has statistics (see migration m0002).
+        assert!(!sql.contains(" FROM \"items\""), "{sql}");
+        for lookup in [
+            "\"item_id\" = ((SELECT id FROM items WHERE tenant_id = $6 AND sku = $7))",
+            "\"location_id\" = ((SELECT id FROM locations WHERE tenant_id = $8 AND code = $9))",
+            "OR ((SELECT allow_negative FROM locations",
+            "AS location_allows_negative",
+        ] {
+            assert!(sql.contains(lookup), "missing {lookup} in {sql}");
+        }
+        assert_eq!(values.0[6], sea_orm::Value::from("MUG"));
+        assert_eq!(values.0[8], sea_orm::Value::from("WH"));
+    }
 }
