@@ -25,15 +25,35 @@ pub struct Prepared {
     pub route: &'static Route,
     pub document: String,
     pub field: Field,
+    /// For a route that takes `If-Match`: the GET of the same resource, read when the header
+    /// names no single version (`*`, or a list) to learn the current one.
+    pub current: Option<Box<Prepared>>,
 }
 
 /// Generates every route's operation; fails if the table names a field or argument the schema
 /// does not have.
 pub fn prepare(types: &Types, routes: &'static [Route]) -> Result<Vec<Prepared>, String> {
-    routes
+    let mut prepared = routes
         .iter()
         .map(|route| prepare_one(types, route))
-        .collect()
+        .collect::<Result<Vec<_>, _>>()?;
+    let reads: Vec<Prepared> = prepared
+        .iter()
+        .filter(|p| p.route.method == Method::Get)
+        .cloned()
+        .collect();
+    for p in &mut prepared {
+        if p.route.args.iter().any(|(_, s)| *s == Source::IfMatch) {
+            let read = reads
+                .iter()
+                .find(|r| r.route.path == p.route.path && r.route.versioned)
+                .ok_or_else(|| {
+                    format!("{}: If-Match needs a GET of the same path", p.route.path)
+                })?;
+            p.current = Some(Box::new(read.clone()));
+        }
+    }
+    Ok(prepared)
 }
 
 fn prepare_one(types: &Types, route: &'static Route) -> Result<Prepared, String> {
@@ -94,6 +114,7 @@ fn prepare_one(types: &Types, route: &'static Route) -> Result<Prepared, String>
             route.operation_id, route.field
         ),
         field,
+        current: None,
     })
 }
 
@@ -286,6 +307,51 @@ fn etag(version: i64) -> String {
     format!("\"{version}\"")
 }
 
+/// What an `If-Match` header asks (RFC 9110, section 13.1.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IfMatch {
+    /// `*`: any current version.
+    Any,
+    /// The versions named by strong entity tags of ours; tags that cannot be one of our
+    /// versions (weak ones, other opaque values) can never match and are left out.
+    Versions(Vec<i64>),
+}
+
+/// Parses `If-Match`; `None` when it is not `*` or a list of entity tags.
+pub fn if_match(raw: &str) -> Option<IfMatch> {
+    let raw = raw.trim();
+    if raw == "*" {
+        return Some(IfMatch::Any);
+    }
+    let mut versions = Vec::new();
+    let mut rest = raw;
+    loop {
+        rest = rest.trim_start();
+        let weak = rest.starts_with("W/");
+        let tag = rest.strip_prefix("W/").unwrap_or(rest).strip_prefix('"')?;
+        let end = tag.find('"')?;
+        let opaque = &tag[..end];
+        if !opaque
+            .bytes()
+            .all(|b| b == 0x21 || (0x23..=0x7e).contains(&b) || b >= 0x80)
+        {
+            return None;
+        }
+        if !weak && let Ok(version) = opaque.parse::<i64>() {
+            versions.push(version);
+        }
+        rest = tag[end + 1..].trim_start();
+        match rest.strip_prefix(',') {
+            Some(next) => rest = next,
+            None if rest.is_empty() => return Some(IfMatch::Versions(versions)),
+            None => return None,
+        }
+    }
+}
+
+/// A condition that needs the resource's current version before the update can be sent.
+type Precondition = Option<(&'static str, IfMatch)>;
+
 fn variables(
     types: &Types,
     p: &Prepared,
@@ -293,6 +359,7 @@ fn variables(
     query: &str,
     headers: &HeaderMap,
     body: &Bytes,
+    precondition: &mut Precondition,
 ) -> Result<Map<String, Value>, Reject> {
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query)
         .map_err(|_| Reject("BAD_REQUEST", "the query string is malformed".into()))?;
@@ -368,13 +435,24 @@ fn variables(
                         "this update needs If-Match - Hint: send the ETag from GET of this resource".into(),
                     )
                 })?;
-                let version = raw.to_str().ok().and_then(etag_version).ok_or_else(|| {
+                let condition = raw.to_str().ok().and_then(if_match).ok_or_else(|| {
                     Reject(
                         "BAD_REQUEST",
-                        "If-Match must be one strong entity tag such as \"3\"".into(),
+                        "If-Match must be `*` or entity tags such as \"3\"".into(),
                     )
                 })?;
-                vars.insert((*name).into(), Value::from(version));
+                match condition {
+                    IfMatch::Versions(versions) if versions.len() == 1 => {
+                        vars.insert((*name).into(), Value::from(versions[0]));
+                    }
+                    IfMatch::Versions(versions) if versions.is_empty() => {
+                        return Err(Reject(
+                            "VERSION_CONFLICT",
+                            "If-Match names no current version of this resource - Hint: send the ETag from GET of this resource".into(),
+                        ));
+                    }
+                    condition => *precondition = Some((*name, condition)),
+                }
             }
         }
     }
@@ -385,6 +463,56 @@ fn variables(
         ));
     }
     Ok(vars)
+}
+
+/// The version the resource has now, read through its GET twin as the same caller.
+async fn current_version<B: Backend>(
+    backend: &B,
+    types: &Types,
+    read: &Prepared,
+    params: &HashMap<String, String>,
+    headers: &HeaderMap,
+    caller: &B::Caller,
+    request_id: &str,
+) -> Result<Option<i64>, Failure> {
+    let vars = variables(types, read, params, "", headers, &Bytes::new(), &mut None).map_err(
+        |Reject(code, message)| Failure {
+            code: code.to_owned(),
+            message,
+        },
+    )?;
+    let request = async_graphql::Request::new(read.document.clone())
+        .variables(async_graphql::Variables::from_json(Value::Object(vars)));
+    let response = backend.execute(caller.clone(), request_id, request).await?;
+    if let Some(error) = response.errors.first() {
+        return Err(Failure {
+            code: error_code(error),
+            message: error.message.clone(),
+        });
+    }
+    let data = response.data.into_json().unwrap_or(Value::Null);
+    Ok(data[read.route.field]["version"].as_i64())
+}
+
+/// The code of the first `userErrors` entry of a mutation's payload.
+fn first_user_error<'a>(response: &'a async_graphql::Response, field: &str) -> Option<&'a str> {
+    let async_graphql::Value::Object(data) = &response.data else {
+        return None;
+    };
+    let async_graphql::Value::Object(payload) = data.get(field)? else {
+        return None;
+    };
+    let async_graphql::Value::List(errors) = payload.get("userErrors")? else {
+        return None;
+    };
+    let async_graphql::Value::Object(first) = errors.first()? else {
+        return None;
+    };
+    match first.get("code")? {
+        async_graphql::Value::Enum(code) => Some(code.as_str()),
+        async_graphql::Value::String(code) => Some(code.as_str()),
+        _ => None,
+    }
 }
 
 fn error_code(error: &async_graphql::ServerError) -> String {
@@ -441,17 +569,74 @@ async fn handle<B: Backend>(
             &request_id,
         );
     }
-    let vars = match variables(types, p, &params, &query, &headers, &body) {
+    let mut precondition = None;
+    let mut vars = match variables(
+        types,
+        p,
+        &params,
+        &query,
+        &headers,
+        &body,
+        &mut precondition,
+    ) {
         Ok(vars) => vars,
         Err(Reject(code, detail)) => return refuse(backend, code, &detail, &request_id),
     };
-    let request = async_graphql::Request::new(p.document.clone())
-        .variables(async_graphql::Variables::from_json(Value::Object(vars)));
-    let response = match backend.execute(caller, &request_id, request).await {
-        Ok(response) => response,
-        Err(Failure { code, message }) => {
-            return refuse(backend, &code, &message, &request_id);
+    // `If-Match: *` holds whatever the version is: a change that lands between reading the
+    // version and updating is not a conflict, so read again (a few times, then give up).
+    let attempts = match precondition {
+        Some((_, IfMatch::Any)) => 3,
+        _ => 1,
+    };
+    let mut attempt = 0;
+    let response = loop {
+        attempt += 1;
+        if let (Some((name, condition)), Some(read)) = (&precondition, &p.current) {
+            match current_version(
+                backend,
+                types,
+                read,
+                &params,
+                &headers,
+                &caller,
+                &request_id,
+            )
+            .await
+            {
+                Ok(Some(version))
+                    if matches!(condition, IfMatch::Any)
+                        || matches!(condition, IfMatch::Versions(v) if v.contains(&version)) =>
+                {
+                    vars.insert((*name).into(), Value::from(version));
+                }
+                Ok(_) => {
+                    return refuse(
+                        backend,
+                        "VERSION_CONFLICT",
+                        "If-Match does not match the current version of this resource (or it does not exist) - Hint: GET it and send its ETag",
+                        &request_id,
+                    );
+                }
+                Err(Failure { code, message }) => {
+                    return refuse(backend, &code, &message, &request_id);
+                }
+            }
         }
+        let request = async_graphql::Request::new(p.document.clone()).variables(
+            async_graphql::Variables::from_json(Value::Object(vars.clone())),
+        );
+        let response = match backend.execute(caller.clone(), &request_id, request).await {
+            Ok(response) => response,
+            Err(Failure { code, message }) => {
+                return refuse(backend, &code, &message, &request_id);
+            }
+        };
+        if attempt < attempts
+            && first_user_error(&response, p.route.field) == Some("VERSION_CONFLICT")
+        {
+            continue;
+        }
+        break response;
     };
     if !response.errors.is_empty()
         && (response.data == async_graphql::Value::Null || p.route.method == Method::Get)
@@ -582,6 +767,22 @@ mod tests {
         assert_eq!(idempotency_key("  "), None);
         assert_eq!(idempotency_key("\"unterminated"), None);
         assert_eq!(idempotency_key("has space"), None);
+    }
+
+    #[test]
+    fn if_match_takes_any_or_a_list_of_tags() {
+        assert_eq!(if_match("*"), Some(IfMatch::Any));
+        assert_eq!(if_match("\"3\""), Some(IfMatch::Versions(vec![3])));
+        assert_eq!(
+            if_match("\"3\", W/\"4\" ,\"5\""),
+            Some(IfMatch::Versions(vec![3, 5]))
+        );
+        // Well-formed tags that are no version of ours never match: 412, not 400.
+        assert_eq!(if_match("\"stale-0\""), Some(IfMatch::Versions(vec![])));
+        assert_eq!(if_match("W/\"3\""), Some(IfMatch::Versions(vec![])));
+        for malformed in ["3", "\"3", "\"3\" \"4\"", "\"3\",", "", "\"a b\""] {
+            assert_eq!(if_match(malformed), None, "{malformed}");
+        }
     }
 
     #[test]

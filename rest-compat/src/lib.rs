@@ -23,7 +23,7 @@ pub struct Failure {
 /// error-code table.
 pub trait Backend: Clone + Send + Sync + 'static {
     /// Who is calling, as the backend knows them.
-    type Caller: Send;
+    type Caller: Clone + Send + Sync;
 
     /// Checks the caller's credentials first, so an unauthenticated request is answered 401
     /// before anything about its parameters is said.

@@ -22,6 +22,8 @@ pub enum ErrorCode {
     GraphqlValidationFailed,
     /// The request body is larger than the server accepts.
     PayloadTooLarge,
+    /// The request body's media type (`Content-Type`) is missing or not one the endpoint reads.
+    UnsupportedMediaType,
     /// An input value is malformed or out of range.
     InvalidInput,
     /// The referenced document does not exist (or belongs to another tenant).
@@ -64,6 +66,7 @@ impl ErrorCode {
             GraphqlParseFailed => "GRAPHQL_PARSE_FAILED",
             GraphqlValidationFailed => "GRAPHQL_VALIDATION_FAILED",
             PayloadTooLarge => "PAYLOAD_TOO_LARGE",
+            UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
             InvalidInput => "INVALID_INPUT",
             NotFound => "NOT_FOUND",
             AlreadyExists => "ALREADY_EXISTS",
@@ -90,6 +93,7 @@ impl ErrorCode {
             RateLimited => 429,
             BadRequest | GraphqlParseFailed | GraphqlValidationFailed => 400,
             PayloadTooLarge => 413,
+            UnsupportedMediaType => 415,
             InvalidInput | UnknownSku | UnknownLocation | InsufficientStock
             | QuantityOutOfRange => 422,
             IdempotencyKeyParameterMismatch => 422,
@@ -126,6 +130,9 @@ impl ErrorCode {
                 "The GraphQL document or its variables do not fit the schema, or it is too deep or too complex."
             }
             PayloadTooLarge => "The request body is larger than the server accepts.",
+            UnsupportedMediaType => {
+                "The body's Content-Type is missing or not supported: send application/json."
+            }
             InvalidInput => "An input value is malformed or out of range; `field` names it.",
             NotFound => "No such document in this tenant.",
             AlreadyExists => "A value that must be unique (SKU, location code) is taken.",
@@ -176,7 +183,7 @@ impl ErrorCode {
     }
 
     /// Every code, for documentation and tests.
-    pub const ALL: [ErrorCode; 21] = {
+    pub const ALL: [ErrorCode; 22] = {
         use ErrorCode::*;
         [
             Unauthenticated,
@@ -186,6 +193,7 @@ impl ErrorCode {
             GraphqlParseFailed,
             GraphqlValidationFailed,
             PayloadTooLarge,
+            UnsupportedMediaType,
             InvalidInput,
             NotFound,
             AlreadyExists,

@@ -140,12 +140,17 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
-    let public_url = config.http.public_url.clone();
+    let explicit_url = std::env::var_os("TWH_PUBLIC_URL").is_some();
+    let mut public_url = config.http.public_url.clone();
     let state = server::prepare(config).await?;
     let sandbox = tenancy::sandbox::ensure(&state)
         .await
         .context("creating the sandbox tenant")?;
     let running = server::spawn(state).await?;
+    // With port 0 (any free port) the URL to print is only known once bound.
+    if !explicit_url {
+        public_url = format!("http://{}", running.addr);
+    }
     tracing::info!(http.addr = %running.addr, "listening");
     println!("The Warehouse Hub is listening on {public_url}");
     println!("  GraphQL:  {public_url}/graphql   (open it in a browser for GraphiQL)");

@@ -2,6 +2,7 @@
 //! and complexity limits and an extension that gives parse and validation failures their codes.
 
 mod catalog;
+mod depth;
 mod stock;
 
 use std::future::Future;
@@ -41,11 +42,12 @@ pub fn build(state: AppState) -> TwhSchema {
     let limits = state.config.graphql.clone();
     builder()
         .data(state)
-        .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity)
         .limit_recursive_depth(32)
         .limit_directives(16)
-        .extension(ErrorCodes)
+        .extension(ErrorCodes {
+            max_depth: limits.max_depth,
+        })
         .finish()
 }
 
@@ -54,7 +56,8 @@ pub fn sdl_of(schema: &TwhSchema) -> String {
     let options = async_graphql::SDLExportOptions::new()
         .sorted_fields()
         .sorted_arguments()
-        .sorted_enum_items();
+        .sorted_enum_items()
+        .include_specified_by();
     schema.sdl_with_options(options)
 }
 
@@ -68,12 +71,45 @@ pub fn sdl() -> String {
     sdl_of(&bare())
 }
 
-/// Tags parse and validation failures with `extensions.code`.
-struct ErrorCodes;
+/// Tags parse and validation failures with `extensions.code`, and limits how deep a query
+/// nests (data and introspection apart, see [`depth`]).
+struct ErrorCodes {
+    max_depth: usize,
+}
 
 impl ExtensionFactory for ErrorCodes {
     fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(ErrorCodes)
+        Arc::new(ErrorCodes {
+            max_depth: self.max_depth,
+        })
+    }
+}
+
+impl ErrorCodes {
+    fn check_depth(&self, doc: &ExecutableDocument) -> ServerResult<()> {
+        let measured = depth::measure(doc);
+        let too_deep = |what: &str, levels: usize, limit: usize| {
+            tag(
+                ServerError::new(
+                    format!(
+                        "Query is nested too deep: {what} {levels} levels, the limit is {limit} - Hint: fetch nested data with a second query"
+                    ),
+                    None,
+                ),
+                ErrorCode::GraphqlValidationFailed,
+            )
+        };
+        if measured.data > self.max_depth {
+            return Err(too_deep("fields nest", measured.data, self.max_depth));
+        }
+        if measured.introspection > depth::INTROSPECTION_MAX_DEPTH {
+            return Err(too_deep(
+                "introspection nests",
+                measured.introspection,
+                depth::INTROSPECTION_MAX_DEPTH,
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -107,9 +143,12 @@ impl Extension for ErrorCodes {
         variables: &Variables,
         next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
-        next.run(ctx, query, variables)
+        let doc = next
+            .run(ctx, query, variables)
             .await
-            .map_err(|e| tag(e, ErrorCode::GraphqlParseFailed))
+            .map_err(|e| tag(e, ErrorCode::GraphqlParseFailed))?;
+        self.check_depth(&doc)?;
+        Ok(doc)
     }
 
     async fn validation(

@@ -193,6 +193,14 @@ pub fn first_error_code(response: &async_graphql::Response) -> Option<ErrorCode>
     response.errors.first().and_then(crate::graphql::error_code)
 }
 
+/// A response to a request refused before execution: errors, no `data` entry.
+#[derive(serde::Serialize)]
+struct RequestErrors<'a> {
+    errors: &'a [async_graphql::ServerError],
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    extensions: &'a std::collections::BTreeMap<String, async_graphql::Value>,
+}
+
 async fn execute(
     state: AppState,
     schema: TwhSchema,
@@ -205,20 +213,45 @@ async fn execute(
         Err((code, message)) => return error_response(&headers, code, message, &request_id),
     };
 
-    // Request-level failures (no data at all) get the status of their code; a response with
-    // data is a 200 even if some fields failed, as GraphQL over HTTP asks.
+    // A request error (refused before execution: no data, no error with a path) has no `data`
+    // entry at all. Its status follows the accepted media type (GraphQL over HTTP): with
+    // `application/graphql-response+json` the code's own status; with `application/json`, a
+    // document the schema refuses (parse, validation, variables) is a 200 like any other
+    // well-formed request, while authentication, limits and outages keep their status.
+    let graphql_response = wants_graphql_response(&headers);
+    let request_error = response.data == async_graphql::Value::Null
+        && !response.errors.is_empty()
+        && response.errors.iter().all(|e| e.path.is_empty());
     let status = if response.data == async_graphql::Value::Null && !response.errors.is_empty() {
         let code = first_error_code(&response).unwrap_or(ErrorCode::BadRequest);
-        StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::BAD_REQUEST)
+        let refused_document = matches!(
+            code,
+            ErrorCode::GraphqlParseFailed
+                | ErrorCode::GraphqlValidationFailed
+                | ErrorCode::BadRequest
+        );
+        if request_error && refused_document && !graphql_response {
+            StatusCode::OK
+        } else {
+            StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::BAD_REQUEST)
+        }
     } else {
         StatusCode::OK
     };
-    let content_type = if wants_graphql_response(&headers) {
+    let content_type = if graphql_response {
         GRAPHQL_RESPONSE
     } else {
         "application/json"
     };
-    let body = match serde_json::to_vec(&response) {
+    let serialised = if request_error {
+        serde_json::to_vec(&RequestErrors {
+            errors: &response.errors,
+            extensions: &response.extensions,
+        })
+    } else {
+        serde_json::to_vec(&response)
+    };
+    let body = match serialised {
         Ok(body) => body,
         Err(err) => {
             tracing::error!(error = %err, "serialising a GraphQL response");
@@ -253,6 +286,14 @@ pub async fn post_handler(
             return error_response(&headers, code, &rejection.body_text(), &request_id);
         }
     };
+    if let Err(message) = json_content_type(&headers) {
+        return error_response(
+            &headers,
+            ErrorCode::UnsupportedMediaType,
+            &message,
+            &request_id,
+        );
+    }
     let first = body.iter().find(|b| !b.is_ascii_whitespace());
     if first == Some(&b'[') {
         return error_response(
@@ -262,8 +303,8 @@ pub async fn post_handler(
             &request_id,
         );
     }
-    let request: async_graphql::Request = match serde_json::from_slice(&body) {
-        Ok(r) => r,
+    let request = match serde_json::from_slice::<PostBody>(&body) {
+        Ok(body) => body.into_request(),
         Err(err) => {
             return error_response(
                 &headers,
@@ -276,6 +317,56 @@ pub async fn post_handler(
         }
     };
     execute(state, schema, headers, request_id, request).await
+}
+
+/// The parameters of a POST (GraphQL over HTTP): `query` is required and must be a string, so
+/// a body without it is a malformed request (400), not a document that fails to parse.
+#[derive(serde::Deserialize)]
+struct PostBody {
+    query: String,
+    #[serde(default, rename = "operationName")]
+    operation_name: Option<String>,
+    #[serde(default)]
+    variables: async_graphql::Variables,
+    /// A map or null; anything else is a malformed request.
+    #[serde(default)]
+    extensions: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+impl PostBody {
+    fn into_request(self) -> async_graphql::Request {
+        let mut request = async_graphql::Request::new(self.query).variables(self.variables);
+        request.operation_name = self.operation_name;
+        for (name, value) in self.extensions.into_iter().flatten() {
+            if let Ok(value) = async_graphql::Value::from_json(value) {
+                request.extensions.insert(name, value);
+            }
+        }
+        request
+    }
+}
+
+/// A POST body must be declared JSON (`application/json`, any charset parameter being UTF-8).
+fn json_content_type(headers: &HeaderMap) -> Result<(), String> {
+    const HINT: &str = "Hint: send `Content-Type: application/json` with a JSON body";
+    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+        return Err(format!("the request has no Content-Type - {HINT}"));
+    };
+    let value = value.to_str().unwrap_or_default();
+    let mut parts = value.split(';').map(str::trim);
+    let media_type = parts.next().unwrap_or_default();
+    let charset_ok = parts.all(|param| match param.split_once('=') {
+        Some((name, charset)) if name.trim().eq_ignore_ascii_case("charset") => charset
+            .trim()
+            .trim_matches('"')
+            .eq_ignore_ascii_case("utf-8"),
+        _ => true,
+    });
+    if media_type.eq_ignore_ascii_case("application/json") && charset_ok {
+        Ok(())
+    } else {
+        Err(format!("Content-Type `{value}` is not supported - {HINT}"))
+    }
 }
 
 pub async fn get_handler(

@@ -151,21 +151,87 @@ async fn etags_conditional_requests_and_locations() {
         (412, "VERSION_CONFLICT"),
         "{body}"
     );
-    let (status, _, body) = app
-        .rest(
-            Method::PATCH,
-            &path,
-            patch.clone(),
-            &[("if-match", "W/\"1\"")],
-        )
-        .await;
-    assert_eq!(status, 400, "{body}");
+    // RFC 9110 13.1.1: a well-formed tag that does not match is 412 (a weak one never
+    // matches: If-Match compares strongly); only a malformed header is 400.
+    for stale in ["W/\"1\"", "\"stale-0\"", "\"0\", \"7\""] {
+        let (status, _, body) = app
+            .rest(Method::PATCH, &path, patch.clone(), &[("if-match", stale)])
+            .await;
+        assert_eq!(
+            (status.as_u16(), problem_code(&body)),
+            (412, "VERSION_CONFLICT"),
+            "{stale}: {body}"
+        );
+    }
+    for malformed in ["1", "\"1", "\"1\" \"2\""] {
+        let (status, _, body) = app
+            .rest(
+                Method::PATCH,
+                &path,
+                patch.clone(),
+                &[("if-match", malformed)],
+            )
+            .await;
+        assert_eq!(
+            (status.as_u16(), problem_code(&body)),
+            (400, "BAD_REQUEST"),
+            "{malformed}: {body}"
+        );
+    }
+    let (_, _, unchanged) = app.rest(Method::GET, &path, None, &[]).await;
+    assert_eq!(
+        (unchanged["name"].as_str(), unchanged["version"].as_i64()),
+        (Some("Rest item"), Some(1))
+    );
     let (status, headers, body) = app
         .rest(Method::PATCH, &path, patch, &[("if-match", "\"1\"")])
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(headers["etag"], "\"2\"");
     assert_eq!(body["name"], "Renamed");
+    // A list matches when any of its tags is the current version.
+    let (status, headers, body) = app
+        .rest(
+            Method::PATCH,
+            &path,
+            Some(json!({ "name": "Listed" })),
+            &[("if-match", "\"9\", \"2\"")],
+        )
+        .await;
+    assert_eq!(
+        (status.as_u16(), body["name"].as_str()),
+        (200, Some("Listed")),
+        "{body}"
+    );
+    assert_eq!(headers["etag"], "\"3\"");
+    // `*` matches whatever version exists, and nothing that does not exist.
+    let (status, headers, body) = app
+        .rest(
+            Method::PATCH,
+            &path,
+            Some(json!({ "name": "Starred" })),
+            &[("if-match", "*")],
+        )
+        .await;
+    assert_eq!(
+        (status.as_u16(), body["name"].as_str()),
+        (200, Some("Starred")),
+        "{body}"
+    );
+    assert_eq!(headers["etag"], "\"4\"");
+    let (status, _, body) = app
+        .rest(
+            Method::PATCH,
+            "/v1/items/itm_nope",
+            Some(json!({ "name": "Ghost" })),
+            &[("if-match", "*")],
+        )
+        .await;
+    assert_eq!(
+        (status.as_u16(), problem_code(&body)),
+        (412, "VERSION_CONFLICT"),
+        "{body}"
+    );
 
     let (status, _, body) = app.rest(Method::GET, "/v1/items/itm_nope", None, &[]).await;
     assert_eq!((status.as_u16(), problem_code(&body)), (404, "NOT_FOUND"));

@@ -109,6 +109,9 @@ impl TestApp {
             .client
             .post(self.url("/graphql"))
             .bearer_auth(key)
+            // The media type of GraphQL over HTTP: statuses follow the error (4xx for a
+            // refused document); with plain application/json those would be 200.
+            .header("accept", "application/graphql-response+json")
             .json(&json!({ "query": query, "variables": variables }))
             .send()
             .await

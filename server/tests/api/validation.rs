@@ -125,11 +125,12 @@ async fn malformed_requests_get_4xx_with_codes() {
     app.create_item("VAL").await;
     app.create_location("WH", false).await;
     let before = ledger_snapshot(&app).await;
-    let post = |body: Vec<u8>| {
+    let post = |body: Vec<u8>, accept: &'static str| {
         app.client
             .post(app.url("/graphql"))
             .bearer_auth(&app.key)
             .header("content-type", "application/json")
+            .header("accept", accept)
             .body(body)
             .send()
     };
@@ -137,6 +138,8 @@ async fn malformed_requests_get_4xx_with_codes() {
         ("malformed json", b"{\"query\": ".to_vec(), 400, "BAD_REQUEST"),
         ("not an object", b"42".to_vec(), 400, "BAD_REQUEST"),
         ("batch", b"[{\"query\": \"{ items { edges { cursor } } }\"}]".to_vec(), 400, "BAD_REQUEST"),
+        ("no query", json!({ "qeury": "{ items { edges { cursor } } }" }).to_string().into_bytes(), 400, "BAD_REQUEST"),
+        ("query not a string", json!({ "query": 7 }).to_string().into_bytes(), 400, "BAD_REQUEST"),
         ("syntax error", json!({ "query": "mutation { adjustStock(" }).to_string().into_bytes(), 400, "GRAPHQL_PARSE_FAILED"),
         ("unknown field", json!({ "query": "{ nope }" }).to_string().into_bytes(), 400, "GRAPHQL_VALIDATION_FAILED"),
         ("wrong variable type", json!({ "query": ADJUST, "variables": { "input": { "reason": "OTHER", "changes": [{ "sku": "VAL", "locationCode": "WH", "delta": "five" }] } } }).to_string().into_bytes(), 400, "GRAPHQL_VALIDATION_FAILED"),
@@ -145,15 +148,53 @@ async fn malformed_requests_get_4xx_with_codes() {
         ("too large", json!({ "query": "{ items { edges { cursor } } }", "pad": "x".repeat(2 * 1024 * 1024) }).to_string().into_bytes(), 413, "PAYLOAD_TOO_LARGE"),
     ];
     for (name, body, status, code) in cases {
-        let response = post(body).await.unwrap();
-        assert_eq!(response.status().as_u16(), status, "{name}");
-        let body: Value = response
-            .json()
-            .await
-            .unwrap_or_else(|e| panic!("{name}: not JSON: {e}"));
+        // application/graphql-response+json: the status is the error's. application/json: a
+        // well-formed request whose document the schema refuses is a 200 (GraphQL over HTTP);
+        // a body that is no GraphQL request at all stays a 4xx. Neither carries `data`.
+        for accept in ["application/graphql-response+json", "application/json"] {
+            let response = post(body.clone(), accept).await.unwrap();
+            let document_refused = code.starts_with("GRAPHQL_");
+            let expected = if document_refused && accept == "application/json" {
+                200
+            } else {
+                status
+            };
+            assert_eq!(response.status().as_u16(), expected, "{name} ({accept})");
+            assert_eq!(response.headers()["content-type"], accept, "{name}");
+            let body: Value = response
+                .json()
+                .await
+                .unwrap_or_else(|e| panic!("{name}: not JSON: {e}"));
+            assert_eq!(
+                body["errors"][0]["extensions"]["code"], code,
+                "{name}: {body}"
+            );
+            assert!(
+                body.get("data").is_none(),
+                "{name}: a request error has no data: {body}"
+            );
+        }
+    }
+    // A body that is not declared JSON is refused before it is read.
+    for content_type in [
+        None,
+        Some("text/plain"),
+        Some("application/json; charset=latin1"),
+    ] {
+        let mut request = app
+            .client
+            .post(app.url("/graphql"))
+            .bearer_auth(&app.key)
+            .body(json!({ "query": "{ items { edges { cursor } } }" }).to_string());
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status().as_u16(), 415, "{content_type:?}");
+        let body: Value = response.json().await.unwrap();
         assert_eq!(
-            body["errors"][0]["extensions"]["code"], code,
-            "{name}: {body}"
+            body["errors"][0]["extensions"]["code"],
+            "UNSUPPORTED_MEDIA_TYPE"
         );
     }
     assert_eq!(ledger_snapshot(&app).await, before);
@@ -173,14 +214,72 @@ async fn deep_and_wide_queries_are_refused_before_running() {
         "GRAPHQL_VALIDATION_FAILED"
     );
 
+    // Data fields 13 deep (TWH_GRAPHQL_MAX_DEPTH is 12), also when hidden in a fragment.
     let deep = format!(
-        "{{ __schema {{ types {{ fields {{ type {}name{} }} }} }} }}",
-        "ofType { ".repeat(12),
-        " }".repeat(12)
+        "{{ items {{ edges {{ node {{ {}id{} }} }} }} }}",
+        "a { ".repeat(10),
+        " }".repeat(10)
     );
-    let deep = deep.as_str();
-    let (status, body) = app.gql(deep, json!({})).await;
-    assert_eq!(status, 400, "{body}");
+    let via_fragment = format!(
+        "{{ items {{ ...E }} }} fragment E on ItemConnection {{ edges {{ node {{ {}id{} }} }} }}",
+        "a { ".repeat(10),
+        " }".repeat(10)
+    );
+    // A runaway introspection query (its own bound is 24 levels).
+    let deep_introspection = format!(
+        "{{ __schema {{ types {{ fields {{ type {}name{} }} }} }} }}",
+        "ofType { ".repeat(22),
+        " }".repeat(22)
+    );
+    for query in [&deep, &via_fragment, &deep_introspection] {
+        let (status, body) = app.gql(query, json!({})).await;
+        assert_eq!(status, 400, "{query}: {body}");
+        assert_eq!(
+            body["errors"][0]["extensions"]["code"], "GRAPHQL_VALIDATION_FAILED",
+            "{body}"
+        );
+        assert!(
+            body["errors"][0]["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("Query is nested too deep")),
+            "{body}"
+        );
+    }
+    app.shutdown().await;
+}
+
+/// What GraphiQL, GraphQL Code Generator, Apollo, Postman and Insomnia send first: the
+/// introspection query in the shape of graphql-js's `getIntrospectionQuery`, whose type
+/// references nest past the data depth limit. (tests/suites runs the real one too.)
+#[tokio::test]
+async fn the_standard_introspection_query_passes_the_depth_limit() {
+    let app = TestApp::spawn().await;
+    let type_ref = format!(
+        "kind name {}kind name{}",
+        "ofType { kind name ".repeat(9),
+        " }".repeat(9)
+    );
+    let query = format!(
+        "query IntrospectionQuery {{ __schema {{ queryType {{ name }} mutationType {{ name }} \
+         subscriptionType {{ name }} types {{ ...FullType }} directives {{ name description \
+         locations args {{ ...InputValue }} }} }} }} \
+         fragment FullType on __Type {{ kind name description \
+           fields(includeDeprecated: true) {{ name description args {{ ...InputValue }} \
+             type {{ ...TypeRef }} isDeprecated deprecationReason }} \
+           inputFields {{ ...InputValue }} interfaces {{ ...TypeRef }} \
+           enumValues(includeDeprecated: true) {{ name description isDeprecated deprecationReason }} \
+           possibleTypes {{ ...TypeRef }} }} \
+         fragment InputValue on __InputValue {{ name description type {{ ...TypeRef }} defaultValue }} \
+         fragment TypeRef on __Type {{ {type_ref} }}"
+    );
+    let (status, body) = app.gql(&query, json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    let types = body["data"]["__schema"]["types"].as_array().expect("types");
+    assert!(
+        types.iter().any(|t| t["name"] == "StockLevel"),
+        "the schema's own types are listed"
+    );
+    assert_eq!(body["data"]["__schema"]["mutationType"]["name"], "Mutation");
     app.shutdown().await;
 }
 
