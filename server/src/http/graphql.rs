@@ -1,13 +1,12 @@
 //! GraphQL over HTTP: authentication, body parsing with clear errors, content negotiation
 //! (`application/graphql-response+json`), and status codes for request-level failures.
 
-use async_graphql::http::GraphiQLSource;
 use async_graphql::parser::types::OperationType;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Extension, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 
 use super::RequestId;
 use crate::app::AppState;
@@ -109,10 +108,64 @@ pub async fn run(
     schema: &TwhSchema,
     headers: &HeaderMap,
     request_id: &str,
-    request: async_graphql::Request,
+    mut request: async_graphql::Request,
 ) -> Result<async_graphql::Response, (ErrorCode, &'static str)> {
+    // The schema is public (schema.graphql, the OpenAPI document): a request with no
+    // credentials at all may introspect it, so GraphiQL's docs and code generators work
+    // before a key is pasted. It reaches no resolver of ours; those all need a principal.
+    if !headers.contains_key(header::AUTHORIZATION) {
+        state.documents.attach(&mut request);
+        if introspection_only(&mut request) {
+            return Ok(schema.execute(request).await);
+        }
+    }
     let principal = principal(state, headers).await?;
     run_as(state, schema, principal, request_id, request).await
+}
+
+/// Whether the operation the request selects reads nothing but `__schema`, `__type` and
+/// `__typename` at its root.
+fn introspection_only(request: &mut async_graphql::Request) -> bool {
+    use async_graphql::parser::types::{Selection, SelectionSet};
+    fn only_meta(set: &SelectionSet, fragments: &FragmentMap, depth: usize) -> bool {
+        depth < 4
+            && set.items.iter().all(|item| match &item.node {
+                Selection::Field(field) => field.node.name.node.starts_with("__"),
+                Selection::InlineFragment(inline) => {
+                    only_meta(&inline.node.selection_set.node, fragments, depth + 1)
+                }
+                Selection::FragmentSpread(spread) => fragments
+                    .get(&spread.node.fragment_name.node)
+                    .is_some_and(|f| only_meta(&f.node.selection_set.node, fragments, depth + 1)),
+            })
+    }
+    type FragmentMap = std::collections::HashMap<
+        async_graphql::Name,
+        async_graphql::Positioned<async_graphql::parser::types::FragmentDefinition>,
+    >;
+    let name = request.operation_name.clone();
+    let Ok(doc) = request.parsed_query() else {
+        return false;
+    };
+    selected_operation(doc, name.as_deref()).is_some_and(|op| {
+        op.node.ty == OperationType::Query
+            && only_meta(&op.node.selection_set.node, &doc.fragments, 0)
+    })
+}
+
+/// The operation a request runs: the named one, or the only one.
+fn selected_operation<'a>(
+    doc: &'a async_graphql::parser::types::ExecutableDocument,
+    name: Option<&str>,
+) -> Option<&'a async_graphql::Positioned<async_graphql::parser::types::OperationDefinition>> {
+    use async_graphql::parser::types::DocumentOperations;
+    match (&doc.operations, name) {
+        (DocumentOperations::Single(op), _) => Some(op),
+        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name),
+        // One named operation and no name asked for: that one runs.
+        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => ops.values().next(),
+        _ => None,
+    }
 }
 
 /// Runs the request for an already authenticated caller.
@@ -163,19 +216,11 @@ pub async fn run_as(
 
 /// Whether the operation the request selects is a query (reads only).
 fn is_query(request: &mut async_graphql::Request) -> bool {
-    use async_graphql::parser::types::DocumentOperations;
     let name = request.operation_name.clone();
     let Ok(doc) = request.parsed_query() else {
         return false;
     };
-    let op = match (&doc.operations, name) {
-        (DocumentOperations::Single(op), _) => Some(op),
-        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name.as_str()),
-        // One named operation and no name asked for: that one runs.
-        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => ops.values().next(),
-        _ => None,
-    };
-    op.is_some_and(|op| op.node.ty == OperationType::Query)
+    selected_operation(doc, name.as_deref()).is_some_and(|op| op.node.ty == OperationType::Query)
 }
 
 fn has_nul(value: &async_graphql::Value) -> bool {
@@ -381,7 +426,7 @@ pub async fn get_handler(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|a| a.contains("text/html"));
     if query.is_empty() && wants_html {
-        return Html(GraphiQLSource::build().endpoint("/graphql").finish()).into_response();
+        return super::graphiql::page();
     }
     let request = match async_graphql::http::parse_query_string(&query) {
         Ok(r) => r,

@@ -1,6 +1,7 @@
 //! The HTTP surface: `/graphql` (POST, GET and GraphiQL), `/healthz`, `/readyz`, `/metrics`,
 //! with request ids, authentication, body limits, timeouts and metrics on every request.
 
+pub mod graphiql;
 pub mod graphql;
 pub mod rest;
 
@@ -47,6 +48,7 @@ pub async fn router(state: AppState) -> anyhow::Result<Router> {
             "/graphql",
             get(graphql::get_handler).post(graphql::post_handler),
         )
+        .route("/graphiql/{file}", get(graphiql::asset))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_handler))

@@ -47,13 +47,80 @@ async fn get_queries_content_types_and_graphiql() {
         .await
         .unwrap();
     assert_eq!(page.status(), 200);
+    let csp = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(csp.contains("script-src 'self'"), "{csp}");
+    let html = page.text().await.unwrap();
+    assert!(html.to_lowercase().contains("graphiql"));
+    // Everything the page loads is served by the binary itself, production builds only.
+    let sources: Vec<&str> = html
+        .split('"')
+        .filter(|s| s.starts_with("/graphiql/"))
+        .collect();
+    assert!(sources.len() >= 5, "{html}");
     assert!(
-        page.text()
-            .await
-            .unwrap()
-            .to_lowercase()
-            .contains("graphiql")
+        !html.contains("://"),
+        "the page refers to another origin: {html}"
     );
+    for source in sources {
+        let asset = app.client.get(app.url(source)).send().await.unwrap();
+        assert_eq!(asset.status(), 200, "{source}");
+        let body = asset.text().await.unwrap();
+        assert!(!body.contains("react.development"), "{source}");
+        assert!(!body.is_empty(), "{source}");
+    }
+    let missing = app
+        .client
+        .get(app.url("/graphiql/nope.js"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    app.shutdown().await;
+}
+
+/// The schema is public: introspection alone needs no key (GraphiQL's docs, code generators);
+/// anything else without credentials is 401, and a wrong key is 401 even for introspection.
+#[tokio::test]
+async fn introspection_alone_needs_no_key() {
+    let app = TestApp::spawn().await;
+    let post = |query: &str, key: Option<&str>| {
+        let mut request = app
+            .client
+            .post(app.url("/graphql"))
+            .json(&json!({ "query": query }));
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        request.send()
+    };
+    for query in [
+        "{ __schema { queryType { name } } }",
+        "{ __type(name: \"Item\") { name } __typename }",
+        "query Q { ...S } fragment S on Query { __schema { types { name } } }",
+    ] {
+        let response = post(query, None).await.unwrap();
+        assert_eq!(response.status(), 200, "{query}");
+        let body: Value = response.json().await.unwrap();
+        assert!(body.get("errors").is_none(), "{query}: {body}");
+    }
+    for query in [
+        "{ __typename items { edges { cursor } } }",
+        "query Q { ...S } fragment S on Query { items { edges { cursor } } }",
+        "mutation { __typename }",
+    ] {
+        let response = post(query, None).await.unwrap();
+        assert_eq!(response.status(), 401, "{query}");
+    }
+    let response = post(
+        "{ __schema { queryType { name } } }",
+        Some("twh_live_wrong"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.status(), 401);
     app.shutdown().await;
 }
 
