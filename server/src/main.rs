@@ -4,7 +4,7 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use twh_server::config::Config;
-use twh_server::{db, graphql, http, ledger, observability, server, tenancy};
+use twh_server::{db, graphql, http, ledger, observability, server, startup, tenancy};
 
 /// mimalloc: the request path allocates many short-lived buffers; measured faster than the
 /// system allocator in bench/ (see bench/RESULTS.md).
@@ -67,7 +67,7 @@ async fn main() -> std::process::ExitCode {
     match run(Cli::parse()).await {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", startup::one_line(&err));
             std::process::ExitCode::from(2)
         }
     }
