@@ -1,11 +1,22 @@
-//! Why `twh` could not start (so far: the database): each failure
+//! Why `twh` could not start (a setting, the database, the listening address): each failure
 //! names its cause, the value at fault and what to change, on one `error: … - Hint: …` line.
 
 use std::io;
+use std::net::SocketAddr;
 
 /// A failure before serving. Database URLs in it are always redacted ([`crate::db::redact`]).
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
+    #[error(
+        "{name}={value:?} is not valid: {reason} - Hint: set it like the default, {default}, or unset it"
+    )]
+    InvalidSetting {
+        name: &'static str,
+        value: String,
+        reason: String,
+        default: String,
+    },
+
     #[error("DATABASE_URL={url:?} is not valid: {reason} - Hint: {hint}")]
     InvalidDatabaseUrl {
         url: String,
@@ -53,6 +64,41 @@ pub enum StartupError {
         reason: String,
         hint: String,
     },
+
+    #[error("cannot listen on {addr}: {reason} - Hint: {hint}")]
+    Bind {
+        addr: SocketAddr,
+        reason: String,
+        hint: String,
+    },
+}
+
+impl StartupError {
+    /// Binding `addr` failed: say which address and how to pick another.
+    pub fn bind(addr: SocketAddr, err: &io::Error) -> Self {
+        let hint = match err.kind() {
+            io::ErrorKind::AddrInUse => format!(
+                "stop what listens there or set TWH_BIND to a free address ({}:0 picks a free port)",
+                addr.ip()
+            ),
+            io::ErrorKind::AddrNotAvailable => format!(
+                "{} is not an address of this machine: set TWH_BIND to one that is, e.g. 127.0.0.1:{} or 0.0.0.0:{}",
+                addr.ip(),
+                addr.port(),
+                addr.port()
+            ),
+            io::ErrorKind::PermissionDenied => format!(
+                "ports below 1024 need privileges: set TWH_BIND to a higher port, e.g. {}:8080",
+                addr.ip()
+            ),
+            _ => "set TWH_BIND to another address".to_owned(),
+        };
+        Self::Bind {
+            addr,
+            reason: io_reason(err),
+            hint,
+        }
+    }
 }
 
 /// An I/O failure in a few plain words, without the `(os error N)` suffix.
@@ -122,6 +168,17 @@ mod tests {
         assert_eq!(
             one_line(&err),
             "running migrations: Connection Error: database \"x\" does not exist"
+        );
+    }
+
+    #[test]
+    fn a_busy_address_names_the_setting() {
+        let addr: SocketAddr = ([127, 0, 0, 1], 8080).into();
+        let message = StartupError::bind(addr, &io::Error::from(io::ErrorKind::AddrInUse));
+        assert_eq!(
+            message.to_string(),
+            "cannot listen on 127.0.0.1:8080: the address is already in use - Hint: stop what \
+             listens there or set TWH_BIND to a free address (127.0.0.1:0 picks a free port)"
         );
     }
 }

@@ -214,3 +214,36 @@ fn a_malformed_database_url_is_named() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn a_malformed_bind_address_is_named() {
+    let dir = scratch("bind-malformed");
+    let outcome = twh(&["serve"], &[("TWH_BIND", "localhost-8080")], &dir);
+    assert_names(
+        &outcome,
+        "invalid socket address syntax",
+        "\"localhost-8080\"",
+        "TWH_BIND",
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn a_busy_port_is_named_before_the_database_is_touched() {
+    let dir = scratch("bind-busy");
+    let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr").to_string();
+    let db = dir.join("twh.db");
+    let url = format!("sqlite://{}?mode=rwc", db.display());
+    let outcome = twh(
+        &["serve"],
+        &[("TWH_BIND", &addr), ("DATABASE_URL", &url)],
+        &dir,
+    );
+    assert_names(&outcome, "already in use", &addr, "TWH_BIND");
+    // Binding comes first: a sandbox tenant created before a failed bind would have its key,
+    // shown once, never shown at all.
+    assert!(!db.exists(), "the database was created before binding");
+    drop(taken);
+    std::fs::remove_dir_all(&dir).ok();
+}
