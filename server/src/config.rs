@@ -2,6 +2,8 @@
 
 use std::net::SocketAddr;
 
+use crate::startup::StartupError;
+
 #[derive(Clone, Debug)]
 pub struct Config {
     pub http: HttpConfig,
@@ -39,15 +41,24 @@ pub struct GraphqlConfig {
     pub max_complexity: usize,
 }
 
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> anyhow::Result<T>
+fn env_or<T: std::str::FromStr + std::fmt::Display>(
+    name: &'static str,
+    default: T,
+) -> Result<T, StartupError>
 where
     T::Err: std::fmt::Display,
 {
     match std::env::var(name) {
-        Ok(raw) if !raw.trim().is_empty() => raw
-            .trim()
-            .parse()
-            .map_err(|e| anyhow::anyhow!("{name}={raw:?} is not valid: {e}")),
+        Ok(raw) if !raw.trim().is_empty() => {
+            raw.trim()
+                .parse()
+                .map_err(|e: T::Err| StartupError::InvalidSetting {
+                    name,
+                    reason: e.to_string(),
+                    value: raw,
+                    default: default.to_string(),
+                })
+        }
         _ => Ok(default),
     }
 }
@@ -155,6 +166,21 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_invalid_setting_names_its_default() {
+        let err = StartupError::InvalidSetting {
+            name: "TWH_BIND",
+            value: "nonsense".into(),
+            reason: "invalid socket address syntax".into(),
+            default: "127.0.0.1:8080".into(),
+        };
+        assert_eq!(
+            err.to_string(),
+            "TWH_BIND=\"nonsense\" is not valid: invalid socket address syntax - Hint: set it \
+             like the default, 127.0.0.1:8080, or unset it"
+        );
+    }
 
     #[test]
     fn the_idempotency_wait_is_bounded_as_postgres_needs() {

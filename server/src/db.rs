@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use sea_orm::sea_query::{InsertStatement, PostgresQueryBuilder};
-use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, RuntimeErr,
     Statement,
@@ -14,18 +14,28 @@ use sea_orm::{
 use twh_migration::{Migrator, MigratorTrait};
 
 use crate::config::DatabaseConfig;
+use crate::startup::StartupError;
 
-pub async fn connect(config: &DatabaseConfig) -> anyhow::Result<DatabaseConnection> {
-    let url = config.url.as_str();
-    let folder = sqlite_path(url)
+mod probe;
+
+/// Opens the pool after one connection has been opened on its own: start-up fails within
+/// [`probe::FIRST_CONNECTION_TIMEOUT`], naming the cause, while the running pool keeps its patient
+/// acquire timeout for outages.
+pub async fn connect(config: &DatabaseConfig) -> Result<DatabaseConnection, StartupError> {
+    let url = probe::Url {
+        raw: config.url.as_str(),
+        shown: redact(&config.url),
+    };
+    let target = probe::Target::parse(&url)?;
+    let folder = sqlite_path(url.raw)
         .and_then(|path| std::path::Path::new(path).parent())
         .filter(|dir| !dir.as_os_str().is_empty());
     if let Some(dir) = folder {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("creating the database folder {}", dir.display()))?;
+        std::fs::create_dir_all(dir).map_err(|err| probe::folder_failure(dir, &url, &err))?;
     }
+    target.check(&url).await?;
     let ping_after_idle = Duration::from_millis(config.ping_after_idle_ms);
-    let mut options = ConnectOptions::new(url.to_owned());
+    let mut options = ConnectOptions::new(url.raw.to_owned());
     options
         .max_connections(config.max_connections)
         .min_connections(1)
@@ -42,16 +52,25 @@ pub async fn connect(config: &DatabaseConfig) -> anyhow::Result<DatabaseConnecti
             })
         })
         .sqlx_logging(false)
-        .map_sqlx_sqlite_opts(|opts| {
-            opts.journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Normal)
-                .busy_timeout(Duration::from_secs(30))
-                .foreign_keys(true)
-        });
-    let db = Database::connect(options)
-        .await
-        .with_context(|| format!("connecting to the database ({})", redact(url)))?;
-    Ok(db)
+        .map_sqlx_sqlite_opts(sqlite_tuning);
+    Database::connect(options).await.map_err(|err| match err {
+        DbErr::Conn(RuntimeErr::SqlxError(cause)) => target.failure(&url, &cause),
+        other => StartupError::DatabaseRefused {
+            url: url.shown.clone(),
+            reason: other.to_string(),
+            hint: "check DATABASE_URL",
+        },
+    })
+}
+
+/// WAL, a busy timeout and foreign keys: for the pool and for the first connection alike, so
+/// the first one fails where the pool would.
+fn sqlite_tuning(options: SqliteConnectOptions) -> SqliteConnectOptions {
+    options
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .busy_timeout(Duration::from_secs(30))
+        .foreign_keys(true)
 }
 
 /// Until when (milliseconds since [`epoch`]) every pooled connection is pinged before use,
@@ -192,16 +211,29 @@ fn sqlite_path(url: &str) -> Option<&str> {
     (!path.is_empty() && path != ":memory:").then_some(path)
 }
 
-/// The URL without its password, for logs and error messages.
+/// The URL without its password, for logs and error messages. Whatever precedes the last `@`
+/// counts as user and password (a malformed URL may hold an unescaped `@` or `/` in the
+/// password), and a `password=` parameter is hidden too.
 pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = &url[scheme + 3..at];
-            let user = userinfo.split(':').next().unwrap_or("");
-            format!("{}{}:***{}", &url[..scheme + 3], user, &url[at..])
-        }
+    let start = url.find("://").map_or(0, |scheme| scheme + 3);
+    let mut shown = match url.rfind('@') {
+        Some(at) if at >= start => match url[start..at].split_once(':') {
+            Some((user, _)) => format!("{}{user}:***{}", &url[..start], &url[at..]),
+            None => url.to_owned(),
+        },
         _ => url.to_owned(),
+    };
+    if let Some(query) = shown.find('?') {
+        let params: Vec<String> = shown[query + 1..]
+            .split('&')
+            .map(|param| match param.split_once('=') {
+                Some((name, _)) if name.eq_ignore_ascii_case("password") => format!("{name}=***"),
+                _ => param.to_owned(),
+            })
+            .collect();
+        shown = format!("{}?{}", &shown[..query], params.join("&"));
     }
+    shown
 }
 
 #[cfg(test)]
@@ -234,5 +266,13 @@ mod tests {
             "postgres://u:***@h:5432/db"
         );
         assert_eq!(redact("postgres://h/db"), "postgres://h/db");
+        assert_eq!(redact("postgres://u@h:1/db"), "postgres://u@h:1/db");
+        assert_eq!(redact("postgres://u:p@ss/w@h/db"), "postgres://u:***@h/db");
+        assert_eq!(redact("u:secret@h/db"), "u:***@h/db");
+        assert_eq!(
+            redact("postgres://h/db?sslmode=require&password=secret"),
+            "postgres://h/db?sslmode=require&password=***"
+        );
+        assert_eq!(redact("garbage"), "garbage");
     }
 }

@@ -16,4 +16,5 @@ pub mod ids;
 pub mod ledger;
 pub mod observability;
 pub mod server;
+pub mod startup;
 pub mod tenancy;

@@ -4,7 +4,7 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use twh_server::config::Config;
-use twh_server::{db, graphql, http, ledger, observability, server, tenancy};
+use twh_server::{db, graphql, http, ledger, observability, server, startup, tenancy};
 
 /// mimalloc: the request path allocates many short-lived buffers; measured faster than the
 /// system allocator in bench/ (see bench/RESULTS.md).
@@ -67,7 +67,7 @@ async fn main() -> std::process::ExitCode {
     match run(Cli::parse()).await {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", startup::one_line(&err));
             std::process::ExitCode::from(2)
         }
     }
@@ -142,11 +142,14 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
 async fn serve(config: Config) -> anyhow::Result<()> {
     let explicit_url = std::env::var_os("TWH_PUBLIC_URL").is_some();
     let mut public_url = config.http.public_url.clone();
+    // The address first: a sandbox tenant created before a failed bind would never have its
+    // key (shown once) shown.
+    let listener = server::bind(config.http.bind).await?;
     let state = server::prepare(config).await?;
     let sandbox = tenancy::sandbox::ensure(&state)
         .await
         .context("creating the sandbox tenant")?;
-    let running = server::spawn(state).await?;
+    let running = server::spawn_on(listener, state).await?;
     // With port 0 (any free port) the URL to print is only known once bound.
     if !explicit_url {
         public_url = format!("http://{}", running.addr);

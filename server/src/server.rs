@@ -12,6 +12,7 @@ use tokio::task::JoinHandle;
 
 use crate::app::{App, AppState};
 use crate::config::Config;
+use crate::startup::StartupError;
 use crate::{db, http, idempotency, observability};
 
 /// Connects, migrates and builds the shared state.
@@ -40,7 +41,19 @@ impl Running {
 
 /// Binds and serves in the background.
 pub async fn spawn(state: AppState) -> anyhow::Result<Running> {
-    let listener = TcpListener::bind(state.config.http.bind).await?;
+    let listener = bind(state.config.http.bind).await?;
+    spawn_on(listener, state).await
+}
+
+/// Takes the listening address, or says which one is unusable and which setting picks another.
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener, StartupError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|err| StartupError::bind(addr, &err))
+}
+
+/// Serves in the background on a listener from [`bind`].
+pub async fn spawn_on(listener: TcpListener, state: AppState) -> anyhow::Result<Running> {
     let addr = listener.local_addr()?;
     // Responses are small and answered at once: Nagle's delay would only add latency.
     let listener = listener.tap_io(|stream| {

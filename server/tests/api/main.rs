@@ -11,4 +11,5 @@ mod reconcile;
 mod resilience;
 mod rest;
 mod schema;
+mod startup;
 mod validation;
