@@ -173,11 +173,15 @@ pub fn document(types: &Types, prepared: &[Prepared], codes: &[(&'static str, u1
                     let ty = arg.map(|a| a.ty.clone());
                     if let Some(ty) = ty {
                         roots.push(ty.named().to_owned());
+                        let example = route
+                            .example
+                            .and_then(|e| serde_json::from_str(e).ok())
+                            .unwrap_or_else(|| types.example(&ty, 0));
                         request_body = Some(json!({
                             "required": true,
                             "content": { "application/json": {
                                 "schema": types.schema_of(&ty),
-                                "example": types.example(&ty, 0)
+                                "example": example
                             } }
                         }));
                     }
