@@ -7,6 +7,8 @@ use crate::handler::{Prepared, connection_node};
 use crate::routes::{Method, Shape, Source};
 use crate::types::Types;
 
+mod order;
+
 /// The contract version (`info.version`); bump it with a CHANGELOG entry.
 pub const VERSION: &str = "1.1.0";
 
@@ -171,11 +173,15 @@ pub fn document(types: &Types, prepared: &[Prepared], codes: &[(&'static str, u1
                     let ty = arg.map(|a| a.ty.clone());
                     if let Some(ty) = ty {
                         roots.push(ty.named().to_owned());
+                        let example = route
+                            .example
+                            .and_then(|e| serde_json::from_str(e).ok())
+                            .unwrap_or_else(|| types.example(&ty, 0));
                         request_body = Some(json!({
                             "required": true,
                             "content": { "application/json": {
                                 "schema": types.schema_of(&ty),
-                                "example": types.example(&ty, 0)
+                                "example": example
                             } }
                         }));
                     }
@@ -337,7 +343,12 @@ pub fn document(types: &Types, prepared: &[Prepared], codes: &[(&'static str, u1
     })
 }
 
-/// The document as YAML, as checked in at `openapi.yaml`.
+/// The document as YAML in the conventional key order, as checked in at `openapi.yaml`.
 pub fn to_yaml(document: &Value) -> String {
-    serde_norway::to_string(document).unwrap_or_default()
+    serde_norway::to_string(&order::document(document)).unwrap_or_default()
+}
+
+/// The document as JSON in the same order, as served at `/v1/openapi.json`.
+pub fn to_json(document: &Value) -> String {
+    serde_json::to_string(&order::document(document)).unwrap_or_default()
 }

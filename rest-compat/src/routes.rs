@@ -66,6 +66,10 @@ pub struct Route {
     pub versioned: bool,
     /// For 201: the path of the created resource, `{id}` taken from the body.
     pub location: Option<&'static str>,
+    /// The request body (JSON) the OpenAPI document shows and the Postman collection sends,
+    /// for routes with a body. It works against the sandbox's sample data (SKUs TSHIRT-BLK-M,
+    /// TSHIRT-BLK-L, MUG-12OZ, CAP-NAVY at WH-MAIN and STORE-1).
+    pub example: Option<&'static str>,
 }
 
 const ITEM_FILTER: &[(&str, &str)] = &[("sku", "sku"), ("status", "status"), ("search", "search")];
@@ -102,6 +106,9 @@ pub const ROUTES: &[Route] = &[
         status: 201,
         versioned: true,
         location: Some("/v1/items/{id}"),
+        example: Some(
+            r#"{"sku": "TSHIRT-BLK-XL", "name": "T-shirt, black, XL", "unit": "each", "attributes": {"color": "black", "size": "XL"}}"#,
+        ),
     },
     Route {
         method: Method::Get,
@@ -119,6 +126,7 @@ pub const ROUTES: &[Route] = &[
         status: 200,
         versioned: false,
         location: None,
+        example: None,
     },
     Route {
         method: Method::Get,
@@ -132,6 +140,7 @@ pub const ROUTES: &[Route] = &[
         status: 200,
         versioned: true,
         location: None,
+        example: None,
     },
     Route {
         method: Method::Patch,
@@ -150,6 +159,7 @@ pub const ROUTES: &[Route] = &[
         status: 200,
         versioned: true,
         location: None,
+        example: Some(r#"{"name": "T-shirt, black, XL (organic cotton)"}"#),
     },
     Route {
         method: Method::Post,
@@ -166,6 +176,7 @@ pub const ROUTES: &[Route] = &[
         status: 201,
         versioned: true,
         location: Some("/v1/locations/{id}"),
+        example: Some(r#"{"code": "STORE-2", "name": "Station kiosk", "kind": "STORE"}"#),
     },
     Route {
         method: Method::Get,
@@ -183,6 +194,7 @@ pub const ROUTES: &[Route] = &[
         status: 200,
         versioned: false,
         location: None,
+        example: None,
     },
     Route {
         method: Method::Get,
@@ -196,6 +208,7 @@ pub const ROUTES: &[Route] = &[
         status: 200,
         versioned: true,
         location: None,
+        example: None,
     },
     Route {
         method: Method::Patch,
@@ -214,6 +227,7 @@ pub const ROUTES: &[Route] = &[
         status: 200,
         versioned: true,
         location: None,
+        example: Some(r#"{"name": "Station kiosk, east entrance", "allowNegative": false}"#),
     },
     Route {
         method: Method::Get,
@@ -231,6 +245,7 @@ pub const ROUTES: &[Route] = &[
         status: 200,
         versioned: false,
         location: None,
+        example: None,
     },
     Route {
         method: Method::Get,
@@ -248,6 +263,7 @@ pub const ROUTES: &[Route] = &[
         status: 200,
         versioned: false,
         location: None,
+        example: None,
     },
     Route {
         method: Method::Post,
@@ -264,6 +280,9 @@ pub const ROUTES: &[Route] = &[
         status: 201,
         versioned: false,
         location: None,
+        example: Some(
+            r#"{"reason": "RECEIVED", "changes": [{"sku": "MUG-12OZ", "locationCode": "WH-MAIN", "delta": 5}]}"#,
+        ),
     },
     Route {
         method: Method::Post,
@@ -280,6 +299,9 @@ pub const ROUTES: &[Route] = &[
         status: 201,
         versioned: false,
         location: None,
+        example: Some(
+            r#"{"reason": "MOVEMENT", "changes": [{"sku": "TSHIRT-BLK-M", "quantity": 2, "from": {"locationCode": "WH-MAIN"}, "to": {"locationCode": "STORE-1"}}]}"#,
+        ),
     },
     Route {
         method: Method::Post,
@@ -296,6 +318,9 @@ pub const ROUTES: &[Route] = &[
         status: 201,
         versioned: false,
         location: None,
+        example: Some(
+            r#"{"reason": "CYCLE_COUNT", "changes": [{"sku": "CAP-NAVY", "locationCode": "STORE-1", "quantity": 15}]}"#,
+        ),
     },
 ];
 
@@ -346,6 +371,22 @@ mod tests {
                 .count();
             assert!(bodies <= 1);
             assert_eq!(bodies == 1, route.method != Method::Get, "{}", route.path);
+        }
+    }
+
+    #[test]
+    fn every_route_with_a_body_has_an_example_object() {
+        for route in ROUTES {
+            let has_body = route.args.iter().any(|(_, s)| *s == Source::Body);
+            match route.example {
+                Some(example) => {
+                    let parsed: serde_json::Value = serde_json::from_str(example)
+                        .unwrap_or_else(|e| panic!("{}: {e}", route.operation_id));
+                    assert!(parsed.is_object(), "{}", route.operation_id);
+                    assert!(has_body, "{} has no body", route.operation_id);
+                }
+                None => assert!(!has_body, "{} needs an example", route.operation_id),
+            }
         }
     }
 }

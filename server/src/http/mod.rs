@@ -31,7 +31,8 @@ pub async fn router(state: AppState) -> anyhow::Result<Router> {
     let limit = state.config.http.max_body_bytes;
     let timeout = Duration::from_secs(state.config.http.request_timeout_secs);
     let (types, prepared, openapi) = rest::contract(&schema).await?;
-    let openapi = Arc::new(openapi);
+    // Rendered once, in the same key order as the checked-in openapi.yaml.
+    let openapi = axum::body::Bytes::from(twh_rest::openapi::to_json(&openapi));
     let backend = rest::RestBackend {
         state: state.clone(),
         schema: schema.clone(),
@@ -40,7 +41,12 @@ pub async fn router(state: AppState) -> anyhow::Result<Router> {
         "/v1/openapi.json",
         get(move || {
             let openapi = openapi.clone();
-            async move { axum::Json(openapi.as_ref().clone()) }
+            async move {
+                (
+                    [(axum::http::header::CONTENT_TYPE, "application/json")],
+                    openapi,
+                )
+            }
         }),
     );
     Ok(Router::new()

@@ -81,18 +81,39 @@ async fn checked_in_openapi_and_postman_match_the_code() {
     }
 }
 
+#[test]
+fn checked_in_openapi_reads_in_the_conventional_order() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let yaml = std::fs::read_to_string(format!("{root}/openapi.yaml"))
+        .expect("openapi.yaml is checked in");
+    let top_level: Vec<&str> = yaml
+        .lines()
+        .filter(|line| !line.starts_with([' ', '-', '#']) && !line.is_empty())
+        .filter_map(|line| line.split_once(':').map(|(key, _)| key))
+        .collect();
+    assert_eq!(
+        top_level[..6],
+        ["openapi", "info", "servers", "tags", "paths", "components"],
+        "openapi.yaml's top-level keys: {top_level:?}"
+    );
+}
+
 #[tokio::test]
 async fn served_document_is_the_generated_one() {
     let app = TestApp::spawn().await;
-    let served: Value = app
+    let response = app
         .client
         .get(app.url("/v1/openapi.json"))
         .send()
         .await
-        .unwrap()
-        .json()
-        .await
         .unwrap();
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let text = response.text().await.unwrap();
+    assert!(
+        text.starts_with(r#"{"openapi":"#),
+        "served in the conventional order"
+    );
+    let served: Value = serde_json::from_str(&text).unwrap();
     let (_, _, document) = twh_server::http::rest::contract(&twh_server::graphql::bare())
         .await
         .unwrap();
