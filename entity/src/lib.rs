@@ -7,6 +7,8 @@ pub mod idempotency_key;
 pub mod item;
 pub mod location;
 pub mod movement;
+pub mod order_document;
+pub mod order_line;
 pub mod outbox_event;
 pub mod reconciliation_run;
 pub mod stock_level;

@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m0001_ledger_core;
 mod m0002_level_location_index;
+mod m0003_orders;
 
 pub struct Migrator;
 
@@ -14,6 +15,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m0001_ledger_core::Migration),
             Box::new(m0002_level_location_index::Migration),
+            Box::new(m0003_orders::Migration),
         ]
     }
 }

@@ -11,15 +11,15 @@ impl MigrationName for Migration {
     }
 }
 
-fn text(name: &'static str) -> ColumnDef {
+pub(crate) fn text(name: &'static str) -> ColumnDef {
     ColumnDef::new(name).text().not_null().take()
 }
 
-fn text_null(name: &'static str) -> ColumnDef {
+pub(crate) fn text_null(name: &'static str) -> ColumnDef {
     ColumnDef::new(name).text().null().take()
 }
 
-fn big(name: &'static str) -> ColumnDef {
+pub(crate) fn big(name: &'static str) -> ColumnDef {
     ColumnDef::new(name)
         .big_integer()
         .not_null()
@@ -27,14 +27,14 @@ fn big(name: &'static str) -> ColumnDef {
         .take()
 }
 
-fn time(name: &'static str) -> ColumnDef {
+pub(crate) fn time(name: &'static str) -> ColumnDef {
     ColumnDef::new(name)
         .timestamp_with_time_zone()
         .not_null()
         .take()
 }
 
-fn time_null(name: &'static str) -> ColumnDef {
+pub(crate) fn time_null(name: &'static str) -> ColumnDef {
     ColumnDef::new(name)
         .timestamp_with_time_zone()
         .null()
@@ -53,7 +53,7 @@ fn json(name: &'static str) -> ColumnDef {
     ColumnDef::new(name).json().not_null().take()
 }
 
-fn pk(cols: &[&'static str]) -> IndexCreateStatement {
+pub(crate) fn pk(cols: &[&'static str]) -> IndexCreateStatement {
     let mut index = Index::create();
     for col in cols {
         index.col(*col);
@@ -61,7 +61,11 @@ fn pk(cols: &[&'static str]) -> IndexCreateStatement {
     index.primary().take()
 }
 
-fn unique(name: &'static str, table: &'static str, cols: &[&'static str]) -> IndexCreateStatement {
+pub(crate) fn unique(
+    name: &'static str,
+    table: &'static str,
+    cols: &[&'static str],
+) -> IndexCreateStatement {
     let mut index = Index::create();
     index.name(name).table(table).unique();
     for col in cols {
@@ -70,7 +74,11 @@ fn unique(name: &'static str, table: &'static str, cols: &[&'static str]) -> Ind
     index.take()
 }
 
-fn index(name: &'static str, table: &'static str, cols: &[&'static str]) -> IndexCreateStatement {
+pub(crate) fn index(
+    name: &'static str,
+    table: &'static str,
+    cols: &[&'static str],
+) -> IndexCreateStatement {
     let mut index = Index::create();
     index.name(name).table(table);
     for col in cols {

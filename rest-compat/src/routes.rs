@@ -81,6 +81,7 @@ const MOVEMENT_FILTER: &[(&str, &str)] = &[
     ("state", "state"),
     ("reason", "reason"),
     ("groupId", "groupId"),
+    ("reference", "referenceDocumentUri"),
     ("since", "since"),
     ("until", "until"),
 ];
@@ -325,10 +326,33 @@ pub const ROUTES: &[Route] = &[
 ];
 
 /// Root fields with no route of their own, and why.
-pub const EXCLUDED: &[(&str, &str)] = &[(
-    "stockLevel",
-    "GET /v1/stock/levels?sku=&location= returns the same level; SKUs may contain '/', so they do not belong in a path",
-)];
+pub const EXCLUDED: &[(&str, &str)] = &[
+    (
+        "stockLevel",
+        "GET /v1/stock/levels?sku=&location= returns the same level; SKUs may contain '/', so they do not belong in a path",
+    ),
+    // Order documents are GraphQL-only for now: their transitions take arguments beside the
+    // body (lines and flags), which the route table cannot source yet. Not finished (issue 7).
+    ("purchaseOrder", ORDERS_PENDING),
+    ("purchaseOrders", ORDERS_PENDING),
+    ("salesOrder", ORDERS_PENDING),
+    ("salesOrders", ORDERS_PENDING),
+    ("reservation", ORDERS_PENDING),
+    ("reservations", ORDERS_PENDING),
+    ("createPurchaseOrder", ORDERS_PENDING),
+    ("submitPurchaseOrder", ORDERS_PENDING),
+    ("receivePurchaseOrder", ORDERS_PENDING),
+    ("cancelPurchaseOrder", ORDERS_PENDING),
+    ("createSalesOrder", ORDERS_PENDING),
+    ("allocateSalesOrder", ORDERS_PENDING),
+    ("shipSalesOrder", ORDERS_PENDING),
+    ("cancelSalesOrder", ORDERS_PENDING),
+    ("createReservation", ORDERS_PENDING),
+    ("releaseReservation", ORDERS_PENDING),
+];
+
+const ORDERS_PENDING: &str =
+    "not routed yet: REST twins of order documents are unfinished work (GraphQL only for now)";
 
 #[cfg(test)]
 mod tests {

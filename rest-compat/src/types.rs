@@ -170,6 +170,8 @@ impl Types {
             }
             let named = field.ty.named();
             match self.get(named).map(|t| t.kind.as_str()) {
+                // A union or interface needs per-type fragments; REST leaves such fields out.
+                Some("UNION" | "INTERFACE") => {}
                 Some("OBJECT") if depth < 4 => {
                     let inner = self.selection_at(named, depth + 1);
                     if !inner.is_empty() {
@@ -252,8 +254,9 @@ impl Types {
                         continue;
                     }
                     let named = field.ty.named();
-                    if self.get(named).is_some_and(|t| t.kind == "OBJECT")
-                        && self.selection(named).is_empty()
+                    let kind = self.get(named).map(|t| t.kind.as_str());
+                    if matches!(kind, Some("UNION" | "INTERFACE"))
+                        || (kind == Some("OBJECT") && self.selection(named).is_empty())
                     {
                         continue;
                     }

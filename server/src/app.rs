@@ -16,6 +16,8 @@ pub struct App {
     pub config: Config,
     pub key_cache: KeyCache,
     pub documents: crate::graphql::DocumentCache,
+    /// Statements this pool has sent (see `db::count_statements`).
+    pub statements: Arc<std::sync::atomic::AtomicU64>,
     /// SQLite admits one writer at a time; queueing writers here (FIFO) instead of in SQLite's
     /// busy-retry loop keeps latency flat under contention. `None` on Postgres.
     sqlite_writer: Option<Mutex<()>>,
@@ -28,10 +30,12 @@ pub struct WriteTxn<'a> {
 }
 
 impl App {
-    pub fn new(db: DatabaseConnection, config: Config) -> Self {
+    pub fn new(mut db: DatabaseConnection, config: Config) -> Self {
         let sqlite_writer = crate::db::is_sqlite(&db).then(|| Mutex::new(()));
+        let statements = crate::db::count_statements(&mut db);
         Self {
             db,
+            statements,
             config,
             key_cache: KeyCache::default(),
             documents: Default::default(),

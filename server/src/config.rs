@@ -13,6 +13,13 @@ pub struct Config {
     /// How long a request waits for another one holding the same idempotency key (Postgres).
     pub idempotency_wait_ms: u64,
     pub admin_token: Option<String>,
+    pub orders: OrdersConfig,
+}
+
+#[derive(Clone, Debug)]
+pub struct OrdersConfig {
+    /// How often expired reservations are looked for and released.
+    pub reservation_sweep_ms: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -107,6 +114,9 @@ impl Default for Config {
             idempotency_ttl_hours: 24,
             idempotency_wait_ms: 5000,
             admin_token: None,
+            orders: OrdersConfig {
+                reservation_sweep_ms: 1000,
+            },
         }
     }
 }
@@ -149,6 +159,13 @@ impl Config {
             admin_token: std::env::var("TWH_ADMIN_TOKEN")
                 .ok()
                 .filter(|t| !t.is_empty()),
+            orders: OrdersConfig {
+                reservation_sweep_ms: env_or(
+                    "TWH_RESERVATION_SWEEP_MS",
+                    d.orders.reservation_sweep_ms,
+                )?
+                .max(10),
+            },
         })
     }
 

@@ -53,14 +53,28 @@ pub async fn connect(config: &DatabaseConfig) -> Result<DatabaseConnection, Star
         })
         .sqlx_logging(false)
         .map_sqlx_sqlite_opts(sqlite_tuning);
-    Database::connect(options).await.map_err(|err| match err {
+    let db = Database::connect(options).await.map_err(|err| match err {
         DbErr::Conn(RuntimeErr::SqlxError(cause)) => target.failure(&url, &cause),
         other => StartupError::DatabaseRefused {
             url: url.shown.clone(),
             reason: other.to_string(),
             hint: "check DATABASE_URL",
         },
-    })
+    })?;
+    Ok(db)
+}
+
+/// Counts the statements this pool sends; tests read it to prove a request's statement count
+/// does not grow with the size of what it returns (no N+1).
+pub fn count_statements(
+    db: &mut DatabaseConnection,
+) -> std::sync::Arc<std::sync::atomic::AtomicU64> {
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = count.clone();
+    db.set_metric_callback(move |_| {
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    });
+    count
 }
 
 /// WAL, a busy timeout and foreign keys: for the pool and for the first connection alike, so

@@ -36,6 +36,8 @@ pub enum ErrorCode {
     UnknownLocation,
     /// `expectedVersion` does not match the document's current version.
     VersionConflict,
+    /// The document's status does not allow this transition (the message names the status).
+    InvalidTransition,
     /// A conditional request header (`If-Match`) is required and missing.
     PreconditionRequired,
     /// `changeFromQuantity` does not match the current quantity.
@@ -73,6 +75,7 @@ impl ErrorCode {
             UnknownSku => "UNKNOWN_SKU",
             UnknownLocation => "UNKNOWN_LOCATION",
             VersionConflict => "VERSION_CONFLICT",
+            InvalidTransition => "INVALID_TRANSITION",
             PreconditionRequired => "PRECONDITION_REQUIRED",
             ChangeFromQuantityStale => "CHANGE_FROM_QUANTITY_STALE",
             InsufficientStock => "INSUFFICIENT_STOCK",
@@ -98,7 +101,10 @@ impl ErrorCode {
             | QuantityOutOfRange => 422,
             IdempotencyKeyParameterMismatch => 422,
             NotFound => 404,
-            AlreadyExists | IdempotencyConcurrentRequest | ChangeFromQuantityStale => 409,
+            AlreadyExists
+            | IdempotencyConcurrentRequest
+            | ChangeFromQuantityStale
+            | InvalidTransition => 409,
             VersionConflict => 412,
             PreconditionRequired => 428,
             Internal => 500,
@@ -142,6 +148,9 @@ impl ErrorCode {
                 "The document changed since you read it: read it again and retry with its current version."
             }
             PreconditionRequired => "This update needs If-Match with the ETag you read.",
+            InvalidTransition => {
+                "The document's current status does not allow this; the message names the status."
+            }
             ChangeFromQuantityStale => {
                 "The quantity is no longer what changeFromQuantity says: read the level again."
             }
@@ -183,7 +192,7 @@ impl ErrorCode {
     }
 
     /// Every code, for documentation and tests.
-    pub const ALL: [ErrorCode; 22] = {
+    pub const ALL: [ErrorCode; 23] = {
         use ErrorCode::*;
         [
             Unauthenticated,
@@ -200,6 +209,7 @@ impl ErrorCode {
             UnknownSku,
             UnknownLocation,
             VersionConflict,
+            InvalidTransition,
             PreconditionRequired,
             ChangeFromQuantityStale,
             InsufficientStock,

@@ -16,6 +16,9 @@ pub const MOVEMENT_GROUP: &str = "grp";
 pub const EVENT: &str = "evt";
 pub const AUDIT: &str = "aud";
 pub const RECONCILIATION: &str = "rec";
+pub const PURCHASE_ORDER: &str = "po";
+pub const SALES_ORDER: &str = "so";
+pub const RESERVATION: &str = "rsv";
 
 #[cfg(test)]
 mod tests {

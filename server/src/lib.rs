@@ -15,6 +15,7 @@ pub mod idempotency;
 pub mod ids;
 pub mod ledger;
 pub mod observability;
+pub mod orders;
 pub mod server;
 pub mod startup;
 pub mod tenancy;

@@ -1,5 +1,5 @@
 //! Starting and stopping the HTTP server: bind, serve until a shutdown signal, let in-flight
-//! requests finish, and run the background sweeper for expired idempotency keys.
+//! requests finish, and run the background sweepers (expired idempotency keys, reservations).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -76,6 +76,25 @@ pub async fn spawn_on(listener: TcpListener, state: AppState) -> anyhow::Result<
                     }
                 }
                 _ = sweeper_stop.changed() => break,
+            }
+        }
+    });
+    let expiry_state = state.clone();
+    let mut expiry_stop = stop.subscribe();
+    tokio::spawn(async move {
+        let every = Duration::from_millis(expiry_state.config.orders.reservation_sweep_ms);
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    match crate::orders::reservations::expire_due(&expiry_state, 100).await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(reservations.expired = n, "expired reservations"),
+                        Err(err) => tracing::warn!(error = ?err, "expiring reservations failed"),
+                    }
+                }
+                _ = expiry_stop.changed() => break,
             }
         }
     });

@@ -3,6 +3,8 @@
 
 mod catalog;
 mod depth;
+pub mod loaders;
+mod orders;
 mod stock;
 
 use std::future::Future;
@@ -27,10 +29,18 @@ use crate::error::{DomainError, ErrorCode, UserError, internal_error, request_er
 use crate::idempotency;
 
 #[derive(MergedObject, Default)]
-pub struct Query(catalog::CatalogQuery, stock::StockQuery);
+pub struct Query(
+    catalog::CatalogQuery,
+    stock::StockQuery,
+    orders::OrdersQuery,
+);
 
 #[derive(MergedObject, Default)]
-pub struct Mutation(catalog::CatalogMutation, stock::StockMutation);
+pub struct Mutation(
+    catalog::CatalogMutation,
+    stock::StockMutation,
+    orders::OrdersMutation,
+);
 
 pub type TwhSchema = Schema<Query, Mutation, EmptySubscription>;
 

@@ -198,10 +198,22 @@ pub async fn run_as(
         request_id: request_id.to_owned(),
     };
     let Some(mut again) = retry else {
-        return Ok(schema.execute(request.data(principal).data(meta)).await);
+        return Ok(schema
+            .execute(
+                request
+                    .data(principal)
+                    .data(meta)
+                    .data(crate::graphql::loaders::Loaders::default()),
+            )
+            .await);
     };
     let response = schema
-        .execute(request.data(principal.clone()).data(meta.clone()))
+        .execute(
+            request
+                .data(principal.clone())
+                .data(meta.clone())
+                .data(crate::graphql::loaders::Loaders::default()),
+        )
         .await;
     let connection_lost = response
         .errors
@@ -211,7 +223,14 @@ pub async fn run_as(
         return Ok(response);
     }
     state.documents.attach(&mut again);
-    Ok(schema.execute(again.data(principal).data(meta)).await)
+    Ok(schema
+        .execute(
+            again
+                .data(principal)
+                .data(meta)
+                .data(crate::graphql::loaders::Loaders::default()),
+        )
+        .await)
 }
 
 /// Whether the operation the request selects is a query (reads only).

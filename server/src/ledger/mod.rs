@@ -87,11 +87,25 @@ pub enum MovementReason {
     QualityControl,
     SafetyStock,
     Reservation,
+    /// A purchase order was placed: its quantities are expected (`INCOMING`).
+    Ordered,
+    /// A sales order's quantities were set aside for it (`AVAILABLE` → `COMMITTED`).
+    Allocation,
+    /// A sales order's quantities left for the customer.
+    Shipment,
+    /// Stock in transit between two locations.
+    Transfer,
+    /// A customer sent stock back.
+    Return,
+    /// A document was cancelled and what it held was released.
+    Cancellation,
+    /// Less arrived than was sent; the shortfall is written off with this reason.
+    Discrepancy,
     Other,
 }
 
 impl MovementReason {
-    pub const ALL: [MovementReason; 12] = [
+    pub const ALL: [MovementReason; 19] = [
         MovementReason::Received,
         MovementReason::Correction,
         MovementReason::CycleCount,
@@ -103,6 +117,13 @@ impl MovementReason {
         MovementReason::QualityControl,
         MovementReason::SafetyStock,
         MovementReason::Reservation,
+        MovementReason::Ordered,
+        MovementReason::Allocation,
+        MovementReason::Shipment,
+        MovementReason::Transfer,
+        MovementReason::Return,
+        MovementReason::Cancellation,
+        MovementReason::Discrepancy,
         MovementReason::Other,
     ];
 
@@ -119,6 +140,13 @@ impl MovementReason {
             MovementReason::QualityControl => "quality_control",
             MovementReason::SafetyStock => "safety_stock",
             MovementReason::Reservation => "reservation",
+            MovementReason::Ordered => "ordered",
+            MovementReason::Allocation => "allocation",
+            MovementReason::Shipment => "shipment",
+            MovementReason::Transfer => "transfer",
+            MovementReason::Return => "return",
+            MovementReason::Cancellation => "cancellation",
+            MovementReason::Discrepancy => "discrepancy",
             MovementReason::Other => "other",
         }
     }
@@ -239,6 +267,7 @@ impl StockLevel {
 
 /// One immutable ledger entry: a signed change of one (item, location, state) bucket.
 #[derive(SimpleObject, Clone, Debug, Serialize, Deserialize)]
+#[graphql(complex)]
 #[serde(rename_all = "camelCase")]
 pub struct Movement {
     pub id: ID,

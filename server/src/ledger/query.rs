@@ -25,6 +25,8 @@ pub struct MovementFilter {
     pub state: Option<QuantityState>,
     pub reason: Option<MovementReason>,
     pub group_id: Option<ID>,
+    /// Movements a document made, e.g. `twh://purchase-orders/po_…`.
+    pub reference_document_uri: Option<String>,
     /// Recorded at or after this instant.
     pub since: Option<DateTime<Utc>>,
     /// Recorded before this instant.
@@ -216,6 +218,9 @@ pub async fn movements(
     if let Some(group) = filter.group_id {
         query = query.filter(movement::Column::GroupId.eq(group.0));
     }
+    if let Some(uri) = filter.reference_document_uri {
+        query = query.filter(movement::Column::ReferenceDocumentUri.eq(uri));
+    }
     if let Some(since) = filter.since {
         query = query.filter(movement::Column::RecordedAt.gte(since));
     }
@@ -230,6 +235,37 @@ pub async fn movements(
         .limit(limit + 1)
         .all(db)
         .await?;
+    hydrate(db, tenant_id, rows).await
+}
+
+/// The movements that refer to each of these documents, in order: one statement for the rows
+/// and one for their SKUs and codes, however many documents (the order loaders use this).
+pub async fn movements_by_reference(
+    db: &impl ConnectionTrait,
+    tenant_id: &str,
+    uris: &[String],
+) -> Result<HashMap<String, Vec<Movement>>, DbErr> {
+    let rows = movement::Entity::find()
+        .filter(movement::Column::TenantId.eq(tenant_id))
+        .filter(movement::Column::ReferenceDocumentUri.is_in(uris.iter().cloned()))
+        .order_by_asc(movement::Column::Id)
+        .all(db)
+        .await?;
+    let mut by_uri: HashMap<String, Vec<Movement>> = HashMap::new();
+    for m in hydrate(db, tenant_id, rows).await? {
+        if let Some(uri) = m.reference_document_uri.clone() {
+            by_uri.entry(uri).or_default().push(m);
+        }
+    }
+    Ok(by_uri)
+}
+
+/// Movement rows with their SKUs and location codes (one more statement for all of them).
+async fn hydrate(
+    db: &impl ConnectionTrait,
+    tenant_id: &str,
+    rows: Vec<movement::Model>,
+) -> Result<Vec<Movement>, DbErr> {
     let names = Names::load(
         db,
         tenant_id,

@@ -20,6 +20,8 @@ use crate::auth::Principal;
 use crate::error::{DomainError, ErrorCode, UserError};
 use crate::{events, ids};
 
+pub mod post;
+
 pub const MAX_URI_LEN: usize = 2048;
 
 #[derive(InputObject, Clone, Debug, Serialize)]

@@ -6,6 +6,7 @@ mod support;
 mod catalog;
 mod concurrency;
 mod idempotency;
+mod orders;
 mod protocol;
 mod reconcile;
 mod resilience;

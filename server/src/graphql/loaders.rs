@@ -1,0 +1,91 @@
+//! Batched look-ups for nested fields (async-graphql's dataloader): every item of a page of
+//! order lines in one statement, every document's movements in two. Made on first use in a
+//! request, so requests that nest nothing pay nothing.
+
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+
+use async_graphql::dataloader::{DataLoader, Loader};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
+use twh_entity::item;
+
+use crate::catalog::items::Item;
+use crate::ledger::Movement;
+use crate::ledger::query::movements_by_reference;
+
+/// Per-request holder; the loaders are built the first time a resolver asks.
+#[derive(Default)]
+pub struct Loaders {
+    items: OnceLock<DataLoader<ItemsById>>,
+    movements: OnceLock<DataLoader<MovementsByDocument>>,
+}
+
+impl Loaders {
+    pub fn items(&self, db: &DatabaseConnection, tenant_id: &str) -> &DataLoader<ItemsById> {
+        self.items.get_or_init(|| {
+            DataLoader::new(
+                ItemsById {
+                    db: db.clone(),
+                    tenant_id: tenant_id.to_owned(),
+                },
+                tokio::spawn,
+            )
+        })
+    }
+
+    pub fn movements(
+        &self,
+        db: &DatabaseConnection,
+        tenant_id: &str,
+    ) -> &DataLoader<MovementsByDocument> {
+        self.movements.get_or_init(|| {
+            DataLoader::new(
+                MovementsByDocument {
+                    db: db.clone(),
+                    tenant_id: tenant_id.to_owned(),
+                },
+                tokio::spawn,
+            )
+        })
+    }
+}
+
+pub struct ItemsById {
+    db: DatabaseConnection,
+    tenant_id: String,
+}
+
+impl Loader<String> for ItemsById {
+    type Value = Item;
+    type Error = Arc<sea_orm::DbErr>;
+
+    async fn load(&self, keys: &[String]) -> Result<HashMap<String, Item>, Self::Error> {
+        let rows = item::Entity::find()
+            .filter(item::Column::TenantId.eq(self.tenant_id.as_str()))
+            .filter(item::Column::Id.is_in(keys.iter().cloned()))
+            .all(&self.db)
+            .await
+            .map_err(Arc::new)?;
+        Ok(rows
+            .into_iter()
+            .map(|m| (m.id.clone(), Item::from(m)))
+            .collect())
+    }
+}
+
+/// Movements by the reference URI of the document that made them.
+pub struct MovementsByDocument {
+    db: DatabaseConnection,
+    tenant_id: String,
+}
+
+impl Loader<String> for MovementsByDocument {
+    type Value = Vec<Movement>;
+    type Error = Arc<sea_orm::DbErr>;
+
+    async fn load(&self, keys: &[String]) -> Result<HashMap<String, Vec<Movement>>, Self::Error> {
+        movements_by_reference(&self.db, &self.tenant_id, keys)
+            .await
+            .map_err(Arc::new)
+    }
+}

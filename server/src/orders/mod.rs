@@ -1,0 +1,744 @@
+//! Order documents: purchase orders, sales orders and reservations as state machines whose
+//! every quantity change is posted through the ledger's write path, in the caller's transaction.
+
+pub mod purchase;
+pub mod reservations;
+pub mod sales;
+
+use std::collections::HashMap;
+
+use async_graphql::ID;
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, ExprTrait, JoinType, LockType, OnConflict, Order, Query};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, EntityTrait,
+    FromQueryResult, QueryFilter,
+};
+use serde::{Deserialize, Serialize};
+use twh_entity::{order_document, order_line};
+
+use crate::audit::{self, AuditEntry};
+use crate::auth::Principal;
+use crate::catalog::{MAX_NAME_LEN, parse_text};
+use crate::error::{DomainError, ErrorCode, UserError};
+use crate::ledger::write::Context;
+use crate::ledger::write::post::{Line as PostingLine, Posting, post};
+use crate::ledger::{MAX_DELTA, MovementReason};
+use crate::{events, ids};
+
+/// Most lines one document may carry.
+pub const MAX_LINES: usize = 250;
+
+/// The kinds of document, each with its number prefix and URI path.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Kind {
+    PurchaseOrder,
+    SalesOrder,
+    Reservation,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::PurchaseOrder => "purchase_order",
+            Kind::SalesOrder => "sales_order",
+            Kind::Reservation => "reservation",
+        }
+    }
+
+    fn prefix(self) -> &'static str {
+        match self {
+            Kind::PurchaseOrder => "PO",
+            Kind::SalesOrder => "SO",
+            Kind::Reservation => "RS",
+        }
+    }
+
+    fn id_prefix(self) -> &'static str {
+        match self {
+            Kind::PurchaseOrder => ids::PURCHASE_ORDER,
+            Kind::SalesOrder => ids::SALES_ORDER,
+            Kind::Reservation => ids::RESERVATION,
+        }
+    }
+
+    /// The words users read: "purchase order".
+    pub fn noun(self) -> &'static str {
+        match self {
+            Kind::PurchaseOrder => "purchase order",
+            Kind::SalesOrder => "sales order",
+            Kind::Reservation => "reservation",
+        }
+    }
+
+    fn path(self) -> &'static str {
+        match self {
+            Kind::PurchaseOrder => "purchase-orders",
+            Kind::SalesOrder => "sales-orders",
+            Kind::Reservation => "reservations",
+        }
+    }
+
+    /// The reference URI its movements carry, e.g. `twh://purchase-orders/po_…`.
+    pub fn uri(self, id: &str) -> String {
+        format!("twh://{}/{id}", self.path())
+    }
+
+    /// The kind and id a movement's reference URI names, when it is one of ours.
+    pub fn from_uri(uri: &str) -> Option<(Kind, &str)> {
+        let rest = uri.strip_prefix("twh://")?;
+        let (path, id) = rest.split_once('/')?;
+        let kind = [Kind::PurchaseOrder, Kind::SalesOrder, Kind::Reservation]
+            .into_iter()
+            .find(|k| k.path() == path)?;
+        Some((kind, id))
+    }
+}
+
+/// A document as stored, with its lines; what mutations return and idempotent replays repeat.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Document {
+    pub id: ID,
+    pub kind: Kind,
+    pub number: String,
+    pub status: String,
+    pub version: i64,
+    pub party: Option<String>,
+    pub external_reference: Option<String>,
+    pub notes: Option<String>,
+    pub expected_at: Option<DateTime<Utc>>,
+    pub sales_order_id: Option<String>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub lines: Vec<Line>,
+}
+
+impl Document {
+    pub fn uri(&self) -> String {
+        self.kind.uri(&self.id)
+    }
+}
+
+/// A line with its item's SKU and its location's code.
+#[derive(Clone, Debug, Serialize, Deserialize, FromQueryResult)]
+#[serde(rename_all = "camelCase")]
+pub struct Line {
+    pub line_no: i64,
+    pub item_id: String,
+    pub sku: String,
+    pub location_id: String,
+    pub location_code: String,
+    pub quantity: i64,
+    pub unit_cost: Option<String>,
+    pub disposition: Option<String>,
+    pub done: i64,
+    pub committed: i64,
+    pub over: i64,
+    pub closed: i64,
+}
+
+/// A line as the caller sends it.
+pub struct NewLine {
+    pub sku: String,
+    pub location_code: String,
+    pub quantity: i64,
+    pub unit_cost: Option<String>,
+    pub disposition: Option<String>,
+}
+
+/// The header fields a caller may set.
+#[derive(Default)]
+pub struct NewDocument {
+    pub party: Option<String>,
+    pub external_reference: Option<String>,
+    pub notes: Option<String>,
+    pub expected_at: Option<DateTime<Utc>>,
+    pub sales_order_id: Option<String>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+fn from_model(model: order_document::Model, kind: Kind, lines: Vec<Line>) -> Document {
+    Document {
+        id: ID(model.id),
+        kind,
+        number: model.number,
+        status: model.status,
+        version: model.version,
+        party: model.party,
+        external_reference: model.external_reference,
+        notes: model.notes,
+        expected_at: model.expected_at,
+        sales_order_id: model.sales_order_id,
+        expires_at: model.expires_at,
+        created_by: model.created_by,
+        created_at: model.created_at,
+        updated_at: model.updated_at,
+        lines,
+    }
+}
+
+/// Lines of the given documents, with SKUs and codes, in one statement.
+async fn lines_of(
+    db: &impl ConnectionTrait,
+    tenant_id: &str,
+    document_ids: &[String],
+) -> Result<HashMap<String, Vec<Line>>, DbErr> {
+    if document_ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let select = Query::select()
+        .expr_as(Expr::col(("l", "document_id")), "document_id")
+        .expr_as(Expr::col(("l", "line_no")), "line_no")
+        .expr_as(Expr::col(("l", "item_id")), "item_id")
+        .expr_as(Expr::col(("i", "sku")), "sku")
+        .expr_as(Expr::col(("l", "location_id")), "location_id")
+        .expr_as(Expr::col(("c", "code")), "location_code")
+        .expr_as(Expr::col(("l", "quantity")), "quantity")
+        .expr_as(Expr::col(("l", "unit_cost")), "unit_cost")
+        .expr_as(Expr::col(("l", "disposition")), "disposition")
+        .expr_as(Expr::col(("l", "done")), "done")
+        .expr_as(Expr::col(("l", "committed")), "committed")
+        .expr_as(Expr::col(("l", "over")), "over")
+        .expr_as(Expr::col(("l", "closed")), "closed")
+        .from_as("order_lines", "l")
+        .join_as(
+            JoinType::InnerJoin,
+            "items",
+            "i",
+            Expr::col(("i", "tenant_id"))
+                .equals(("l", "tenant_id"))
+                .and(Expr::col(("i", "id")).equals(("l", "item_id"))),
+        )
+        .join_as(
+            JoinType::InnerJoin,
+            "locations",
+            "c",
+            Expr::col(("c", "tenant_id"))
+                .equals(("l", "tenant_id"))
+                .and(Expr::col(("c", "id")).equals(("l", "location_id"))),
+        )
+        .and_where(Expr::col(("l", "tenant_id")).eq(tenant_id))
+        .and_where(Expr::col(("l", "document_id")).is_in(document_ids.iter().cloned()))
+        .order_by(("l", "document_id"), Order::Asc)
+        .order_by(("l", "line_no"), Order::Asc)
+        .to_owned();
+    let mut by_document: HashMap<String, Vec<Line>> = HashMap::new();
+    for row in db.query_all(&select).await? {
+        let document_id: String = row.try_get("", "document_id")?;
+        by_document
+            .entry(document_id)
+            .or_default()
+            .push(Line::from_query_result(&row, "")?);
+    }
+    Ok(by_document)
+}
+
+/// One document of a kind, with its lines.
+pub async fn get(
+    db: &impl ConnectionTrait,
+    tenant_id: &str,
+    kind: Kind,
+    id: &str,
+) -> Result<Option<Document>, DbErr> {
+    let Some(model) = order_document::Entity::find()
+        .filter(order_document::Column::TenantId.eq(tenant_id))
+        .filter(order_document::Column::Id.eq(id))
+        .filter(order_document::Column::Kind.eq(kind.as_str()))
+        .one(db)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let mut lines = lines_of(db, tenant_id, std::slice::from_ref(&model.id)).await?;
+    let lines = lines.remove(&model.id).unwrap_or_default();
+    Ok(Some(from_model(model, kind, lines)))
+}
+
+/// The document, locked for the rest of the transaction (Postgres: `FOR UPDATE`; SQLite's
+/// writers are already one at a time), checked against `expectedVersion`.
+pub async fn lock(
+    txn: &DatabaseTransaction,
+    principal: &Principal,
+    kind: Kind,
+    id: &str,
+    expected_version: Option<i64>,
+) -> Result<Document, DomainError> {
+    let mut select = Query::select();
+    select
+        .column("id")
+        .from("order_documents")
+        .and_where(Expr::col("tenant_id").eq(principal.tenant_id.as_str()))
+        .and_where(Expr::col("id").eq(id))
+        .and_where(Expr::col("kind").eq(kind.as_str()));
+    if txn.get_database_backend() == DbBackend::Postgres {
+        select.lock(LockType::Update);
+    }
+    if txn.query_one(&select).await?.is_none() {
+        return Err(not_found(kind));
+    }
+    let document = get(txn, &principal.tenant_id, kind, id)
+        .await?
+        .ok_or_else(|| not_found(kind))?;
+    if let Some(expected) = expected_version
+        && document.version != expected
+    {
+        return Err(DomainError::user(crate::catalog::version_conflict(
+            kind.noun(),
+            document.version,
+        )));
+    }
+    Ok(document)
+}
+
+fn not_found(kind: Kind) -> DomainError {
+    DomainError::user(crate::catalog::not_found(kind.noun()))
+}
+
+/// The refusal of a transition the current status does not allow; nothing is changed.
+pub fn invalid_transition(document: &Document, action: &str) -> DomainError {
+    DomainError::user(UserError::new(
+        ErrorCode::InvalidTransition,
+        &["id"],
+        format!(
+            "cannot {action} {} {}: its status is {}",
+            document.kind.noun(),
+            document.number,
+            document.status.to_uppercase()
+        ),
+    ))
+}
+
+/// Checks header fields; the paths name `input.<field>`.
+pub fn check_header(new: &NewDocument, party_field: &str) -> Result<(), DomainError> {
+    let mut errors = Vec::new();
+    let text = |value: &Option<String>, field: &str, max: usize, errors: &mut Vec<UserError>| {
+        if let Some(value) = value
+            && let Err(e) = parse_text(value, &["input", field], max, false)
+        {
+            errors.push(e);
+        }
+    };
+    text(&new.party, party_field, MAX_NAME_LEN, &mut errors);
+    text(
+        &new.external_reference,
+        "externalReference",
+        MAX_NAME_LEN,
+        &mut errors,
+    );
+    text(&new.notes, "notes", 4000, &mut errors);
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(DomainError::User(errors))
+    }
+}
+
+/// Checks and resolves lines: 1 to 250, positive quantities, known SKUs and locations.
+pub async fn resolve_lines(
+    txn: &DatabaseTransaction,
+    tenant_id: &str,
+    lines: &[NewLine],
+    field: &str,
+) -> Result<Vec<(String, String)>, DomainError> {
+    if lines.is_empty() || lines.len() > MAX_LINES {
+        return Err(DomainError::user(UserError::new(
+            ErrorCode::InvalidInput,
+            &["input", field],
+            format!("send 1 to {MAX_LINES} lines"),
+        )));
+    }
+    let mut errors = Vec::new();
+    let path = |i: usize, leaf: &str| {
+        vec![
+            "input".to_owned(),
+            field.to_owned(),
+            i.to_string(),
+            leaf.to_owned(),
+        ]
+    };
+    for (i, line) in lines.iter().enumerate() {
+        if !(1..=MAX_DELTA).contains(&line.quantity) {
+            errors.push(UserError {
+                code: ErrorCode::InvalidInput,
+                field: Some(path(i, "quantity")),
+                message: format!("must be within 1 and {MAX_DELTA}"),
+            });
+        }
+        if let Some(cost) = &line.unit_cost
+            && !valid_amount(cost)
+        {
+            errors.push(UserError {
+                code: ErrorCode::InvalidInput,
+                field: Some(path(i, "unitCost")),
+                message: "must be a decimal amount such as \"12.50\" (up to 6 decimals)".into(),
+            });
+        }
+    }
+    let items = ids_by(
+        txn,
+        "items",
+        "sku",
+        tenant_id,
+        lines.iter().map(|l| l.sku.clone()),
+    )
+    .await?;
+    let locations = ids_by(
+        txn,
+        "locations",
+        "code",
+        tenant_id,
+        lines.iter().map(|l| l.location_code.clone()),
+    )
+    .await?;
+    let mut resolved = Vec::with_capacity(lines.len());
+    for (i, line) in lines.iter().enumerate() {
+        let item = items.get(&line.sku);
+        let location = locations.get(&line.location_code);
+        if item.is_none() {
+            errors.push(UserError {
+                code: ErrorCode::UnknownSku,
+                field: Some(path(i, "sku")),
+                message: format!("no item has SKU {:?}", line.sku),
+            });
+        }
+        if location.is_none() {
+            errors.push(UserError {
+                code: ErrorCode::UnknownLocation,
+                field: Some(path(i, "locationCode")),
+                message: format!("no location has code {:?}", line.location_code),
+            });
+        }
+        if let (Some(item), Some(location)) = (item, location) {
+            resolved.push((item.clone(), location.clone()));
+        }
+    }
+    if errors.is_empty() {
+        Ok(resolved)
+    } else {
+        Err(DomainError::User(errors))
+    }
+}
+
+fn valid_amount(raw: &str) -> bool {
+    let (whole, fraction) = raw.split_once('.').unwrap_or((raw, ""));
+    !whole.is_empty()
+        && whole.len() <= 15
+        && whole.bytes().all(|b| b.is_ascii_digit())
+        && fraction.len() <= 6
+        && fraction.bytes().all(|b| b.is_ascii_digit())
+        && raw.contains('.') != fraction.is_empty()
+}
+
+async fn ids_by(
+    txn: &DatabaseTransaction,
+    table: &'static str,
+    key: &'static str,
+    tenant_id: &str,
+    values: impl Iterator<Item = String>,
+) -> Result<HashMap<String, String>, DbErr> {
+    let select = Query::select()
+        .column("id")
+        .expr_as(Expr::col(key), "key")
+        .from(table)
+        .and_where(Expr::col("tenant_id").eq(tenant_id))
+        .and_where(Expr::col(key).is_in(values))
+        .to_owned();
+    let mut found = HashMap::new();
+    for row in txn.query_all(&select).await? {
+        found.insert(row.try_get("", "key")?, row.try_get("", "id")?);
+    }
+    Ok(found)
+}
+
+/// The next number of a kind in the tenant: `PO-000001`, `PO-000002`, …
+async fn next_number(
+    txn: &DatabaseTransaction,
+    tenant_id: &str,
+    kind: Kind,
+) -> Result<String, DbErr> {
+    let upsert = Query::insert()
+        .into_table("document_counters")
+        .columns(["tenant_id", "kind", "last_number"])
+        .values_panic([tenant_id.into(), kind.as_str().into(), 1i64.into()])
+        .on_conflict(
+            OnConflict::columns(["tenant_id", "kind"])
+                .value(
+                    "last_number",
+                    Expr::col(("document_counters", "last_number")).add(1),
+                )
+                .to_owned(),
+        )
+        .returning_col("last_number")
+        .to_owned();
+    let row = txn
+        .query_one(&upsert)
+        .await?
+        .ok_or_else(|| DbErr::RecordNotFound("document counter".into()))?;
+    let number: i64 = row.try_get("", "last_number")?;
+    Ok(format!("{}-{number:06}", kind.prefix()))
+}
+
+/// Inserts a new document in status `status` with its lines.
+pub async fn insert(
+    txn: &DatabaseTransaction,
+    principal: &Principal,
+    kind: Kind,
+    status: &str,
+    header: NewDocument,
+    lines: &[NewLine],
+    resolved: Vec<(String, String)>,
+) -> Result<Document, DomainError> {
+    let now = Utc::now();
+    let id = ids::new_id(kind.id_prefix());
+    let number = next_number(txn, &principal.tenant_id, kind).await?;
+    let model = order_document::Model {
+        tenant_id: principal.tenant_id.clone(),
+        id: id.clone(),
+        kind: kind.as_str().into(),
+        number,
+        status: status.into(),
+        version: 1,
+        party: header.party.map(|p| p.trim().to_owned()),
+        external_reference: header.external_reference.map(|r| r.trim().to_owned()),
+        notes: header.notes,
+        expected_at: header.expected_at,
+        from_location_id: None,
+        to_location_id: None,
+        sales_order_id: header.sales_order_id,
+        expires_at: header.expires_at,
+        created_by: principal.actor(),
+        created_at: now,
+        updated_at: now,
+    };
+    order_document::Entity::insert(order_document::ActiveModel::from(model.clone()))
+        .exec_without_returning(txn)
+        .await?;
+    let rows: Vec<order_line::ActiveModel> = lines
+        .iter()
+        .zip(resolved)
+        .enumerate()
+        .map(|(i, (line, (item_id, location_id)))| {
+            order_line::Model {
+                tenant_id: principal.tenant_id.clone(),
+                document_id: id.clone(),
+                line_no: i as i64 + 1,
+                item_id,
+                location_id,
+                quantity: line.quantity,
+                unit_cost: line.unit_cost.clone(),
+                disposition: line.disposition.clone(),
+                done: 0,
+                committed: 0,
+                over: 0,
+                closed: 0,
+            }
+            .into()
+        })
+        .collect();
+    order_line::Entity::insert_many(rows)
+        .exec_without_returning(txn)
+        .await?;
+    let document = get(txn, &principal.tenant_id, kind, &id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("document missing right after its insert"))?;
+    Ok(document)
+}
+
+/// Writes a transition: the new status, the lines' new quantities, a version more.
+pub async fn save(
+    txn: &DatabaseTransaction,
+    principal: &Principal,
+    mut document: Document,
+    status: &str,
+) -> Result<Document, DomainError> {
+    let now = Utc::now();
+    let updated = order_document::Entity::update_many()
+        .col_expr(order_document::Column::Status, Expr::value(status))
+        .col_expr(
+            order_document::Column::Version,
+            Expr::col(order_document::Column::Version).add(1),
+        )
+        .col_expr(order_document::Column::UpdatedAt, Expr::value(now))
+        .filter(order_document::Column::TenantId.eq(&principal.tenant_id))
+        .filter(order_document::Column::Id.eq(document.id.as_str()))
+        .filter(order_document::Column::Version.eq(document.version))
+        .exec(txn)
+        .await?;
+    if updated.rows_affected != 1 {
+        // The row is locked by `lock`: another version here means a bug, not a race.
+        return Err(anyhow::anyhow!("document {} changed under its lock", document.id.0).into());
+    }
+    for line in &document.lines {
+        order_line::Entity::update_many()
+            .col_expr(order_line::Column::Done, Expr::value(line.done))
+            .col_expr(order_line::Column::Committed, Expr::value(line.committed))
+            .col_expr(order_line::Column::Over, Expr::value(line.over))
+            .col_expr(order_line::Column::Closed, Expr::value(line.closed))
+            .filter(order_line::Column::TenantId.eq(&principal.tenant_id))
+            .filter(order_line::Column::DocumentId.eq(document.id.as_str()))
+            .filter(order_line::Column::LineNo.eq(line.line_no))
+            .exec(txn)
+            .await?;
+    }
+    document.status = status.into();
+    document.version += 1;
+    document.updated_at = now;
+    Ok(document)
+}
+
+/// Posts a document's stock changes through the ledger, referring to the document.
+pub async fn post_lines(
+    txn: &DatabaseTransaction,
+    cx: &Context<'_>,
+    document: &Document,
+    reason: MovementReason,
+    lines: Vec<(PostingLine, Vec<String>)>,
+) -> Result<(), DomainError> {
+    if lines.is_empty() {
+        return Ok(());
+    }
+    post(
+        txn,
+        cx,
+        Posting {
+            reason,
+            reference_document_uri: &document.uri(),
+            lines,
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// The outbox event and the audit row of a document's change.
+pub async fn record(
+    txn: &DatabaseTransaction,
+    cx: &Context<'_>,
+    event_type: &str,
+    document: &Document,
+) -> Result<(), DomainError> {
+    let data = serde_json::to_value(document).map_err(anyhow::Error::from)?;
+    events::record(
+        txn,
+        &cx.principal.tenant_id,
+        event_type,
+        document.kind.as_str(),
+        &document.id,
+        data.clone(),
+    )
+    .await?;
+    audit::record(
+        txn,
+        cx.principal,
+        AuditEntry {
+            action: cx.operation,
+            target_type: document.kind.as_str(),
+            target_id: &document.id,
+            request_id: Some(cx.request_id),
+            data: serde_json::json!({
+                "number": document.number,
+                "status": document.status,
+                "version": document.version,
+                "idempotencyKey": cx.idempotency_key,
+            }),
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// Filters every document list takes.
+#[derive(async_graphql::InputObject, Clone, Debug, Default)]
+#[graphql(name = "OrderFilter")]
+pub struct Filter {
+    /// Raw status values, e.g. `ORDERED`.
+    pub statuses: Option<Vec<String>>,
+    /// Documents with a line of this SKU.
+    pub sku: Option<String>,
+    /// Documents with a line at this location.
+    pub location_code: Option<String>,
+    pub external_reference: Option<String>,
+    pub created_after: Option<DateTime<Utc>>,
+    pub created_before: Option<DateTime<Utc>>,
+}
+
+/// One page of documents of a kind in id (creation) order after the cursor, with their lines
+/// in one more statement; fetches `limit + 1` to tell whether another page follows.
+pub async fn list(
+    db: &impl ConnectionTrait,
+    tenant_id: &str,
+    kind: Kind,
+    filter: Filter,
+    after: Option<&str>,
+    limit: u64,
+) -> Result<Vec<Document>, DbErr> {
+    let mut query = order_document::Entity::find()
+        .filter(order_document::Column::TenantId.eq(tenant_id))
+        .filter(order_document::Column::Kind.eq(kind.as_str()));
+    if let Some(statuses) = filter.statuses {
+        let statuses: Vec<String> = statuses.iter().map(|s| s.to_lowercase()).collect();
+        query = query.filter(order_document::Column::Status.is_in(statuses));
+    }
+    if let Some(reference) = filter.external_reference {
+        query = query.filter(order_document::Column::ExternalReference.eq(reference));
+    }
+    if let Some(since) = filter.created_after {
+        query = query.filter(order_document::Column::CreatedAt.gte(since));
+    }
+    if let Some(until) = filter.created_before {
+        query = query.filter(order_document::Column::CreatedAt.lt(until));
+    }
+    if filter.sku.is_some() || filter.location_code.is_some() {
+        let mut lines = Query::select();
+        lines
+            .column(("l", "document_id"))
+            .from_as("order_lines", "l")
+            .and_where(Expr::col(("l", "tenant_id")).eq(tenant_id));
+        if let Some(sku) = filter.sku {
+            lines.and_where(
+                Expr::col(("l", "item_id")).in_subquery(
+                    Query::select()
+                        .column("id")
+                        .from("items")
+                        .and_where(Expr::col("tenant_id").eq(tenant_id))
+                        .and_where(Expr::col("sku").eq(sku))
+                        .to_owned(),
+                ),
+            );
+        }
+        if let Some(code) = filter.location_code {
+            lines.and_where(
+                Expr::col(("l", "location_id")).in_subquery(
+                    Query::select()
+                        .column("id")
+                        .from("locations")
+                        .and_where(Expr::col("tenant_id").eq(tenant_id))
+                        .and_where(Expr::col("code").eq(code))
+                        .to_owned(),
+                ),
+            );
+        }
+        query = query.filter(order_document::Column::Id.in_subquery(lines.to_owned()));
+    }
+    if let Some(after) = after {
+        query = query.filter(order_document::Column::Id.gt(after));
+    }
+    use sea_orm::{QueryOrder, QuerySelect};
+    let models = query
+        .order_by_asc(order_document::Column::Id)
+        .limit(limit + 1)
+        .all(db)
+        .await?;
+    let ids: Vec<String> = models.iter().map(|m| m.id.clone()).collect();
+    let mut lines = lines_of(db, tenant_id, &ids).await?;
+    Ok(models
+        .into_iter()
+        .map(|m| {
+            let lines = lines.remove(&m.id).unwrap_or_default();
+            from_model(m, kind, lines)
+        })
+        .collect())
+}

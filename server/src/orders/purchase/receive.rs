@@ -1,0 +1,143 @@
+//! Receiving against a purchase order: incoming → available per line, PARTIALLY_RECEIVED until
+//! every line has arrived. More than ordered is refused unless the call allows it; then the
+//! excess comes straight from the supplier into `available` and is kept as `overReceived`.
+
+use async_graphql::InputObject;
+use sea_orm::DatabaseTransaction;
+use serde::Serialize;
+
+use super::{PurchaseOrderStatus, RECEIVED};
+use crate::error::{DomainError, ErrorCode, UserError};
+use crate::ledger::write::Context;
+use crate::ledger::write::post::Line;
+use crate::ledger::{Counterparty, MAX_DELTA, MovementReason, QuantityState};
+use crate::orders::{self, Document, Kind};
+
+#[derive(InputObject, Clone, Debug, Serialize)]
+pub struct ReceiptLineInput {
+    pub sku: String,
+    pub location_code: String,
+    pub quantity: i64,
+}
+
+pub async fn receive(
+    txn: &DatabaseTransaction,
+    cx: &Context<'_>,
+    id: &str,
+    expected_version: Option<i64>,
+    receipt: Vec<ReceiptLineInput>,
+    allow_over_receipt: bool,
+) -> Result<Document, DomainError> {
+    let mut document =
+        orders::lock(txn, cx.principal, Kind::PurchaseOrder, id, expected_version).await?;
+    let status = PurchaseOrderStatus::parse(&document.status);
+    if !matches!(
+        status,
+        PurchaseOrderStatus::Ordered | PurchaseOrderStatus::PartiallyReceived
+    ) {
+        return Err(orders::invalid_transition(&document, "receive against"));
+    }
+    if receipt.is_empty() || receipt.len() > orders::MAX_LINES {
+        return Err(DomainError::user(UserError::new(
+            ErrorCode::InvalidInput,
+            &["lines"],
+            format!("send 1 to {} lines", orders::MAX_LINES),
+        )));
+    }
+    let mut errors = Vec::new();
+    let mut from_incoming = Vec::new();
+    let mut over = Vec::new();
+    for (i, received) in receipt.iter().enumerate() {
+        let path = |leaf: &str| vec!["lines".to_owned(), i.to_string(), leaf.to_owned()];
+        if !(1..=MAX_DELTA).contains(&received.quantity) {
+            errors.push(UserError {
+                code: ErrorCode::InvalidInput,
+                field: Some(path("quantity")),
+                message: format!("must be within 1 and {MAX_DELTA}"),
+            });
+            continue;
+        }
+        let matching: Vec<usize> = document
+            .lines
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| l.sku == received.sku && l.location_code == received.location_code)
+            .map(|(n, _)| n)
+            .collect();
+        if matching.is_empty() {
+            errors.push(UserError {
+                code: ErrorCode::InvalidInput,
+                field: Some(path("sku")),
+                message: format!(
+                    "{} at {} is not on purchase order {}",
+                    received.sku, received.location_code, document.number
+                ),
+            });
+            continue;
+        }
+        // Fill the order's lines for this SKU and location in line order.
+        let mut left = received.quantity;
+        for n in &matching {
+            let line = &mut document.lines[*n];
+            let open = line.quantity - line.done - line.closed;
+            let take = left.min(open.max(0));
+            if take > 0 {
+                line.done += take;
+                left -= take;
+                from_incoming.push((
+                    Line::Move {
+                        sku: line.sku.clone(),
+                        quantity: take,
+                        from: (line.location_code.clone(), QuantityState::Incoming),
+                        to: (line.location_code.clone(), QuantityState::Available),
+                    },
+                    path("quantity"),
+                ));
+            }
+        }
+        if left > 0 {
+            if !allow_over_receipt {
+                errors.push(UserError {
+                    code: ErrorCode::InvalidInput,
+                    field: Some(path("quantity")),
+                    message: format!(
+                        "{left} more than is still expected on {} - Hint: send allowOverReceipt: true to receive it anyway",
+                        document.number
+                    ),
+                });
+                continue;
+            }
+            let line = &mut document.lines[matching[matching.len() - 1]];
+            line.over += left;
+            over.push((
+                Line::External {
+                    sku: line.sku.clone(),
+                    location_code: line.location_code.clone(),
+                    state: QuantityState::Available,
+                    delta: left,
+                    counterparty: Counterparty::Supplier,
+                    counterparty_location_code: None,
+                },
+                path("quantity"),
+            ));
+        }
+    }
+    if !errors.is_empty() {
+        return Err(DomainError::User(errors));
+    }
+    let mut postings = from_incoming;
+    postings.extend(over);
+    orders::post_lines(txn, cx, &document, MovementReason::Received, postings).await?;
+    let complete = document
+        .lines
+        .iter()
+        .all(|l| l.done + l.closed >= l.quantity);
+    let status = if complete {
+        PurchaseOrderStatus::Received
+    } else {
+        PurchaseOrderStatus::PartiallyReceived
+    };
+    let document = orders::save(txn, cx.principal, document, status.as_str()).await?;
+    orders::record(txn, cx, RECEIVED, &document).await?;
+    Ok(document)
+}

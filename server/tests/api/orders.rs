@@ -1,0 +1,694 @@
+//! Order documents over GraphQL: purchase orders, sales orders and reservations through every
+//! transition, refusals that change nothing, races, and the ledger reconciling after each.
+
+use futures_util::future::join_all;
+use serde_json::{Value, json};
+
+use crate::support::TestApp;
+
+const PO: &str = "id number status version supplier referenceDocumentUri lines { lineNumber sku locationCode quantity received overReceived cancelled outstanding item { sku } } movements { sku state delta reason counterparty referenceDocumentUri }";
+const SO: &str = "id number status version customer lines { sku locationCode quantity allocated shipped backordered cancelled } shipments { groupId lines { sku quantity } } movements { sku state delta reason }";
+const RS: &str =
+    "id number status version sku locationCode quantity converted expiresAt salesOrderId";
+
+async fn call(app: &TestApp, field: &str, args: &str, selection: &str, variables: Value) -> Value {
+    let object = match field {
+        f if f.contains("PurchaseOrder") => "purchaseOrder",
+        f if f.contains("SalesOrder") => "salesOrder",
+        _ => "reservation",
+    };
+    let query = format!(
+        "mutation{args} {{ {field}{call} {{ {object} {{ {selection} }} userErrors {{ code field message }} }} }}",
+        call = call_args(args),
+    );
+    let (status, body) = app.gql(&query, variables).await;
+    assert_eq!(status, 200, "{body}");
+    body["data"][field].clone()
+}
+
+/// `($id: ID!, $v: Int)` → `(id: $id, expectedVersion: $v)`.
+fn call_args(declared: &str) -> String {
+    let names: Vec<String> = declared
+        .trim_matches(|c| c == '(' || c == ')')
+        .split(',')
+        .filter_map(|d| d.split(':').next())
+        .map(|n| n.trim().trim_start_matches('$').to_owned())
+        .filter(|n| !n.is_empty())
+        .map(|n| {
+            let arg = match n.as_str() {
+                "v" => "expectedVersion",
+                "key" => "idempotencyKey",
+                other => other,
+            };
+            format!("{arg}: ${n}")
+        })
+        .collect();
+    if names.is_empty() {
+        String::new()
+    } else {
+        format!("({})", names.join(", "))
+    }
+}
+
+fn codes(payload: &Value) -> Vec<String> {
+    payload["userErrors"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{payload}"))
+        .iter()
+        .map(|e| e["code"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+async fn reconciled(app: &TestApp) {
+    let report = twh_server::ledger::reconcile::run(&app.state.db, None)
+        .await
+        .expect("reconcile");
+    assert_eq!(
+        report.mismatches,
+        0,
+        "{}",
+        serde_json::to_string(&report).unwrap()
+    );
+}
+
+async fn setup(app: &TestApp) {
+    app.create_item("MUG").await;
+    app.create_item("CAP").await;
+    app.create_location("WH", false).await;
+    app.create_location("STORE", false).await;
+}
+
+async fn create_po(app: &TestApp, lines: Value) -> Value {
+    let created = call(
+        app,
+        "createPurchaseOrder",
+        "($input: CreatePurchaseOrderInput!, $key: String)",
+        PO,
+        json!({ "input": { "supplier": "Acme Ceramics", "externalReference": "ACME-77", "lines": lines }, "key": null }),
+    )
+    .await;
+    assert_eq!(codes(&created), Vec::<String>::new(), "{created}");
+    created["purchaseOrder"].clone()
+}
+
+async fn po_step(app: &TestApp, field: &str, id: &Value, version: i64) -> Value {
+    call(
+        app,
+        field,
+        "($id: ID!, $v: Int)",
+        PO,
+        json!({ "id": id, "v": version }),
+    )
+    .await
+}
+
+async fn receive(app: &TestApp, id: &Value, version: i64, lines: Value, over: bool) -> Value {
+    call(
+        app,
+        "receivePurchaseOrder",
+        "($id: ID!, $v: Int, $lines: [ReceiptLineInput!]!, $allowOverReceipt: Boolean!)",
+        PO,
+        json!({ "id": id, "v": version, "lines": lines, "allowOverReceipt": over }),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn purchase_order_lifecycle_with_partial_receipts_and_over_receipt() {
+    let app = TestApp::spawn().await;
+    setup(&app).await;
+    let po = create_po(
+        &app,
+        json!([
+            { "sku": "MUG", "locationCode": "WH", "quantity": 10, "unitCost": "4.25" },
+            { "sku": "CAP", "locationCode": "WH", "quantity": 5 }
+        ]),
+    )
+    .await;
+    assert_eq!(po["status"], "DRAFT");
+    assert_eq!(po["number"], "PO-000001");
+    assert_eq!(po["lines"][0]["item"]["sku"], "MUG");
+    assert_eq!(
+        app.level("MUG", "WH").await["incoming"],
+        0,
+        "a draft moves nothing"
+    );
+    let id = po["id"].clone();
+
+    // Receiving a draft is an invalid transition that names the status and changes nothing.
+    let early = receive(
+        &app,
+        &id,
+        1,
+        json!([{ "sku": "MUG", "locationCode": "WH", "quantity": 1 }]),
+        false,
+    )
+    .await;
+    assert_eq!(codes(&early), ["INVALID_TRANSITION"]);
+    assert!(
+        early["userErrors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("DRAFT")
+    );
+
+    let stale = po_step(&app, "submitPurchaseOrder", &id, 7).await;
+    assert_eq!(codes(&stale), ["VERSION_CONFLICT"]);
+    let submitted = po_step(&app, "submitPurchaseOrder", &id, 1).await;
+    assert_eq!(codes(&submitted), Vec::<String>::new(), "{submitted}");
+    let po = &submitted["purchaseOrder"];
+    assert_eq!(
+        (po["status"].as_str(), po["version"].as_i64()),
+        (Some("ORDERED"), Some(2))
+    );
+    assert_eq!(app.level("MUG", "WH").await["incoming"], 10);
+    assert_eq!(app.level("CAP", "WH").await["incoming"], 5);
+    let again = po_step(&app, "submitPurchaseOrder", &id, 2).await;
+    assert_eq!(codes(&again), ["INVALID_TRANSITION"]);
+
+    // Part of the mugs: PARTIALLY_RECEIVED; incoming → available.
+    let part = receive(
+        &app,
+        &id,
+        2,
+        json!([{ "sku": "MUG", "locationCode": "WH", "quantity": 4 }]),
+        false,
+    )
+    .await;
+    assert_eq!(codes(&part), Vec::<String>::new(), "{part}");
+    assert_eq!(part["purchaseOrder"]["status"], "PARTIALLY_RECEIVED");
+    assert_eq!(part["purchaseOrder"]["lines"][0]["received"], 4);
+    assert_eq!(part["purchaseOrder"]["lines"][0]["outstanding"], 6);
+    let mug = app.level("MUG", "WH").await;
+    assert_eq!(
+        (mug["incoming"].as_i64(), mug["available"].as_i64()),
+        (Some(6), Some(4))
+    );
+
+    // More than outstanding is refused unless asked for, and then recorded as over-received.
+    let over = receive(
+        &app,
+        &id,
+        3,
+        json!([{ "sku": "MUG", "locationCode": "WH", "quantity": 8 }]),
+        false,
+    )
+    .await;
+    assert_eq!(codes(&over), ["INVALID_INPUT"]);
+    assert_eq!(
+        over["userErrors"][0]["field"],
+        json!(["lines", "0", "quantity"])
+    );
+    assert_eq!(
+        app.level("MUG", "WH").await,
+        mug,
+        "a refused receipt changed stock"
+    );
+    let unknown = receive(
+        &app,
+        &id,
+        3,
+        json!([{ "sku": "MUG", "locationCode": "STORE", "quantity": 1 }]),
+        false,
+    )
+    .await;
+    assert_eq!(codes(&unknown), ["INVALID_INPUT"]);
+    let over = receive(&app, &id, 3, json!([{ "sku": "MUG", "locationCode": "WH", "quantity": 8 }, { "sku": "CAP", "locationCode": "WH", "quantity": 5 }]), true).await;
+    assert_eq!(codes(&over), Vec::<String>::new(), "{over}");
+    let po = &over["purchaseOrder"];
+    assert_eq!(po["status"], "RECEIVED");
+    assert_eq!(
+        (
+            po["lines"][0]["received"].as_i64(),
+            po["lines"][0]["overReceived"].as_i64()
+        ),
+        (Some(10), Some(2))
+    );
+    let mug = app.level("MUG", "WH").await;
+    assert_eq!(
+        (mug["incoming"].as_i64(), mug["available"].as_i64()),
+        (Some(0), Some(12))
+    );
+
+    // The document's movements, each referring back to it.
+    let movements = po["movements"].as_array().unwrap();
+    let uri = po["referenceDocumentUri"].as_str().unwrap();
+    assert!(movements.iter().all(|m| m["referenceDocumentUri"] == uri));
+    assert!(
+        movements
+            .iter()
+            .any(|m| m["reason"] == "ORDERED" && m["counterparty"] == "SUPPLIER")
+    );
+    let (_, body) = app
+        .gql(
+            "query($f: MovementFilter) { movements(filter: $f) { edges { node { document { ... on PurchaseOrder { number status } } } } } }",
+            json!({ "f": { "referenceDocumentUri": uri } }),
+        )
+        .await;
+    let edges = body["data"]["movements"]["edges"].as_array().unwrap();
+    assert_eq!(edges.len(), movements.len());
+    assert!(
+        edges
+            .iter()
+            .all(|e| e["node"]["document"]["number"] == "PO-000001"),
+        "{body}"
+    );
+
+    let done = po_step(&app, "cancelPurchaseOrder", &id, 4).await;
+    assert_eq!(codes(&done), ["INVALID_TRANSITION"]);
+    reconciled(&app).await;
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn cancelling_a_purchase_order_releases_what_is_still_incoming() {
+    let app = TestApp::spawn().await;
+    setup(&app).await;
+    // Cancelled as a draft: nothing to release.
+    let draft = create_po(
+        &app,
+        json!([{ "sku": "MUG", "locationCode": "WH", "quantity": 3 }]),
+    )
+    .await;
+    let cancelled = po_step(&app, "cancelPurchaseOrder", &draft["id"], 1).await;
+    assert_eq!(cancelled["purchaseOrder"]["status"], "CANCELLED");
+    assert_eq!(
+        codes(&po_step(&app, "submitPurchaseOrder", &draft["id"], 2).await),
+        ["INVALID_TRANSITION"]
+    );
+
+    // Cancelled after a partial receipt: the rest of incoming goes, what arrived stays.
+    let po = create_po(
+        &app,
+        json!([{ "sku": "MUG", "locationCode": "WH", "quantity": 9 }]),
+    )
+    .await;
+    assert_eq!(po["number"], "PO-000002");
+    po_step(&app, "submitPurchaseOrder", &po["id"], 1).await;
+    receive(
+        &app,
+        &po["id"],
+        2,
+        json!([{ "sku": "MUG", "locationCode": "WH", "quantity": 2 }]),
+        false,
+    )
+    .await;
+    let cancelled = po_step(&app, "cancelPurchaseOrder", &po["id"], 3).await;
+    assert_eq!(codes(&cancelled), Vec::<String>::new(), "{cancelled}");
+    assert_eq!(cancelled["purchaseOrder"]["lines"][0]["cancelled"], 7);
+    let mug = app.level("MUG", "WH").await;
+    assert_eq!(
+        (mug["incoming"].as_i64(), mug["available"].as_i64()),
+        (Some(0), Some(2))
+    );
+    reconciled(&app).await;
+    app.shutdown().await;
+}
+
+async fn create_so(app: &TestApp, lines: Value) -> Value {
+    let created = call(
+        app,
+        "createSalesOrder",
+        "($input: CreateSalesOrderInput!)",
+        SO,
+        json!({ "input": { "customer": "Jane Doe", "lines": lines } }),
+    )
+    .await;
+    assert_eq!(codes(&created), Vec::<String>::new(), "{created}");
+    created["salesOrder"].clone()
+}
+
+async fn allocate(app: &TestApp, id: &Value, partial: bool, reservations: Value) -> Value {
+    call(
+        app,
+        "allocateSalesOrder",
+        "($id: ID!, $partial: Boolean!, $reservationIds: [ID!])",
+        SO,
+        json!({ "id": id, "partial": partial, "reservationIds": reservations }),
+    )
+    .await
+}
+
+async fn ship(app: &TestApp, id: &Value, lines: Value) -> Value {
+    call(
+        app,
+        "shipSalesOrder",
+        "($id: ID!, $lines: [ShipmentLineInput!])",
+        SO,
+        json!({ "id": id, "lines": lines }),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn sales_order_allocates_all_or_nothing_or_partially_ships_and_cancels() {
+    let app = TestApp::spawn().await;
+    setup(&app).await;
+    app.adjust("MUG", "WH", 5, None).await;
+    app.adjust("CAP", "WH", 10, None).await;
+    let so = create_so(
+        &app,
+        json!([
+            { "sku": "MUG", "locationCode": "WH", "quantity": 8, "unitPrice": "12.00" },
+            { "sku": "CAP", "locationCode": "WH", "quantity": 4 }
+        ]),
+    )
+    .await;
+    let id = so["id"].clone();
+    assert_eq!(
+        codes(&ship(&app, &id, Value::Null).await),
+        ["INVALID_TRANSITION"]
+    );
+
+    // All or nothing: the mugs are short, so nothing is allocated.
+    let refused = allocate(&app, &id, false, Value::Null).await;
+    assert_eq!(codes(&refused), ["INSUFFICIENT_STOCK"], "{refused}");
+    assert_eq!(app.level("CAP", "WH").await["committed"], 0);
+
+    // Partial: what is there is committed, the rest backordered.
+    let partial = allocate(&app, &id, true, Value::Null).await;
+    assert_eq!(codes(&partial), Vec::<String>::new(), "{partial}");
+    let so = &partial["salesOrder"];
+    assert_eq!(so["status"], "PARTIALLY_ALLOCATED");
+    assert_eq!(
+        (
+            so["lines"][0]["allocated"].as_i64(),
+            so["lines"][0]["backordered"].as_i64()
+        ),
+        (Some(5), Some(3))
+    );
+    assert_eq!(so["lines"][1]["allocated"], 4);
+    let mug = app.level("MUG", "WH").await;
+    assert_eq!(
+        (mug["available"].as_i64(), mug["committed"].as_i64()),
+        (Some(0), Some(5))
+    );
+
+    // A partial shipment, then more than allocated is refused.
+    let first = ship(
+        &app,
+        &id,
+        json!([{ "sku": "MUG", "locationCode": "WH", "quantity": 2 }]),
+    )
+    .await;
+    assert_eq!(codes(&first), Vec::<String>::new(), "{first}");
+    assert_eq!(first["salesOrder"]["status"], "PARTIALLY_SHIPPED");
+    let too_many = ship(
+        &app,
+        &id,
+        json!([{ "sku": "MUG", "locationCode": "WH", "quantity": 4 }]),
+    )
+    .await;
+    assert_eq!(codes(&too_many), ["INVALID_INPUT"]);
+    // Restocked mugs are allocated to the backorder; everything allocated ships.
+    app.adjust("MUG", "WH", 3, None).await;
+    let rest = allocate(&app, &id, false, Value::Null).await;
+    assert_eq!(
+        codes(&rest),
+        ["INVALID_TRANSITION"],
+        "a partially shipped order is not allocated again"
+    );
+    let all = ship(&app, &id, Value::Null).await;
+    assert_eq!(codes(&all), Vec::<String>::new(), "{all}");
+    let so = &all["salesOrder"];
+    assert_eq!(
+        so["status"], "PARTIALLY_SHIPPED",
+        "3 mugs are still backordered"
+    );
+    assert_eq!(so["shipments"].as_array().unwrap().len(), 2);
+    assert_eq!(so["lines"][0]["shipped"], 5);
+    let mug = app.level("MUG", "WH").await;
+    assert_eq!(
+        (mug["onHand"].as_i64(), mug["committed"].as_i64()),
+        (Some(3), Some(0))
+    );
+
+    // Cancelling releases nothing more (nothing committed), closes the backorder.
+    let cancelled = call(
+        &app,
+        "cancelSalesOrder",
+        "($id: ID!)",
+        SO,
+        json!({ "id": id }),
+    )
+    .await;
+    assert_eq!(codes(&cancelled), Vec::<String>::new(), "{cancelled}");
+    assert_eq!(cancelled["salesOrder"]["lines"][0]["cancelled"], 3);
+    assert_eq!(
+        codes(
+            &call(
+                &app,
+                "cancelSalesOrder",
+                "($id: ID!)",
+                SO,
+                json!({ "id": id })
+            )
+            .await
+        ),
+        ["INVALID_TRANSITION"]
+    );
+    reconciled(&app).await;
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn cancelling_an_allocated_order_releases_its_committed_stock() {
+    let app = TestApp::spawn().await;
+    setup(&app).await;
+    app.adjust("MUG", "WH", 6, None).await;
+    let so = create_so(
+        &app,
+        json!([{ "sku": "MUG", "locationCode": "WH", "quantity": 6 }]),
+    )
+    .await;
+    let allocated = allocate(&app, &so["id"], false, Value::Null).await;
+    assert_eq!(allocated["salesOrder"]["status"], "ALLOCATED");
+    assert_eq!(app.level("MUG", "WH").await["committed"], 6);
+    let cancelled = call(
+        &app,
+        "cancelSalesOrder",
+        "($id: ID!, $v: Int)",
+        SO,
+        json!({ "id": so["id"], "v": 2 }),
+    )
+    .await;
+    assert_eq!(codes(&cancelled), Vec::<String>::new(), "{cancelled}");
+    let mug = app.level("MUG", "WH").await;
+    assert_eq!(
+        (mug["available"].as_i64(), mug["committed"].as_i64()),
+        (Some(6), Some(0))
+    );
+    reconciled(&app).await;
+    app.shutdown().await;
+}
+
+/// 50 orders race for 20 units: exactly 20 allocated, 30 refused, never oversold.
+#[tokio::test]
+async fn concurrent_allocations_never_oversell() {
+    let app = TestApp::spawn().await;
+    setup(&app).await;
+    app.adjust("MUG", "WH", 20, None).await;
+    let mut ids = Vec::new();
+    for _ in 0..50 {
+        ids.push(
+            create_so(
+                &app,
+                json!([{ "sku": "MUG", "locationCode": "WH", "quantity": 1 }]),
+            )
+            .await["id"]
+                .clone(),
+        );
+    }
+    let results = join_all(ids.iter().map(|id| allocate(&app, id, false, Value::Null))).await;
+    let ok = results.iter().filter(|r| codes(r).is_empty()).count();
+    let refused = results
+        .iter()
+        .filter(|r| codes(r) == ["INSUFFICIENT_STOCK"])
+        .count();
+    assert_eq!((ok, refused), (20, 30));
+    let mug = app.level("MUG", "WH").await;
+    assert_eq!(
+        (mug["available"].as_i64(), mug["committed"].as_i64()),
+        (Some(0), Some(20))
+    );
+    reconciled(&app).await;
+    app.shutdown().await;
+}
+
+async fn reserve(app: &TestApp, quantity: i64, seconds: i64) -> Value {
+    call(
+        app,
+        "createReservation",
+        "($input: CreateReservationInput!)",
+        RS,
+        json!({ "input": { "sku": "MUG", "locationCode": "WH", "quantity": quantity, "expiresInSeconds": seconds } }),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn reservations_hold_release_expire_and_convert() {
+    let app = TestApp::spawn_with(|c| c.orders.reservation_sweep_ms = 50).await;
+    setup(&app).await;
+    app.adjust("MUG", "WH", 10, None).await;
+
+    let held = reserve(&app, 4, 3600).await;
+    assert_eq!(codes(&held), Vec::<String>::new(), "{held}");
+    assert_eq!(held["reservation"]["status"], "ACTIVE");
+    let mug = app.level("MUG", "WH").await;
+    assert_eq!(
+        (mug["available"].as_i64(), mug["reserved"].as_i64()),
+        (Some(6), Some(4))
+    );
+    let too_much = reserve(&app, 7, 3600).await;
+    assert_eq!(codes(&too_much), ["INSUFFICIENT_STOCK"]);
+    assert_eq!(codes(&reserve(&app, 1, 0).await), ["INVALID_INPUT"]);
+
+    let released = call(
+        &app,
+        "releaseReservation",
+        "($id: ID!)",
+        RS,
+        json!({ "id": held["reservation"]["id"] }),
+    )
+    .await;
+    assert_eq!(released["reservation"]["status"], "RELEASED");
+    assert_eq!(app.level("MUG", "WH").await["available"], 10);
+    let twice = call(
+        &app,
+        "releaseReservation",
+        "($id: ID!)",
+        RS,
+        json!({ "id": held["reservation"]["id"] }),
+    )
+    .await;
+    assert_eq!(codes(&twice), ["INVALID_TRANSITION"]);
+
+    // The sweeper releases an expired hold through the ledger.
+    let short = reserve(&app, 3, 1).await;
+    let id = short["reservation"]["id"].clone();
+    let mut status = Value::Null;
+    for _ in 0..100 {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let (_, body) = app
+            .gql(
+                "query($id: ID!) { reservation(id: $id) { status } }",
+                json!({ "id": id }),
+            )
+            .await;
+        status = body["data"]["reservation"]["status"].clone();
+        if status == "EXPIRED" {
+            break;
+        }
+    }
+    assert_eq!(status, "EXPIRED");
+    assert_eq!(app.level("MUG", "WH").await["reserved"], 0);
+
+    // Converted into a sales order: reserved → committed, the spare back to available.
+    let hold = reserve(&app, 5, 3600).await;
+    let so = create_so(
+        &app,
+        json!([{ "sku": "MUG", "locationCode": "WH", "quantity": 3 }]),
+    )
+    .await;
+    let converted = allocate(&app, &so["id"], false, json!([hold["reservation"]["id"]])).await;
+    assert_eq!(codes(&converted), Vec::<String>::new(), "{converted}");
+    assert_eq!(converted["salesOrder"]["status"], "ALLOCATED");
+    let mug = app.level("MUG", "WH").await;
+    assert_eq!(
+        (
+            mug["available"].as_i64(),
+            mug["reserved"].as_i64(),
+            mug["committed"].as_i64()
+        ),
+        (Some(7), Some(0), Some(3))
+    );
+    let (_, body) = app
+        .gql(
+            &format!("query($id: ID!) {{ reservation(id: $id) {{ {RS} }} }}"),
+            json!({ "id": hold["reservation"]["id"] }),
+        )
+        .await;
+    assert_eq!(body["data"]["reservation"]["status"], "CONVERTED");
+    assert_eq!(body["data"]["reservation"]["converted"], 3);
+    assert_eq!(body["data"]["reservation"]["salesOrderId"], so["id"]);
+    // A converted reservation cannot be converted again.
+    let so2 = create_so(
+        &app,
+        json!([{ "sku": "MUG", "locationCode": "WH", "quantity": 1 }]),
+    )
+    .await;
+    let again = allocate(&app, &so2["id"], false, json!([hold["reservation"]["id"]])).await;
+    assert_eq!(codes(&again), ["INVALID_TRANSITION"]);
+    reconciled(&app).await;
+    app.shutdown().await;
+}
+
+/// A page of orders with their lines, items and movements costs a fixed number of
+/// statements, however many orders the page holds.
+#[tokio::test]
+async fn a_page_of_orders_with_lines_items_and_movements_has_no_n_plus_one() {
+    // No sweeper ticks during the count.
+    let app = TestApp::spawn_with(|c| c.orders.reservation_sweep_ms = 3_600_000).await;
+    setup(&app).await;
+    for _ in 0..12 {
+        let po = create_po(&app, json!([{ "sku": "MUG", "locationCode": "WH", "quantity": 2 }, { "sku": "CAP", "locationCode": "STORE", "quantity": 1 }])).await;
+        po_step(&app, "submitPurchaseOrder", &po["id"], 1).await;
+    }
+    let query = "query($first: Int) { purchaseOrders(first: $first) { edges { node { number lines { sku item { name } } movements { delta } } } } }";
+    let statements = |first: i64| {
+        let app = &app;
+        async move {
+            let before = app
+                .state
+                .statements
+                .load(std::sync::atomic::Ordering::SeqCst);
+            let (_, body) = app.gql(query, json!({ "first": first })).await;
+            let after = app
+                .state
+                .statements
+                .load(std::sync::atomic::Ordering::SeqCst);
+            let edges = body["data"]["purchaseOrders"]["edges"]
+                .as_array()
+                .unwrap()
+                .len();
+            assert_eq!(edges as i64, first, "{body}");
+            after - before
+        }
+    };
+    let two = statements(2).await;
+    let twelve = statements(12).await;
+    assert_eq!(two, twelve, "statements grew with the page size");
+    // Authentication may be cached; the page, its lines, its items, its movements and their
+    // names cannot be.
+    assert!((4..=8).contains(&twelve), "{twelve} statements for a page");
+    app.shutdown().await;
+}
+
+/// Replaying a transition with its idempotency key returns the same document and moves
+/// stock once.
+#[tokio::test]
+async fn transitions_are_idempotent() {
+    let app = TestApp::spawn().await;
+    setup(&app).await;
+    let po = create_po(
+        &app,
+        json!([{ "sku": "MUG", "locationCode": "WH", "quantity": 5 }]),
+    )
+    .await;
+    let submit = |key: &'static str| {
+        call(
+            &app,
+            "submitPurchaseOrder",
+            "($id: ID!, $v: Int, $key: String)",
+            PO,
+            json!({ "id": po["id"], "v": 1, "key": key }),
+        )
+    };
+    let first = submit("po-submit-1").await;
+    let replay = submit("po-submit-1").await;
+    assert_eq!(first, replay);
+    assert_eq!(app.level("MUG", "WH").await["incoming"], 5);
+    reconciled(&app).await;
+    app.shutdown().await;
+}
