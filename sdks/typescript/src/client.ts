@@ -95,7 +95,7 @@ export class TwhClient {
 
   private readonly transport: Transport;
 
-  constructor(options: ClientOptions) {
+  constructor(options: ClientOptions = {}) {
     this.transport = new Transport(options);
     this.items = new Items(this);
     this.locations = new Locations(this);

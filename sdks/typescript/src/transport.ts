@@ -12,10 +12,16 @@ import {
 import { VERSION } from "./version.js";
 
 export interface ClientOptions {
-  /** The API key (`twh_test_…` or `twh_live_…`), sent as `Authorization: Bearer <key>`. */
-  apiKey: string;
-  /** The server's root URL (or its `/graphql` URL). Default `http://127.0.0.1:8080`. */
-  baseUrl?: string;
+  /**
+   * The API key (`twh_test_…` or `twh_live_…`), sent as `Authorization: Bearer <key>`.
+   * Default: the `TWH_API_KEY` environment variable.
+   */
+  apiKey?: string | undefined;
+  /**
+   * The server's root URL (or its `/graphql` URL). Default: the `TWH_URL` environment variable,
+   * else `http://127.0.0.1:8080`.
+   */
+  baseUrl?: string | undefined;
   /** How long one attempt may take, in milliseconds, before it is aborted. Default 30000. */
   timeoutMs?: number;
   /** How many times a failed call is retried when that is safe. Default 3; 0 turns retries off. */
@@ -136,12 +142,13 @@ export class Transport {
   private readonly fetchImpl: typeof fetch;
   private readonly extraHeaders: Record<string, string>;
 
-  constructor(options: ClientOptions) {
-    if (!options || typeof options.apiKey !== "string" || options.apiKey === "") {
-      throw new TypeError("TwhClient needs an apiKey (for example from process.env.TWH_API_KEY)");
+  constructor(options: ClientOptions = {}) {
+    const apiKey = options.apiKey ?? process.env["TWH_API_KEY"];
+    if (typeof apiKey !== "string" || apiKey === "") {
+      throw new TypeError("TwhClient needs an apiKey (pass one, or set TWH_API_KEY)");
     }
-    this.apiKey = options.apiKey;
-    this.url = graphqlUrl(options.baseUrl ?? DEFAULTS.baseUrl);
+    this.apiKey = apiKey;
+    this.url = graphqlUrl(options.baseUrl || process.env["TWH_URL"] || DEFAULTS.baseUrl);
     this.timeoutMs = options.timeoutMs ?? DEFAULTS.timeoutMs;
     this.maxRetries = Math.max(0, options.maxRetries ?? DEFAULTS.maxRetries);
     this.retryBaseDelayMs = options.retryBaseDelayMs ?? DEFAULTS.retryBaseDelayMs;
