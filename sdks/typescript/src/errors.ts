@@ -137,19 +137,13 @@ const VALIDATION_CODES = new Set<string>([
   "INVALID_INPUT",
 ]);
 
-/** Picks the class for a request-level failure from its code, else from the HTTP status. */
+/** Picks the class for a request-level failure from its code. */
 export function requestErrorFor(init: TwhErrorInit & { errors?: GraphQLErrorEntry[]; retryAfterMs?: number | null }): RequestError {
   const code = init.code;
-  if (code === "UNAUTHENTICATED" || (code === "UNEXPECTED_RESPONSE" && init.status === 401)) {
-    return new UnauthenticatedError(init);
-  }
+  if (code === "UNAUTHENTICATED") return new UnauthenticatedError(init);
   if (code === "FORBIDDEN") return new ForbiddenError(init);
-  if (code === "RATE_LIMITED" || (code === "UNEXPECTED_RESPONSE" && init.status === 429)) {
-    return new RateLimitedError(init);
-  }
-  if (code === "UNAVAILABLE" || (code === "UNEXPECTED_RESPONSE" && init.status === 503)) {
-    return new UnavailableError(init);
-  }
+  if (code === "RATE_LIMITED") return new RateLimitedError(init);
+  if (code === "UNAVAILABLE") return new UnavailableError(init);
   if (VALIDATION_CODES.has(code)) return new ValidationError(init);
   if (code === "INTERNAL") return new InternalServerError(init);
   return new RequestError(init);

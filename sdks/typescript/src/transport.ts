@@ -81,6 +81,19 @@ const DEFAULTS = {
   retryMaxDelayMs: 10_000,
 };
 
+/** The code of a failure whose body names none (e.g. a proxy's own 503), from its HTTP status. */
+const STATUS_CODES: Record<number, TwhErrorCode> = {
+  400: "BAD_REQUEST",
+  401: "UNAUTHENTICATED",
+  403: "FORBIDDEN",
+  404: "NOT_FOUND",
+  413: "PAYLOAD_TOO_LARGE",
+  415: "UNSUPPORTED_MEDIA_TYPE",
+  429: "RATE_LIMITED",
+  500: "INTERNAL",
+  503: "UNAVAILABLE",
+};
+
 /** Reads `Retry-After` (delay-seconds or an HTTP date) as milliseconds from now. */
 export function parseRetryAfter(value: string | null | undefined, now: number = Date.now()): number | null {
   if (value == null) return null;
@@ -239,7 +252,7 @@ export class Transport {
     const errors = Array.isArray(parsed?.errors) ? parsed.errors : [];
     if (errors.length > 0 || parsed === null || parsed.data == null) {
       const first = errors[0];
-      const code = (first?.extensions?.code as TwhErrorCode | undefined) ?? "UNEXPECTED_RESPONSE";
+      const code = (first?.extensions?.code as TwhErrorCode | undefined) ?? STATUS_CODES[status] ?? "UNEXPECTED_RESPONSE";
       const requestId = requestIdHeader ?? first?.extensions?.requestId ?? null;
       const message =
         first?.message ??
