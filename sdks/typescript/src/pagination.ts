@@ -10,7 +10,7 @@ export interface Page<T> {
 /** Arguments of a list call: the connection's own filter plus `first` and `after`. */
 export interface ListArgs<F> {
   filter?: F | null;
-  /** Page size (the server caps it). */
+  /** Page size: 1 to 250 (the server refuses more with `INVALID_INPUT`). */
   first?: number | null;
   /** The `endCursor` of the previous page. */
   after?: string | null;
@@ -19,7 +19,7 @@ export interface ListArgs<F> {
 /** Arguments of an iteration: a filter, the page size, and where to start. */
 export interface IterateArgs<F> {
   filter?: F | null;
-  /** How many nodes to ask for per request. Default 100. */
+  /** How many nodes to ask for per request: 1 to 250 (the server refuses more). Default 100. */
   pageSize?: number;
   /** Start after this cursor instead of at the beginning. */
   after?: string | null;

@@ -1,6 +1,6 @@
 // Starts the built `twh` binary as a user would (`twh serve`) on a free port with a fresh data
 // folder, and reads the URL and the sandbox tenant's API key from what it prints. The binary is
-// `TWH_BIN` (else the repository's debug build, when there is one).
+// `TWH_BIN` (else the debug build in `CARGO_TARGET_DIR` or the repository's `target/`, if built).
 
 import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
@@ -12,7 +12,8 @@ const sdkRoot = resolve(fileURLToPath(new URL("../..", import.meta.url)));
 
 export function binaryPath() {
   if (process.env.TWH_BIN) return process.env.TWH_BIN;
-  const fallback = resolve(sdkRoot, "../../target/debug/twh");
+  const target = process.env.CARGO_TARGET_DIR || resolve(sdkRoot, "../../target");
+  const fallback = join(target, "debug", "twh");
   if (existsSync(fallback)) return fallback;
   throw new Error("set TWH_BIN to the twh binary (e.g. TWH_BIN=/path/to/twh npm test)");
 }
