@@ -151,3 +151,33 @@ def test_no_retries_when_turned_off(server: Server, proxy: Proxy) -> None:
         with pytest.raises(twh.Unavailable):
             c.stock_level("MUG-12OZ", "WH-MAIN")
     assert len(proxy.requests("GetStockLevel")) == 1
+
+
+def test_key_still_in_flight_is_waited_out(
+    client: twh.Client, via_proxy: twh.Client, proxy: Proxy, unique: str
+) -> None:
+    sku = client.items.create(sku=f"FLIGHT-{unique}", name="In flight").sku
+    busy = {
+        "data": {
+            "adjustStock": {
+                "groupId": None,
+                "movements": [],
+                "levels": [],
+                "userErrors": [
+                    {
+                        "code": "IDEMPOTENCY_CONCURRENT_REQUEST",
+                        "field": ["idempotencyKey"],
+                        "message": "still in progress",
+                    }
+                ],
+            }
+        }
+    }
+    proxy.script("AdjustStock", Reply(200, {"Content-Type": "application/json"},
+                                      json.dumps(busy).encode()))
+    change = via_proxy.adjust_stock(
+        [{"sku": sku, "location_code": "WH-MAIN", "delta": 2}], reason="RECEIVED"
+    )
+    assert change.levels[0].available == 2
+    keys = {s.idempotency_key for s in proxy.requests("AdjustStock")}
+    assert len(proxy.requests("AdjustStock")) == 2 and len(keys) == 1
