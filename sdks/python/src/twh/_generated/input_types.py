@@ -1,0 +1,147 @@
+from datetime import datetime
+from typing import Any, Optional
+
+from pydantic import Field
+
+from .base_model import BaseModel
+from .enums import ItemStatus, LocationKind, MovementReason, QuantityState
+
+
+class AdjustChangeInput(BaseModel):
+    change_from_quantity: Optional[int] = Field(
+        alias="changeFromQuantity", default=None
+    )
+    "Compare-and-set: apply only if the quantity is exactly this now."
+    delta: int
+    "Signed, non-zero change."
+    location_code: str = Field(alias="locationCode")
+    sku: str
+    state: QuantityState = QuantityState.AVAILABLE
+
+
+class AdjustStockInput(BaseModel):
+    changes: list["AdjustChangeInput"]
+    effective_at: Optional[datetime] = Field(alias="effectiveAt", default=None)
+    "When the change happened in the physical world; defaults to now."
+    reason: MovementReason
+    reference_document_uri: Optional[str] = Field(
+        alias="referenceDocumentUri", default=None
+    )
+    "The document that caused the change, as a URI (e.g. `gid://pos/Sale/981`)."
+
+
+class CreateItemInput(BaseModel):
+    attributes: Optional[Any] = None
+    "Free-form JSON object (at most 16 KiB)."
+    barcode: Optional[str] = None
+    name: str
+    sku: str
+    status: Optional[ItemStatus] = None
+    unit: Optional[str] = None
+    "Base unit of measure; defaults to `each`."
+
+
+class CreateLocationInput(BaseModel):
+    allow_negative: Optional[bool] = Field(alias="allowNegative", default=None)
+    "Defaults to false."
+    code: str
+    kind: Optional[LocationKind] = None
+    "Defaults to `WAREHOUSE`."
+    name: str
+
+
+class ItemFilter(BaseModel):
+    search: Optional[str] = None
+    "Case-sensitive substring of the name or SKU."
+    sku: Optional[str] = None
+    skus: Optional[list[str]] = None
+    status: Optional[ItemStatus] = None
+
+
+class LocationFilter(BaseModel):
+    code: Optional[str] = None
+    kind: Optional[LocationKind] = None
+
+
+class MoveChangeInput(BaseModel):
+    from_: "MoveEndpointInput" = Field(alias="from")
+    quantity: int
+    "Positive quantity to move."
+    sku: str
+    to: "MoveEndpointInput"
+
+
+class MoveEndpointInput(BaseModel):
+    change_from_quantity: Optional[int] = Field(
+        alias="changeFromQuantity", default=None
+    )
+    location_code: str = Field(alias="locationCode")
+    state: QuantityState = QuantityState.AVAILABLE
+
+
+class MoveStockInput(BaseModel):
+    changes: list["MoveChangeInput"]
+    effective_at: Optional[datetime] = Field(alias="effectiveAt", default=None)
+    reason: MovementReason = MovementReason.MOVEMENT
+    reference_document_uri: Optional[str] = Field(
+        alias="referenceDocumentUri", default=None
+    )
+
+
+class MovementFilter(BaseModel):
+    group_id: Optional[str] = Field(alias="groupId", default=None)
+    location_code: Optional[str] = Field(alias="locationCode", default=None)
+    reason: Optional[MovementReason] = None
+    since: Optional[datetime] = None
+    "Recorded at or after this instant."
+    sku: Optional[str] = None
+    state: Optional[QuantityState] = None
+    until: Optional[datetime] = None
+    "Recorded before this instant."
+
+
+class SetChangeInput(BaseModel):
+    change_from_quantity: Optional[int] = Field(
+        alias="changeFromQuantity", default=None
+    )
+    location_code: str = Field(alias="locationCode")
+    quantity: int
+    "The absolute quantity to set."
+    sku: str
+    state: QuantityState = QuantityState.AVAILABLE
+
+
+class SetStockInput(BaseModel):
+    changes: list["SetChangeInput"]
+    effective_at: Optional[datetime] = Field(alias="effectiveAt", default=None)
+    reason: MovementReason = MovementReason.CYCLE_COUNT
+    reference_document_uri: Optional[str] = Field(
+        alias="referenceDocumentUri", default=None
+    )
+
+
+class StockLevelFilter(BaseModel):
+    location_code: Optional[str] = Field(alias="locationCode", default=None)
+    sku: Optional[str] = None
+
+
+class UpdateItemInput(BaseModel):
+    attributes: Optional[Any] = None
+    barcode: Optional[str] = None
+    "`null` clears the barcode."
+    name: Optional[str] = None
+    sku: Optional[str] = None
+    status: Optional[ItemStatus] = None
+    unit: Optional[str] = None
+
+
+class UpdateLocationInput(BaseModel):
+    allow_negative: Optional[bool] = Field(alias="allowNegative", default=None)
+    kind: Optional[LocationKind] = None
+    name: Optional[str] = None
+
+
+AdjustStockInput.model_rebuild()
+MoveChangeInput.model_rebuild()
+MoveStockInput.model_rebuild()
+SetStockInput.model_rebuild()
