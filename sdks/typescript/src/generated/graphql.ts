@@ -77,6 +77,8 @@ export type ErrorCode =
   | 'INTERNAL'
   /** An input value is malformed or out of range. */
   | 'INVALID_INPUT'
+  /** The document's status does not allow this transition (the message names the status). */
+  | 'INVALID_TRANSITION'
   /** The referenced document does not exist (or belongs to another tenant). */
   | 'NOT_FOUND'
   /** The request body is larger than the server accepts. */
@@ -147,6 +149,8 @@ export type MovementFilter = {
   groupId?: string | null | undefined;
   locationCode?: string | null | undefined;
   reason?: MovementReason | null | undefined;
+  /** Movements a document made, e.g. `twh://purchase-orders/po_…`. */
+  referenceDocumentUri?: string | null | undefined;
   /** Recorded at or after this instant. */
   since?: string | null | undefined;
   sku?: string | null | undefined;
@@ -157,18 +161,32 @@ export type MovementFilter = {
 
 /** Why stock changed. */
 export type MovementReason =
+  /** A sales order's quantities were set aside for it (`AVAILABLE` → `COMMITTED`). */
+  | 'ALLOCATION'
+  /** A document was cancelled and what it held was released. */
+  | 'CANCELLATION'
   | 'CORRECTION'
   | 'CYCLE_COUNT'
   | 'DAMAGED'
+  /** Less arrived than was sent; the shortfall is written off with this reason. */
+  | 'DISCREPANCY'
   | 'MOVEMENT'
+  /** A purchase order was placed: its quantities are expected (`INCOMING`). */
+  | 'ORDERED'
   | 'OTHER'
   | 'PROMOTION'
   | 'QUALITY_CONTROL'
   | 'RECEIVED'
   | 'RESERVATION'
   | 'RESTOCK'
+  /** A customer sent stock back. */
+  | 'RETURN'
   | 'SAFETY_STOCK'
-  | 'SHRINKAGE';
+  /** A sales order's quantities left for the customer. */
+  | 'SHIPMENT'
+  | 'SHRINKAGE'
+  /** Stock in transit between two locations. */
+  | 'TRANSFER';
 
 /** Quantity states (Shopify's names). All but `INCOMING` count as on hand. */
 export type QuantityState =

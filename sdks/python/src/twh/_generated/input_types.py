@@ -50,6 +50,32 @@ class CreateLocationInput(BaseModel):
     name: str
 
 
+class CreatePurchaseOrderInput(BaseModel):
+    expected_at: Optional[datetime] = Field(alias="expectedAt", default=None)
+    "When the goods are expected."
+    external_reference: Optional[str] = Field(alias="externalReference", default=None)
+    lines: list["PurchaseOrderLineInput"]
+    notes: Optional[str] = None
+    supplier: str
+
+
+class CreateReservationInput(BaseModel):
+    expires_in_seconds: int = Field(alias="expiresInSeconds")
+    "How long the hold lasts: 1 second to 30 days."
+    external_reference: Optional[str] = Field(alias="externalReference", default=None)
+    "The cart or checkout this hold is for."
+    location_code: str = Field(alias="locationCode")
+    quantity: int
+    sku: str
+
+
+class CreateSalesOrderInput(BaseModel):
+    customer: str
+    external_reference: Optional[str] = Field(alias="externalReference", default=None)
+    lines: list["SalesOrderLineInput"]
+    notes: Optional[str] = None
+
+
 class ItemFilter(BaseModel):
     search: Optional[str] = None
     "Case-sensitive substring of the name or SKU."
@@ -92,12 +118,54 @@ class MovementFilter(BaseModel):
     group_id: Optional[str] = Field(alias="groupId", default=None)
     location_code: Optional[str] = Field(alias="locationCode", default=None)
     reason: Optional[MovementReason] = None
+    reference_document_uri: Optional[str] = Field(
+        alias="referenceDocumentUri", default=None
+    )
+    "Movements a document made, e.g. `twh://purchase-orders/po_…`."
     since: Optional[datetime] = None
     "Recorded at or after this instant."
     sku: Optional[str] = None
     state: Optional[QuantityState] = None
     until: Optional[datetime] = None
     "Recorded before this instant."
+
+
+class OrderFilter(BaseModel):
+    """Filters every document list takes."""
+
+    created_after: Optional[datetime] = Field(alias="createdAfter", default=None)
+    created_before: Optional[datetime] = Field(alias="createdBefore", default=None)
+    external_reference: Optional[str] = Field(alias="externalReference", default=None)
+    location_code: Optional[str] = Field(alias="locationCode", default=None)
+    "Documents with a line at this location."
+    sku: Optional[str] = None
+    "Documents with a line of this SKU."
+    statuses: Optional[list[str]] = None
+    "Raw status values, e.g. `ORDERED`."
+
+
+class PurchaseOrderLineInput(BaseModel):
+    location_code: str = Field(alias="locationCode")
+    "Where the goods will be received."
+    quantity: int
+    sku: str
+    unit_cost: Optional[str] = Field(alias="unitCost", default=None)
+    'Decimal amount per unit, e.g. "4.25".'
+
+
+class ReceiptLineInput(BaseModel):
+    location_code: str = Field(alias="locationCode")
+    quantity: int
+    sku: str
+
+
+class SalesOrderLineInput(BaseModel):
+    location_code: str = Field(alias="locationCode")
+    "Where the goods ship from."
+    quantity: int
+    sku: str
+    unit_price: Optional[str] = Field(alias="unitPrice", default=None)
+    'Decimal amount per unit, e.g. "19.90".'
 
 
 class SetChangeInput(BaseModel):
@@ -118,6 +186,12 @@ class SetStockInput(BaseModel):
     reference_document_uri: Optional[str] = Field(
         alias="referenceDocumentUri", default=None
     )
+
+
+class ShipmentLineInput(BaseModel):
+    location_code: str = Field(alias="locationCode")
+    quantity: int
+    sku: str
 
 
 class StockLevelFilter(BaseModel):
@@ -142,6 +216,8 @@ class UpdateLocationInput(BaseModel):
 
 
 AdjustStockInput.model_rebuild()
+CreatePurchaseOrderInput.model_rebuild()
+CreateSalesOrderInput.model_rebuild()
 MoveChangeInput.model_rebuild()
 MoveStockInput.model_rebuild()
 SetStockInput.model_rebuild()
