@@ -288,16 +288,22 @@ async fn execute(
         && response.errors.iter().all(|e| e.path.is_empty());
     let status = if response.data == async_graphql::Value::Null && !response.errors.is_empty() {
         let code = first_error_code(&response).unwrap_or(ErrorCode::BadRequest);
-        let refused_document = matches!(
+        // Credentials, limits and the server's own failures keep their status whatever the
+        // media type; otherwise a request that reached execution (its `data` is present,
+        // even null) is a 200, and so is any refused document under application/json.
+        let keeps_status = matches!(
             code,
-            ErrorCode::GraphqlParseFailed
-                | ErrorCode::GraphqlValidationFailed
-                | ErrorCode::BadRequest
+            ErrorCode::Unauthenticated
+                | ErrorCode::Forbidden
+                | ErrorCode::RateLimited
+                | ErrorCode::PayloadTooLarge
+                | ErrorCode::Internal
+                | ErrorCode::Unavailable
         );
-        if request_error && refused_document && !graphql_response {
-            StatusCode::OK
-        } else {
+        if keeps_status || (request_error && graphql_response) {
             StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::BAD_REQUEST)
+        } else {
+            StatusCode::OK
         }
     } else {
         StatusCode::OK
