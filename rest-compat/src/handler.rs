@@ -43,10 +43,19 @@ pub fn prepare(types: &Types, routes: &'static [Route]) -> Result<Vec<Prepared>,
         .cloned()
         .collect();
     for p in &mut prepared {
-        if p.route.args.iter().any(|(_, s)| *s == Source::IfMatch) {
+        if p.route
+            .args
+            .iter()
+            .any(|(_, s)| matches!(s, Source::IfMatch | Source::IfMatchOptional))
+        {
+            // The resource itself, or, for an action (`…/{id}/submit`), the resource it acts on.
+            let resource = match p.route.path.rsplit_once('/') {
+                Some((parent, action)) if !action.starts_with('{') => parent,
+                _ => p.route.path,
+            };
             let read = reads
                 .iter()
-                .find(|r| r.route.path == p.route.path && r.route.versioned)
+                .find(|r| r.route.path == resource && r.route.versioned)
                 .ok_or_else(|| {
                     format!("{}: If-Match needs a GET of the same path", p.route.path)
                 })?;
@@ -73,7 +82,11 @@ fn prepare_one(types: &Types, route: &'static Route) -> Result<Prepared, String>
             .iter()
             .find(|a| a.name == *name)
             .ok_or_else(|| format!("{}: {} has no argument {name}", route.path, route.field))?;
-        declared.push(format!("${name}: {}", arg.ty.render()));
+        // An argument with a default keeps it when the request leaves the variable out.
+        match &arg.default_value {
+            Some(default) => declared.push(format!("${name}: {} = {default}", arg.ty.render())),
+            None => declared.push(format!("${name}: {}", arg.ty.render())),
+        }
         passed.push(format!("{name}: ${name}"));
     }
     let result_type = field.ty.named().to_owned();
@@ -307,6 +320,9 @@ fn etag(version: i64) -> String {
     format!("\"{version}\"")
 }
 
+/// A version no document has (versions start at 1): what a condition that cannot hold sends.
+const NO_VERSION: i64 = 0;
+
 /// What an `If-Match` header asks (RFC 9110, section 13.1.1).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IfMatch {
@@ -363,17 +379,53 @@ fn variables(
 ) -> Result<Map<String, Value>, Reject> {
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query)
         .map_err(|_| Reject("BAD_REQUEST", "the query string is malformed".into()))?;
-    let mut query_params: HashMap<String, String> = HashMap::new();
+    // A parameter may repeat only where it fills a list (`?status=ORDERED&status=RECEIVED`).
+    let mut query_params: HashMap<String, Vec<String>> = HashMap::new();
     for (k, v) in pairs {
-        if query_params.insert(k.clone(), v).is_some() {
-            return Err(Reject(
-                "BAD_REQUEST",
-                format!("query parameter {k} is given more than once"),
-            ));
-        }
+        query_params.entry(k).or_default().push(v);
     }
+    let single = |param: &str, values: &[String]| -> Result<(), Reject> {
+        if values.len() > 1 {
+            Err(Reject(
+                "BAD_REQUEST",
+                format!("query parameter {param} is given more than once"),
+            ))
+        } else {
+            Ok(())
+        }
+    };
     let mut used: Vec<&str> = Vec::new();
     let mut vars = Map::new();
+    // Routes whose arguments come from fields of the body (a transition's lines and flags):
+    // the body is one JSON object (or empty) whose every field is one of those arguments.
+    let body_fields: Vec<&str> = p
+        .route
+        .args
+        .iter()
+        .filter_map(|(_, s)| match s {
+            Source::BodyField(f) => Some(*f),
+            _ => None,
+        })
+        .collect();
+    let takes_body = p.route.args.iter().any(|(_, s)| *s == Source::Body);
+    let fields = if takes_body || p.route.method == Method::Get {
+        Map::new()
+    } else {
+        body_object(body)?
+    };
+    if let Some(unknown) = fields.keys().find(|k| !body_fields.contains(&k.as_str())) {
+        return Err(Reject(
+            "BAD_REQUEST",
+            if body_fields.is_empty() {
+                format!("this request takes no body (it has a field {unknown})")
+            } else {
+                format!(
+                    "unknown body field {unknown} - Hint: the body takes {}",
+                    body_fields.join(", ")
+                )
+            },
+        ));
+    }
     for (name, source) in p.route.args {
         let arg = p.field.args.iter().find(|a| a.name == *name);
         let arg_type = arg.map(|a| a.ty.named()).unwrap_or("String");
@@ -383,22 +435,34 @@ fn variables(
                 vars.insert((*name).into(), Value::String(value));
             }
             Source::Query(param) => {
-                if let Some(raw) = query_params.get(*param) {
-                    vars.insert((*name).into(), coerce(types, arg_type, raw, param)?);
+                if let Some(values) = query_params.get(*param) {
+                    single(param, values)?;
+                    vars.insert((*name).into(), coerce(types, arg_type, &values[0], param)?);
                     used.push(param);
                 }
             }
             Source::QueryObject(fields) => {
                 let mut object = Map::new();
                 for (param, field) in *fields {
-                    if let Some(raw) = query_params.get(*param) {
-                        let field_type = types
+                    if let Some(values) = query_params.get(*param) {
+                        let field_ref = types
                             .get(arg_type)
                             .and_then(|t| t.input_fields.as_ref())
                             .and_then(|f| f.iter().find(|f| f.name == *field))
-                            .map(|f| f.ty.named())
-                            .unwrap_or("String");
-                        object.insert((*field).into(), coerce(types, field_type, raw, param)?);
+                            .map(|f| &f.ty);
+                        let field_type = field_ref.map(|t| t.named()).unwrap_or("String");
+                        let value = if field_ref.is_some_and(|t| t.is_list()) {
+                            Value::Array(
+                                values
+                                    .iter()
+                                    .map(|raw| coerce(types, field_type, raw, param))
+                                    .collect::<Result<_, _>>()?,
+                            )
+                        } else {
+                            single(param, values)?;
+                            coerce(types, field_type, &values[0], param)?
+                        };
+                        object.insert((*field).into(), value);
                         used.push(param);
                     }
                 }
@@ -417,6 +481,18 @@ fn variables(
                 }
                 vars.insert((*name).into(), integral_numbers(value));
             }
+            Source::BodyField(field) => match fields.get(*field) {
+                Some(value) => {
+                    vars.insert((*name).into(), integral_numbers(value.clone()));
+                }
+                None if arg.is_some_and(|a| a.ty.non_null() && a.default_value.is_none()) => {
+                    return Err(Reject(
+                        "BAD_REQUEST",
+                        format!("the body lacks the field {field}"),
+                    ));
+                }
+                None => {}
+            },
             Source::IdempotencyKey => {
                 if let Some(raw) = headers.get("idempotency-key") {
                     let key = raw.to_str().ok().and_then(idempotency_key).ok_or_else(|| {
@@ -428,28 +504,37 @@ fn variables(
                     vars.insert((*name).into(), Value::String(key));
                 }
             }
-            Source::IfMatch => {
-                let raw = headers.get(header::IF_MATCH).ok_or_else(|| {
-                    Reject(
+            Source::IfMatch | Source::IfMatchOptional => {
+                let Some(raw) = headers.get(header::IF_MATCH) else {
+                    if *source == Source::IfMatchOptional {
+                        continue;
+                    }
+                    return Err(Reject(
                         "PRECONDITION_REQUIRED",
                         "this update needs If-Match - Hint: send the ETag from GET of this resource".into(),
-                    )
-                })?;
-                let condition = raw.to_str().ok().and_then(if_match).ok_or_else(|| {
-                    Reject(
-                        "BAD_REQUEST",
-                        "If-Match must be `*` or entity tags such as \"3\"".into(),
-                    )
-                })?;
+                    ));
+                };
+                // RFC 9110 13.2.1: a request that would fail without its precondition (an
+                // unknown document, a malformed body) fails that way, not with 412. So a
+                // condition no version can meet is sent on as a version no document has (0):
+                // the operation then answers 404, 400 or VERSION_CONFLICT (412) as it should.
+                let condition = match raw.to_str().ok().and_then(if_match) {
+                    Some(condition) => condition,
+                    // An unreadable condition on a transition cannot hold.
+                    None if *source == Source::IfMatchOptional => IfMatch::Versions(Vec::new()),
+                    None => {
+                        return Err(Reject(
+                            "BAD_REQUEST",
+                            "If-Match must be `*` or entity tags such as \"3\"".into(),
+                        ));
+                    }
+                };
                 match condition {
                     IfMatch::Versions(versions) if versions.len() == 1 => {
                         vars.insert((*name).into(), Value::from(versions[0]));
                     }
                     IfMatch::Versions(versions) if versions.is_empty() => {
-                        return Err(Reject(
-                            "VERSION_CONFLICT",
-                            "If-Match names no current version of this resource - Hint: send the ETag from GET of this resource".into(),
-                        ));
+                        vars.insert((*name).into(), Value::from(NO_VERSION));
                     }
                     condition => *precondition = Some((*name, condition)),
                 }
@@ -463,6 +548,21 @@ fn variables(
         ));
     }
     Ok(vars)
+}
+
+/// A body of fields: a JSON object, or nothing at all (`{}` then).
+fn body_object(body: &Bytes) -> Result<Map<String, Value>, Reject> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Map::new());
+    }
+    match serde_json::from_slice(body) {
+        Ok(Value::Object(fields)) => Ok(fields),
+        Ok(_) => Err(Reject(
+            "BAD_REQUEST",
+            "the body must be a JSON object".into(),
+        )),
+        Err(e) => Err(Reject("BAD_REQUEST", format!("the body is not JSON: {e}"))),
+    }
 }
 
 /// The version the resource has now, read through its GET twin as the same caller.
@@ -609,13 +709,9 @@ async fn handle<B: Backend>(
                 {
                     vars.insert((*name).into(), Value::from(version));
                 }
+                // Gone, or at another version: the operation itself says which (404 or 412).
                 Ok(_) => {
-                    return refuse(
-                        backend,
-                        "VERSION_CONFLICT",
-                        "If-Match does not match the current version of this resource (or it does not exist) - Hint: GET it and send its ETag",
-                        &request_id,
-                    );
+                    vars.insert((*name).into(), Value::from(NO_VERSION));
                 }
                 Err(Failure { code, message }) => {
                     return refuse(backend, &code, &message, &request_id);

@@ -109,10 +109,16 @@ fn named_ref(name: &str) -> crate::types::TypeRef {
 /// update it with the ETag it came back with), so clients and stateful test tools can follow.
 fn links_to(location: &str, prepared: &[Prepared]) -> Value {
     let mut links = Map::new();
+    let on_created = |path: &str| {
+        path == location
+            || path
+                .strip_prefix(location)
+                .is_some_and(|action| action.starts_with('/') && !action[1..].contains('/'))
+    };
     for target in prepared
         .iter()
         .map(|p| p.route)
-        .filter(|r| r.path == location)
+        .filter(|r| on_created(r.path))
     {
         let mut parameters = Map::new();
         for (_, source) in target.args {
@@ -138,10 +144,12 @@ fn links_to(location: &str, prepared: &[Prepared]) -> Value {
 pub fn document(types: &Types, prepared: &[Prepared], codes: &[(&'static str, u16)]) -> Value {
     let mut paths: Map<String, Value> = Map::new();
     let mut roots: Vec<String> = Vec::new();
-    for p in prepared {
+    for (index, p) in prepared.iter().enumerate() {
         let route = p.route;
         let mut parameters = Vec::new();
         let mut request_body = None;
+        let mut body_fields = Map::new();
+        let mut body_required: Vec<Value> = Vec::new();
         for (name, source) in route.args {
             let arg = p.field.args.iter().find(|a| a.name == *name);
             match source {
@@ -196,7 +204,43 @@ pub fn document(types: &Types, prepared: &[Prepared], codes: &[(&'static str, u1
                     "description": "The ETag from reading the resource; stale gives 412, missing gives 428.",
                     "schema": { "type": "string", "pattern": "^\"[0-9]{1,18}\"$" }
                 })),
+                Source::IfMatchOptional => parameters.push(json!({
+                    "name": "If-Match", "in": "header", "required": false,
+                    "example": "\"1\"",
+                    "description": "The ETag from reading the document: the transition happens only at that version (412 otherwise). Without it the transition is unconditional.",
+                    "schema": { "type": "string" }
+                })),
+                Source::BodyField(field) => {
+                    if let Some(arg) = arg {
+                        roots.push(arg.ty.named().to_owned());
+                        body_fields.insert(
+                            (*field).to_owned(),
+                            types.nullable_schema_of(&arg.ty),
+                        );
+                        if arg.ty.non_null() && arg.default_value.is_none() {
+                            body_required.push(json!(field));
+                        }
+                    }
+                }
             }
+        }
+        if !body_fields.is_empty() {
+            let example = route
+                .example
+                .and_then(|e| serde_json::from_str::<Value>(e).ok())
+                .unwrap_or_else(|| json!({}));
+            request_body = Some(json!({
+                "required": !body_required.is_empty(),
+                "content": { "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "properties": body_fields,
+                        "required": body_required,
+                        "additionalProperties": false,
+                    },
+                    "example": example
+                } }
+            }));
         }
         let result_type = p.field.ty.named().to_owned();
         let (body_schema, body_type) = match route.shape {
@@ -309,9 +353,15 @@ pub fn document(types: &Types, prepared: &[Prepared], codes: &[(&'static str, u1
             "parameters": parameters,
             "responses": responses,
         });
-        if let Some(body) = request_body {
+        if let Some(mut body) = request_body {
+            if !route.unique.is_empty() {
+                // For collection runs: these fields are made unique on each run.
+                body["x-unique-per-run"] = json!(route.unique);
+            }
             operation["requestBody"] = body;
         }
+        // The route table's order: a collection runs a document's transitions in it.
+        operation["x-run-order"] = json!(index);
         let entry = paths
             .entry(route.path.to_owned())
             .or_insert_with(|| json!({}));
@@ -333,7 +383,8 @@ pub fn document(types: &Types, prepared: &[Prepared], codes: &[(&'static str, u1
         "servers": [{ "url": "/" }],
         "security": [{ "bearerAuth": [] }],
         "tags": [
-            { "name": "Items" }, { "name": "Locations" }, { "name": "Stock" }
+            { "name": "Items" }, { "name": "Locations" }, { "name": "Stock" },
+            { "name": "Purchase orders" }, { "name": "Sales orders" }, { "name": "Reservations" }
         ],
         "paths": paths,
         "components": {

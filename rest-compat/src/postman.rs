@@ -75,43 +75,36 @@ fn run_order<'a>(
             .unwrap_or(5)
     };
     for (_, items) in &mut folders {
-        items.sort_by_key(|o| (flow.needs_earlier_response(o.id), method_rank(o.method)));
+        // Among equals, the route table's order: a document's transitions run in it.
+        items.sort_by_key(|o| {
+            (
+                flow.needs_earlier_response(o.id),
+                method_rank(o.method),
+                o.spec["x-run-order"].as_u64().unwrap_or(u64::MAX),
+            )
+        });
     }
     folders.retain(|(_, items)| !items.is_empty());
     folders
 }
 
-/// Appends the run's id to a create's required free-text values (SKU, code, name), so the
-/// collection can run again against the same tenant without a 409 on a taken SKU or code.
-fn unique_per_run(openapi: &Value, schema: &Value, example: &mut Value) {
-    let schema = match schema["$ref"]
-        .as_str()
-        .and_then(|r| r.strip_prefix("#/components/schemas/"))
+/// Appends the run's id to the body fields the document marks unique per run (a create's SKU,
+/// code or name), so the collection can run again against the same tenant without a 409.
+fn unique_per_run(fields: &Value, example: &mut Value) {
+    for field in fields
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
     {
-        Some(name) => &openapi["components"]["schemas"][name],
-        None => schema,
-    };
-    let required = schema["required"].as_array();
-    for (key, value) in example.as_object_mut().into_iter().flatten() {
-        if !required.is_some_and(|r| r.iter().any(|k| k == key.as_str())) {
-            continue;
-        }
-        let property = &schema["properties"][key];
-        let free_text = match &property["type"] {
-            Value::String(t) => t == "string",
-            Value::Array(types) => types.iter().any(|t| t == "string"),
-            _ => false,
-        } && ["enum", "format", "pattern", "const"]
-            .iter()
-            .all(|k| property[k].is_null());
-        if let (true, Value::String(text)) = (free_text, value) {
+        if let Some(Value::String(text)) = example.get_mut(field) {
             text.push_str("-{{runId}}");
         }
     }
 }
 
 /// The request, and why it cannot pass when the document does not say how to fill it.
-fn request(openapi: &Value, operation: &Operation<'_>, flow: &Flow) -> (Value, Vec<String>) {
+fn request(operation: &Operation<'_>, flow: &Flow) -> (Value, Vec<String>) {
     let mut blockers = Vec::new();
     let mut headers = vec![json!({ "key": "Authorization", "value": "Bearer {{apiKey}}" })];
     let mut query = Vec::new();
@@ -202,9 +195,10 @@ fn request(openapi: &Value, operation: &Operation<'_>, flow: &Flow) -> (Value, V
     match content.get("example") {
         Some(example) => {
             let mut example = example.clone();
-            if flow.captures.contains_key(operation.id) {
-                unique_per_run(openapi, &content["schema"], &mut example);
-            }
+            unique_per_run(
+                &operation.spec["requestBody"]["x-unique-per-run"],
+                &mut example,
+            );
             request["body"] = json!({
                 "mode": "raw",
                 "raw": serde_json::to_string_pretty(&example).unwrap_or_default(),
@@ -236,7 +230,7 @@ pub fn collection(openapi: &Value) -> Value {
     for (name, operations) in &folders {
         let mut requests = Vec::new();
         for operation in operations {
-            let (request, mut blockers) = request(openapi, operation, &flow);
+            let (request, mut blockers) = request(operation, &flow);
             blockers.extend(
                 flow.unfollowed
                     .get(operation.id)
@@ -316,7 +310,7 @@ mod tests {
                     "get": { "operationId": "listThings", "tags": ["Things"], "responses": { "200": {} } },
                     "post": {
                         "operationId": "createThing", "tags": ["Things"],
-                        "requestBody": { "required": true, "content": { "application/json": {
+                        "requestBody": { "required": true, "x-unique-per-run": ["code"], "content": { "application/json": {
                             "schema": { "type": "object", "required": ["code", "kind"], "properties": {
                                 "code": { "type": "string" }, "kind": { "type": "string", "enum": ["A"] },
                                 "note": { "type": "string" }

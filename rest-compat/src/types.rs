@@ -37,6 +37,14 @@ impl TypeRef {
         self.kind == "NON_NULL"
     }
 
+    /// Whether the type is a list (under an optional NON_NULL).
+    pub fn is_list(&self) -> bool {
+        match self.kind.as_str() {
+            "NON_NULL" => self.of_type.as_ref().is_some_and(|t| t.is_list()),
+            kind => kind == "LIST",
+        }
+    }
+
     /// The named type under any NON_NULL / LIST wrappers.
     pub fn named(&self) -> &str {
         match &self.of_type {
