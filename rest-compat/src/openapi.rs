@@ -384,7 +384,8 @@ pub fn document(types: &Types, prepared: &[Prepared], codes: &[(&'static str, u1
         "security": [{ "bearerAuth": [] }],
         "tags": [
             { "name": "Items" }, { "name": "Locations" }, { "name": "Stock" },
-            { "name": "Purchase orders" }, { "name": "Sales orders" }, { "name": "Reservations" }
+            { "name": "Purchase orders" }, { "name": "Sales orders" }, { "name": "Reservations" },
+            { "name": "Transfers" }, { "name": "Returns" }
         ],
         "paths": paths,
         "components": {

@@ -19,6 +19,8 @@ pub const RECONCILIATION: &str = "rec";
 pub const PURCHASE_ORDER: &str = "po";
 pub const SALES_ORDER: &str = "so";
 pub const RESERVATION: &str = "rsv";
+pub const TRANSFER: &str = "trf";
+pub const RETURN_ORDER: &str = "ret";
 
 #[cfg(test)]
 mod tests {

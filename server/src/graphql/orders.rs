@@ -17,7 +17,11 @@ use crate::orders::purchase::{
     self, CreatePurchaseOrderInput, PurchaseOrderStatus, ReceiptLineInput,
 };
 use crate::orders::reservations::{self, CreateReservationInput, ReservationStatus};
+use crate::orders::returns::{self, CreateReturnOrderInput, Disposition, ReturnOrderStatus};
 use crate::orders::sales::{self, CreateSalesOrderInput, SalesOrderStatus, ShipmentLineInput};
+use crate::orders::transfers::{
+    self, CreateTransferInput, TransferReceiptLineInput, TransferStatus,
+};
 use crate::orders::{self, Document, Filter, Kind, Line};
 
 async fn movements_of(
@@ -350,12 +354,184 @@ pub struct ReservationPayload {
     pub user_errors: Vec<UserError>,
 }
 
+/// Stock moving between two locations of the tenant.
+pub struct Transfer(pub Document);
+
+#[Object]
+impl Transfer {
+    async fn id(&self) -> &ID {
+        &self.0.id
+    }
+    /// Human-readable, per tenant: `TR-000001`.
+    async fn number(&self) -> &str {
+        &self.0.number
+    }
+    async fn status(&self) -> TransferStatus {
+        TransferStatus::parse(&self.0.status)
+    }
+    async fn version(&self) -> i64 {
+        self.0.version
+    }
+    async fn from_location_code(&self) -> Option<&str> {
+        self.0.from_location_code.as_deref()
+    }
+    async fn to_location_code(&self) -> Option<&str> {
+        self.0.to_location_code.as_deref()
+    }
+    async fn external_reference(&self) -> Option<&str> {
+        self.0.external_reference.as_deref()
+    }
+    async fn notes(&self) -> Option<&str> {
+        self.0.notes.as_deref()
+    }
+    async fn reference_document_uri(&self) -> String {
+        self.0.uri()
+    }
+    async fn lines(&self) -> Vec<TransferLine> {
+        self.0.lines.iter().cloned().map(TransferLine).collect()
+    }
+    async fn movements(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Movement>> {
+        movements_of(ctx, &self.0).await
+    }
+    async fn created_by(&self) -> &str {
+        &self.0.created_by
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+}
+
+pub struct TransferLine(Line);
+
+#[Object]
+impl TransferLine {
+    async fn line_number(&self) -> i64 {
+        self.0.line_no
+    }
+    async fn sku(&self) -> &str {
+        &self.0.sku
+    }
+    async fn item(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Item>> {
+        item_of(ctx, &self.0).await
+    }
+    async fn quantity(&self) -> i64 {
+        self.0.quantity
+    }
+    /// Arrived at the destination.
+    async fn received(&self) -> i64 {
+        self.0.done
+    }
+    /// Closed without arriving: written off as a discrepancy, or sent back by a cancellation.
+    async fn closed(&self) -> i64 {
+        self.0.closed
+    }
+    /// Still on its way.
+    async fn in_transit(&self) -> i64 {
+        (self.0.quantity - self.0.done - self.0.closed).max(0)
+    }
+}
+
+/// Goods a customer sends back.
+pub struct ReturnOrder(pub Document);
+
+#[Object]
+impl ReturnOrder {
+    async fn id(&self) -> &ID {
+        &self.0.id
+    }
+    /// Human-readable, per tenant: `RT-000001`.
+    async fn number(&self) -> &str {
+        &self.0.number
+    }
+    async fn status(&self) -> ReturnOrderStatus {
+        ReturnOrderStatus::parse(&self.0.status)
+    }
+    async fn version(&self) -> i64 {
+        self.0.version
+    }
+    /// The sales order the goods were shipped on, if any.
+    async fn sales_order_id(&self) -> Option<ID> {
+        self.0.sales_order_id.clone().map(ID)
+    }
+    async fn customer(&self) -> Option<&str> {
+        self.0.party.as_deref()
+    }
+    async fn external_reference(&self) -> Option<&str> {
+        self.0.external_reference.as_deref()
+    }
+    async fn notes(&self) -> Option<&str> {
+        self.0.notes.as_deref()
+    }
+    async fn reference_document_uri(&self) -> String {
+        self.0.uri()
+    }
+    async fn lines(&self) -> Vec<ReturnLine> {
+        self.0.lines.iter().cloned().map(ReturnLine).collect()
+    }
+    async fn movements(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Movement>> {
+        movements_of(ctx, &self.0).await
+    }
+    async fn created_by(&self) -> &str {
+        &self.0.created_by
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+}
+
+pub struct ReturnLine(Line);
+
+#[Object]
+impl ReturnLine {
+    async fn line_number(&self) -> i64 {
+        self.0.line_no
+    }
+    async fn sku(&self) -> &str {
+        &self.0.sku
+    }
+    async fn item(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Item>> {
+        item_of(ctx, &self.0).await
+    }
+    async fn location_code(&self) -> &str {
+        &self.0.location_code
+    }
+    async fn quantity(&self) -> i64 {
+        self.0.quantity
+    }
+    async fn disposition(&self) -> Disposition {
+        Disposition::parse(self.0.disposition.as_deref().unwrap_or_default())
+    }
+    async fn received(&self) -> i64 {
+        self.0.done
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct TransferPayload {
+    pub transfer: Option<Transfer>,
+    pub user_errors: Vec<UserError>,
+}
+
+#[derive(SimpleObject)]
+pub struct ReturnOrderPayload {
+    pub return_order: Option<ReturnOrder>,
+    pub user_errors: Vec<UserError>,
+}
+
 /// The document a movement's reference URI names, when it is one of ours.
 #[derive(async_graphql::Union)]
 pub enum OrderDocument {
     PurchaseOrder(PurchaseOrder),
     SalesOrder(SalesOrder),
     Reservation(Reservation),
+    Transfer(Transfer),
+    ReturnOrder(ReturnOrder),
 }
 
 impl OrderDocument {
@@ -364,6 +540,8 @@ impl OrderDocument {
             Kind::PurchaseOrder => Self::PurchaseOrder(PurchaseOrder(document)),
             Kind::SalesOrder => Self::SalesOrder(SalesOrder(document)),
             Kind::Reservation => Self::Reservation(Reservation(document)),
+            Kind::Transfer => Self::Transfer(Transfer(document)),
+            Kind::Return => Self::ReturnOrder(ReturnOrder(document)),
         }
     }
 }
@@ -498,6 +676,54 @@ impl OrdersQuery {
             d.0.id.0.clone()
         }))
     }
+
+    async fn transfer(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<Transfer>> {
+        Ok(one(ctx, Kind::Transfer, &id).await?.map(Transfer))
+    }
+
+    /// Transfers in creation order (a location filter matches either end).
+    #[graphql(
+        complexity = "first.unwrap_or(super::DEFAULT_PAGE).clamp(1, super::MAX_PAGE) as usize * child_complexity"
+    )]
+    async fn transfers(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<Filter>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Connection<String, Transfer>> {
+        let (rows, limit, had) = page(ctx, Kind::Transfer, filter, first, after).await?;
+        let rows = rows.into_iter().map(Transfer).collect();
+        Ok(connection(rows, limit, had, |d: &Transfer| {
+            d.0.id.0.clone()
+        }))
+    }
+
+    async fn return_order(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+    ) -> async_graphql::Result<Option<ReturnOrder>> {
+        Ok(one(ctx, Kind::Return, &id).await?.map(ReturnOrder))
+    }
+
+    /// Returns in creation order.
+    #[graphql(
+        complexity = "first.unwrap_or(super::DEFAULT_PAGE).clamp(1, super::MAX_PAGE) as usize * child_complexity"
+    )]
+    async fn return_orders(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<Filter>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Connection<String, ReturnOrder>> {
+        let (rows, limit, had) = page(ctx, Kind::Return, filter, first, after).await?;
+        let rows = rows.into_iter().map(ReturnOrder).collect();
+        Ok(connection(rows, limit, had, |d: &ReturnOrder| {
+            d.0.id.0.clone()
+        }))
+    }
 }
 
 /// Runs one document transition inside `mutate`: key, transaction, user errors.
@@ -581,6 +807,24 @@ fn reservation_payload(
 ) -> ReservationPayload {
     ReservationPayload {
         reservation: document.map(Reservation),
+        user_errors,
+    }
+}
+
+fn transfer_payload(
+    (document, user_errors): (Option<Document>, Vec<UserError>),
+) -> TransferPayload {
+    TransferPayload {
+        transfer: document.map(Transfer),
+        user_errors,
+    }
+}
+
+fn return_payload(
+    (document, user_errors): (Option<Document>, Vec<UserError>),
+) -> ReturnOrderPayload {
+    ReturnOrderPayload {
+        return_order: document.map(ReturnOrder),
         user_errors,
     }
 }
@@ -829,5 +1073,144 @@ impl OrdersMutation {
         )
         .await
         .map(reservation_payload)
+    }
+
+    /// Creates a transfer in status DRAFT (no stock effect yet).
+    async fn create_transfer(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateTransferInput,
+        idempotency_key: Option<String>,
+    ) -> async_graphql::Result<TransferPayload> {
+        transition(
+            ctx,
+            "createTransfer",
+            "transfer.create",
+            idempotency_key,
+            input,
+            |txn, w, input| async move {
+                let result = transfers::create(&txn, &w.cx(), input).await;
+                (txn, result)
+            },
+        )
+        .await
+        .map(transfer_payload)
+    }
+
+    /// DRAFT → IN_TRANSIT: the lines leave the origin and show as incoming at the destination.
+    async fn ship_transfer(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        expected_version: Option<i64>,
+        idempotency_key: Option<String>,
+    ) -> async_graphql::Result<TransferPayload> {
+        transition(
+            ctx,
+            "shipTransfer",
+            "transfer.ship",
+            idempotency_key,
+            (id, expected_version),
+            |txn, w, (id, version)| async move {
+                let result = transfers::ship(&txn, &w.cx(), &id, version).await;
+                (txn, result)
+            },
+        )
+        .await
+        .map(transfer_payload)
+    }
+
+    /// Receives at the destination (all in transit, or the given lines); `closeShortfall`
+    /// writes off what did not arrive as a DISCREPANCY movement.
+    async fn receive_transfer(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        expected_version: Option<i64>,
+        lines: Option<Vec<TransferReceiptLineInput>>,
+        #[graphql(default = false)] close_shortfall: bool,
+        idempotency_key: Option<String>,
+    ) -> async_graphql::Result<TransferPayload> {
+        transition(
+            ctx,
+            "receiveTransfer",
+            "transfer.receive",
+            idempotency_key,
+            (id, expected_version, lines, close_shortfall),
+            |txn, w, (id, version, lines, close)| async move {
+                let result = transfers::receive(&txn, &w.cx(), &id, version, lines, close).await;
+                (txn, result)
+            },
+        )
+        .await
+        .map(transfer_payload)
+    }
+
+    /// Cancels: a draft closes; in transit, what has not arrived goes back to the origin.
+    async fn cancel_transfer(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        expected_version: Option<i64>,
+        idempotency_key: Option<String>,
+    ) -> async_graphql::Result<TransferPayload> {
+        transition(
+            ctx,
+            "cancelTransfer",
+            "transfer.cancel",
+            idempotency_key,
+            (id, expected_version),
+            |txn, w, (id, version)| async move {
+                let result = transfers::cancel(&txn, &w.cx(), &id, version).await;
+                (txn, result)
+            },
+        )
+        .await
+        .map(transfer_payload)
+    }
+
+    /// Records a return in status DRAFT; against a sales order, never more than it shipped.
+    async fn create_return_order(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateReturnOrderInput,
+        idempotency_key: Option<String>,
+    ) -> async_graphql::Result<ReturnOrderPayload> {
+        transition(
+            ctx,
+            "createReturnOrder",
+            "return.create",
+            idempotency_key,
+            input,
+            |txn, w, input| async move {
+                let result = returns::create(&txn, &w.cx(), input).await;
+                (txn, result)
+            },
+        )
+        .await
+        .map(return_payload)
+    }
+
+    /// DRAFT → RECEIVED: each line comes back into its disposition's state.
+    async fn receive_return_order(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        expected_version: Option<i64>,
+        idempotency_key: Option<String>,
+    ) -> async_graphql::Result<ReturnOrderPayload> {
+        transition(
+            ctx,
+            "receiveReturnOrder",
+            "return.receive",
+            idempotency_key,
+            (id, expected_version),
+            |txn, w, (id, version)| async move {
+                let result = returns::receive(&txn, &w.cx(), &id, version).await;
+                (txn, result)
+            },
+        )
+        .await
+        .map(return_payload)
     }
 }

@@ -3,13 +3,17 @@
 
 pub mod purchase;
 pub mod reservations;
+pub mod returns;
 pub mod sales;
+pub mod transfers;
 
 use std::collections::HashMap;
 
 use async_graphql::ID;
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, ExprTrait, JoinType, LockType, OnConflict, Order, Query};
+use sea_orm::sea_query::{
+    Condition, Expr, ExprTrait, JoinType, LockType, OnConflict, Order, Query,
+};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, EntityTrait,
     FromQueryResult, QueryFilter,
@@ -35,6 +39,8 @@ pub enum Kind {
     PurchaseOrder,
     SalesOrder,
     Reservation,
+    Transfer,
+    Return,
 }
 
 impl Kind {
@@ -43,6 +49,8 @@ impl Kind {
             Kind::PurchaseOrder => "purchase_order",
             Kind::SalesOrder => "sales_order",
             Kind::Reservation => "reservation",
+            Kind::Transfer => "transfer",
+            Kind::Return => "return_order",
         }
     }
 
@@ -51,6 +59,8 @@ impl Kind {
             Kind::PurchaseOrder => "PO",
             Kind::SalesOrder => "SO",
             Kind::Reservation => "RS",
+            Kind::Transfer => "TR",
+            Kind::Return => "RT",
         }
     }
 
@@ -59,6 +69,8 @@ impl Kind {
             Kind::PurchaseOrder => ids::PURCHASE_ORDER,
             Kind::SalesOrder => ids::SALES_ORDER,
             Kind::Reservation => ids::RESERVATION,
+            Kind::Transfer => ids::TRANSFER,
+            Kind::Return => ids::RETURN_ORDER,
         }
     }
 
@@ -68,6 +80,8 @@ impl Kind {
             Kind::PurchaseOrder => "purchase order",
             Kind::SalesOrder => "sales order",
             Kind::Reservation => "reservation",
+            Kind::Transfer => "transfer",
+            Kind::Return => "return",
         }
     }
 
@@ -76,6 +90,8 @@ impl Kind {
             Kind::PurchaseOrder => "purchase-orders",
             Kind::SalesOrder => "sales-orders",
             Kind::Reservation => "reservations",
+            Kind::Transfer => "transfers",
+            Kind::Return => "returns",
         }
     }
 
@@ -88,9 +104,15 @@ impl Kind {
     pub fn from_uri(uri: &str) -> Option<(Kind, &str)> {
         let rest = uri.strip_prefix("twh://")?;
         let (path, id) = rest.split_once('/')?;
-        let kind = [Kind::PurchaseOrder, Kind::SalesOrder, Kind::Reservation]
-            .into_iter()
-            .find(|k| k.path() == path)?;
+        let kind = [
+            Kind::PurchaseOrder,
+            Kind::SalesOrder,
+            Kind::Reservation,
+            Kind::Transfer,
+            Kind::Return,
+        ]
+        .into_iter()
+        .find(|k| k.path() == path)?;
         Some((kind, id))
     }
 }
@@ -110,6 +132,9 @@ pub struct Document {
     pub expected_at: Option<DateTime<Utc>>,
     pub sales_order_id: Option<String>,
     pub expires_at: Option<DateTime<Utc>>,
+    /// Transfers: where the goods leave from and go to.
+    pub from_location_code: Option<String>,
+    pub to_location_code: Option<String>,
     pub created_by: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -158,9 +183,18 @@ pub struct NewDocument {
     pub expected_at: Option<DateTime<Utc>>,
     pub sales_order_id: Option<String>,
     pub expires_at: Option<DateTime<Utc>>,
+    /// Transfers: the two locations' ids.
+    pub from_location_id: Option<String>,
+    pub to_location_id: Option<String>,
 }
 
-fn from_model(model: order_document::Model, kind: Kind, lines: Vec<Line>) -> Document {
+fn from_model(
+    model: order_document::Model,
+    kind: Kind,
+    lines: Vec<Line>,
+    codes: &HashMap<String, String>,
+) -> Document {
+    let code = |id: &Option<String>| id.as_ref().and_then(|id| codes.get(id)).cloned();
     Document {
         id: ID(model.id),
         kind,
@@ -173,6 +207,8 @@ fn from_model(model: order_document::Model, kind: Kind, lines: Vec<Line>) -> Doc
         expected_at: model.expected_at,
         sales_order_id: model.sales_order_id,
         expires_at: model.expires_at,
+        from_location_code: code(&model.from_location_id),
+        to_location_code: code(&model.to_location_id),
         created_by: model.created_by,
         created_at: model.created_at,
         updated_at: model.updated_at,
@@ -236,6 +272,33 @@ async fn lines_of(
     Ok(by_document)
 }
 
+/// The codes of the transfers' locations (no statement when none of the documents has one).
+async fn location_codes(
+    db: &impl ConnectionTrait,
+    tenant_id: &str,
+    models: &[order_document::Model],
+) -> Result<HashMap<String, String>, DbErr> {
+    let ids: Vec<String> = models
+        .iter()
+        .flat_map(|m| [m.from_location_id.clone(), m.to_location_id.clone()])
+        .flatten()
+        .collect();
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let select = Query::select()
+        .columns(["id", "code"])
+        .from("locations")
+        .and_where(Expr::col("tenant_id").eq(tenant_id))
+        .and_where(Expr::col("id").is_in(ids))
+        .to_owned();
+    let mut codes = HashMap::new();
+    for row in db.query_all(&select).await? {
+        codes.insert(row.try_get("", "id")?, row.try_get("", "code")?);
+    }
+    Ok(codes)
+}
+
 /// One document of a kind, with its lines.
 pub async fn get(
     db: &impl ConnectionTrait,
@@ -254,7 +317,8 @@ pub async fn get(
     };
     let mut lines = lines_of(db, tenant_id, std::slice::from_ref(&model.id)).await?;
     let lines = lines.remove(&model.id).unwrap_or_default();
-    Ok(Some(from_model(model, kind, lines)))
+    let codes = location_codes(db, tenant_id, std::slice::from_ref(&model)).await?;
+    Ok(Some(from_model(model, kind, lines, &codes)))
 }
 
 /// The document, locked for the rest of the transaction (Postgres: `FOR UPDATE`; SQLite's
@@ -505,8 +569,8 @@ pub async fn insert(
         external_reference: header.external_reference.map(|r| r.trim().to_owned()),
         notes: header.notes,
         expected_at: header.expected_at,
-        from_location_id: None,
-        to_location_id: None,
+        from_location_id: header.from_location_id,
+        to_location_id: header.to_location_id,
         sales_order_id: header.sales_order_id,
         expires_at: header.expires_at,
         created_by: principal.actor(),
@@ -691,6 +755,10 @@ pub async fn list(
     if let Some(until) = filter.created_before {
         query = query.filter(order_document::Column::CreatedAt.lt(until));
     }
+    let to_code = filter
+        .location_code
+        .clone()
+        .filter(|_| kind == Kind::Transfer && filter.sku.is_none());
     if filter.sku.is_some() || filter.location_code.is_some() {
         let mut lines = Query::select();
         lines
@@ -721,7 +789,22 @@ pub async fn list(
                 ),
             );
         }
-        query = query.filter(order_document::Column::Id.in_subquery(lines.to_owned()));
+        let mut matching =
+            Condition::any().add(order_document::Column::Id.in_subquery(lines.to_owned()));
+        if let Some(code) = &to_code {
+            // A transfer is at both its ends.
+            matching = matching.add(
+                order_document::Column::ToLocationId.in_subquery(
+                    Query::select()
+                        .column("id")
+                        .from("locations")
+                        .and_where(Expr::col("tenant_id").eq(tenant_id))
+                        .and_where(Expr::col("code").eq(code.as_str()))
+                        .to_owned(),
+                ),
+            );
+        }
+        query = query.filter(matching);
     }
     if let Some(after) = after {
         query = query.filter(order_document::Column::Id.gt(after));
@@ -734,11 +817,12 @@ pub async fn list(
         .await?;
     let ids: Vec<String> = models.iter().map(|m| m.id.clone()).collect();
     let mut lines = lines_of(db, tenant_id, &ids).await?;
+    let codes = location_codes(db, tenant_id, &models).await?;
     Ok(models
         .into_iter()
         .map(|m| {
             let lines = lines.remove(&m.id).unwrap_or_default();
-            from_model(m, kind, lines)
+            from_model(m, kind, lines, &codes)
         })
         .collect())
 }

@@ -15,6 +15,8 @@ async fn call(app: &TestApp, field: &str, args: &str, selection: &str, variables
     let object = match field {
         f if f.contains("PurchaseOrder") => "purchaseOrder",
         f if f.contains("SalesOrder") => "salesOrder",
+        f if f.contains("Transfer") => "transfer",
+        f if f.contains("ReturnOrder") => "returnOrder",
         _ => "reservation",
     };
     let query = format!(
@@ -689,6 +691,327 @@ async fn transitions_are_idempotent() {
     let replay = submit("po-submit-1").await;
     assert_eq!(first, replay);
     assert_eq!(app.level("MUG", "WH").await["incoming"], 5);
+    reconciled(&app).await;
+    app.shutdown().await;
+}
+
+const TR: &str = "id number status version fromLocationCode toLocationCode lines { sku quantity received closed inTransit } movements { locationCode state delta reason counterparty counterpartyLocationCode }";
+const RT: &str = "id number status version salesOrderId customer lines { sku locationCode quantity disposition received }";
+
+async fn create_transfer(app: &TestApp, quantity: i64) -> Value {
+    let created = call(
+        app,
+        "createTransfer",
+        "($input: CreateTransferInput!)",
+        TR,
+        json!({ "input": { "fromLocationCode": "WH", "toLocationCode": "STORE", "lines": [{ "sku": "MUG", "quantity": quantity }] } }),
+    )
+    .await;
+    assert_eq!(codes(&created), Vec::<String>::new(), "{created}");
+    created["transfer"].clone()
+}
+
+async fn tr_step(app: &TestApp, field: &str, id: &Value) -> Value {
+    call(app, field, "($id: ID!)", TR, json!({ "id": id })).await
+}
+
+#[tokio::test]
+async fn transfer_in_transit_partial_receipt_and_a_shortfall_written_off() {
+    let app = TestApp::spawn().await;
+    setup(&app).await;
+    app.adjust("MUG", "WH", 10, None).await;
+    let same = call(
+        &app,
+        "createTransfer",
+        "($input: CreateTransferInput!)",
+        TR,
+        json!({ "input": { "fromLocationCode": "WH", "toLocationCode": "WH", "lines": [{ "sku": "MUG", "quantity": 1 }] } }),
+    )
+    .await;
+    assert_eq!(codes(&same), ["INVALID_INPUT"]);
+
+    let tr = create_transfer(&app, 6).await;
+    assert_eq!(
+        (tr["status"].as_str(), tr["number"].as_str()),
+        (Some("DRAFT"), Some("TR-000001"))
+    );
+    assert_eq!(
+        codes(&tr_step(&app, "receiveTransfer", &tr["id"]).await),
+        ["INVALID_TRANSITION"]
+    );
+    let shipped = tr_step(&app, "shipTransfer", &tr["id"]).await;
+    assert_eq!(codes(&shipped), Vec::<String>::new(), "{shipped}");
+    assert_eq!(shipped["transfer"]["status"], "IN_TRANSIT");
+    let wh = app.level("MUG", "WH").await;
+    let store = app.level("MUG", "STORE").await;
+    assert_eq!(
+        (wh["available"].as_i64(), store["incoming"].as_i64()),
+        (Some(4), Some(6))
+    );
+    assert!(
+        shipped["transfer"]["movements"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["counterparty"] == "TRANSIT")
+    );
+
+    let part = call(
+        &app,
+        "receiveTransfer",
+        "($id: ID!, $lines: [TransferReceiptLineInput!])",
+        TR,
+        json!({ "id": tr["id"], "lines": [{ "sku": "MUG", "quantity": 4 }] }),
+    )
+    .await;
+    assert_eq!(part["transfer"]["status"], "PARTIALLY_RECEIVED", "{part}");
+    let too_many = call(
+        &app,
+        "receiveTransfer",
+        "($id: ID!, $lines: [TransferReceiptLineInput!])",
+        TR,
+        json!({ "id": tr["id"], "lines": [{ "sku": "MUG", "quantity": 3 }] }),
+    )
+    .await;
+    assert_eq!(codes(&too_many), ["INVALID_INPUT"]);
+    // One more arrives, the last one is lost: closed as a discrepancy.
+    let closed = call(
+        &app,
+        "receiveTransfer",
+        "($id: ID!, $lines: [TransferReceiptLineInput!], $closeShortfall: Boolean!)",
+        TR,
+        json!({ "id": tr["id"], "lines": [{ "sku": "MUG", "quantity": 1 }], "closeShortfall": true }),
+    )
+    .await;
+    assert_eq!(codes(&closed), Vec::<String>::new(), "{closed}");
+    let transfer = &closed["transfer"];
+    assert_eq!(transfer["status"], "RECEIVED");
+    assert_eq!(
+        (
+            transfer["lines"][0]["received"].as_i64(),
+            transfer["lines"][0]["closed"].as_i64()
+        ),
+        (Some(5), Some(1))
+    );
+    assert!(
+        transfer["movements"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["reason"] == "DISCREPANCY" && m["delta"] == -1)
+    );
+    let store = app.level("MUG", "STORE").await;
+    assert_eq!(
+        (store["available"].as_i64(), store["incoming"].as_i64()),
+        (Some(5), Some(0))
+    );
+    assert_eq!(
+        codes(&tr_step(&app, "cancelTransfer", &tr["id"]).await),
+        ["INVALID_TRANSITION"]
+    );
+
+    // Cancelled in transit: what has not arrived goes back to the origin.
+    let back = create_transfer(&app, 3).await;
+    tr_step(&app, "shipTransfer", &back["id"]).await;
+    let cancelled = tr_step(&app, "cancelTransfer", &back["id"]).await;
+    assert_eq!(cancelled["transfer"]["status"], "CANCELLED", "{cancelled}");
+    assert_eq!(app.level("MUG", "WH").await["available"], 4);
+    assert_eq!(app.level("MUG", "STORE").await["incoming"], 0);
+    reconciled(&app).await;
+    app.shutdown().await;
+}
+
+/// The same transfer shipped twice at once ships once.
+#[tokio::test]
+async fn a_transfer_shipped_twice_at_once_ships_once() {
+    let app = TestApp::spawn().await;
+    setup(&app).await;
+    app.adjust("MUG", "WH", 10, None).await;
+    let tr = create_transfer(&app, 4).await;
+    let results = join_all((0..8).map(|_| tr_step(&app, "shipTransfer", &tr["id"]))).await;
+    let ok = results.iter().filter(|r| codes(r).is_empty()).count();
+    assert_eq!(ok, 1, "{results:?}");
+    assert!(
+        results
+            .iter()
+            .filter(|r| !codes(r).is_empty())
+            .all(|r| codes(r) == ["INVALID_TRANSITION"])
+    );
+    assert_eq!(app.level("MUG", "WH").await["available"], 6);
+    assert_eq!(app.level("MUG", "STORE").await["incoming"], 4);
+    reconciled(&app).await;
+    app.shutdown().await;
+}
+
+/// An order cancelled while it is being shipped ends in one consistent state: shipped (and the
+/// cancel refused) or cancelled (and the shipment refused), the stock matching.
+#[tokio::test]
+async fn cancelling_while_shipping_ends_in_one_consistent_state() {
+    let app = TestApp::spawn().await;
+    setup(&app).await;
+    app.adjust("MUG", "WH", 40, None).await;
+    for _ in 0..10 {
+        let so = create_so(
+            &app,
+            json!([{ "sku": "MUG", "locationCode": "WH", "quantity": 2 }]),
+        )
+        .await;
+        allocate(&app, &so["id"], false, Value::Null).await;
+        let (shipped, cancelled) = tokio::join!(
+            ship(&app, &so["id"], Value::Null),
+            call(
+                &app,
+                "cancelSalesOrder",
+                "($id: ID!)",
+                SO,
+                json!({ "id": so["id"] })
+            ),
+        );
+        let (_, body) = app
+            .gql(
+                &format!("query($id: ID!) {{ salesOrder(id: $id) {{ {SO} }} }}"),
+                json!({ "id": so["id"] }),
+            )
+            .await;
+        let order = &body["data"]["salesOrder"];
+        match order["status"].as_str() {
+            Some("SHIPPED") => {
+                assert!(codes(&shipped).is_empty(), "{shipped}");
+                assert_eq!(codes(&cancelled), ["INVALID_TRANSITION"]);
+                assert_eq!(order["lines"][0]["shipped"], 2);
+            }
+            Some("CANCELLED") => {
+                assert!(codes(&cancelled).is_empty(), "{cancelled}");
+                assert_eq!(codes(&shipped), ["INVALID_TRANSITION"]);
+                assert_eq!(order["lines"][0]["shipped"], 0);
+            }
+            other => panic!("unexpected status {other:?}: {body}"),
+        }
+    }
+    let mug = app.level("MUG", "WH").await;
+    assert_eq!(mug["committed"], 0);
+    reconciled(&app).await;
+    app.shutdown().await;
+}
+
+/// Reservations expiring while being converted are converted or released, never both.
+#[tokio::test]
+async fn reservations_expiring_while_converted_are_one_or_the_other() {
+    let app = TestApp::spawn_with(|c| c.orders.reservation_sweep_ms = 10).await;
+    setup(&app).await;
+    app.adjust("MUG", "WH", 100, None).await;
+    let mut converted = 0;
+    for _ in 0..10 {
+        let hold = reserve(&app, 2, 1).await;
+        let so = create_so(
+            &app,
+            json!([{ "sku": "MUG", "locationCode": "WH", "quantity": 2 }]),
+        )
+        .await;
+        // Wait until just about the expiry, then convert while the sweeper is after it.
+        tokio::time::sleep(std::time::Duration::from_millis(950)).await;
+        let result = allocate(&app, &so["id"], false, json!([hold["reservation"]["id"]])).await;
+        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+        let (_, body) = app
+            .gql(
+                &format!("query($id: ID!) {{ reservation(id: $id) {{ {RS} }} }}"),
+                json!({ "id": hold["reservation"]["id"] }),
+            )
+            .await;
+        let status = body["data"]["reservation"]["status"].clone();
+        if codes(&result).is_empty() {
+            assert_eq!(status, "CONVERTED", "{result} {body}");
+            converted += 1;
+        } else {
+            assert_eq!(codes(&result), ["INVALID_TRANSITION"], "{result}");
+            assert_eq!(status, "EXPIRED", "{body}");
+        }
+    }
+    let mug = app.level("MUG", "WH").await;
+    assert_eq!(mug["reserved"], 0, "no hold left behind");
+    assert_eq!(mug["committed"].as_i64(), Some(2 * converted));
+    reconciled(&app).await;
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn returns_never_bring_back_more_than_was_shipped() {
+    let app = TestApp::spawn().await;
+    setup(&app).await;
+    app.adjust("MUG", "WH", 10, None).await;
+    let so = create_so(
+        &app,
+        json!([{ "sku": "MUG", "locationCode": "WH", "quantity": 4 }]),
+    )
+    .await;
+    allocate(&app, &so["id"], false, Value::Null).await;
+    ship(
+        &app,
+        &so["id"],
+        json!([{ "sku": "MUG", "locationCode": "WH", "quantity": 3 }]),
+    )
+    .await;
+    let create = |quantity: i64, disposition: &'static str| {
+        call(
+            &app,
+            "createReturnOrder",
+            "($input: CreateReturnOrderInput!)",
+            RT,
+            json!({ "input": { "salesOrderId": so["id"], "lines": [{ "sku": "MUG", "locationCode": "WH", "quantity": quantity, "disposition": disposition }] } }),
+        )
+    };
+    let too_many = create(4, "RESTOCK").await;
+    assert_eq!(codes(&too_many), ["INVALID_INPUT"], "{too_many}");
+    let first = create(2, "RESTOCK").await;
+    assert_eq!(codes(&first), Vec::<String>::new(), "{first}");
+    assert_eq!(
+        first["returnOrder"]["customer"], "Jane Doe",
+        "the order's customer"
+    );
+    // Across returns of the order: 2 + 2 > 3 shipped.
+    assert_eq!(codes(&create(2, "DAMAGED").await), ["INVALID_INPUT"]);
+    let second = create(1, "DAMAGED").await;
+    assert_eq!(codes(&second), Vec::<String>::new(), "{second}");
+    let unknown = call(
+        &app,
+        "createReturnOrder",
+        "($input: CreateReturnOrderInput!)",
+        RT,
+        json!({ "input": { "salesOrderId": "so_nope", "lines": [{ "sku": "MUG", "locationCode": "WH", "quantity": 1, "disposition": "RESTOCK" }] } }),
+    )
+    .await;
+    assert_eq!(codes(&unknown), ["NOT_FOUND"]);
+
+    let before = app.level("MUG", "WH").await;
+    for (doc, _) in [(&first, "RESTOCK"), (&second, "DAMAGED")] {
+        let received = call(
+            &app,
+            "receiveReturnOrder",
+            "($id: ID!)",
+            RT,
+            json!({ "id": doc["returnOrder"]["id"] }),
+        )
+        .await;
+        assert_eq!(received["returnOrder"]["status"], "RECEIVED", "{received}");
+        let again = call(
+            &app,
+            "receiveReturnOrder",
+            "($id: ID!)",
+            RT,
+            json!({ "id": doc["returnOrder"]["id"] }),
+        )
+        .await;
+        assert_eq!(codes(&again), ["INVALID_TRANSITION"]);
+    }
+    let after = app.level("MUG", "WH").await;
+    assert_eq!(
+        after["available"].as_i64().unwrap() - before["available"].as_i64().unwrap(),
+        2
+    );
+    assert_eq!(
+        after["damaged"].as_i64().unwrap() - before["damaged"].as_i64().unwrap(),
+        1
+    );
     reconciled(&app).await;
     app.shutdown().await;
 }

@@ -773,6 +773,9 @@ async fn every_route_matches_its_graphql_twin() {
         covered.push(op);
     }
     // Order documents: the same flow on both sides, step by step.
+    for code in ["TW-R2", "TW-G2"] {
+        app.create_location(code, false).await;
+    }
     for (kind, create, created, input_r, input_g, steps) in [
         (
             "purchase-orders",
@@ -820,6 +823,31 @@ async fn every_route_matches_its_graphql_twin() {
             json!({ "sku": "TW-R", "locationCode": "TW-R", "quantity": 1, "expiresInSeconds": 600 }),
             json!({ "sku": "TW-G", "locationCode": "TW-G", "quantity": 1, "expiresInSeconds": 600 }),
             vec![("release", "releaseReservation", json!({}), json!({}))],
+        ),
+        (
+            "transfers",
+            "createTransfer",
+            "transfer",
+            json!({ "fromLocationCode": "TW-R", "toLocationCode": "TW-R2", "lines": [{ "sku": "TW-R", "quantity": 2 }] }),
+            json!({ "fromLocationCode": "TW-G", "toLocationCode": "TW-G2", "lines": [{ "sku": "TW-G", "quantity": 2 }] }),
+            vec![
+                ("ship", "shipTransfer", json!({}), json!({})),
+                (
+                    "receive",
+                    "receiveTransfer",
+                    json!({ "lines": [{ "sku": "TW-R", "quantity": 1 }] }),
+                    json!({ "lines": [{ "sku": "TW-G", "quantity": 1 }] }),
+                ),
+                ("cancel", "cancelTransfer", json!({}), json!({})),
+            ],
+        ),
+        (
+            "returns",
+            "createReturnOrder",
+            "returnOrder",
+            json!({ "customer": "Twin", "lines": [{ "sku": "TW-R", "locationCode": "TW-R", "quantity": 1, "disposition": "DAMAGED" }] }),
+            json!({ "customer": "Twin", "lines": [{ "sku": "TW-G", "locationCode": "TW-G", "quantity": 1, "disposition": "DAMAGED" }] }),
+            vec![("receive", "receiveReturnOrder", json!({}), json!({}))],
         ),
     ] {
         let (status, headers, rest_doc) = app
@@ -883,7 +911,7 @@ async fn every_route_matches_its_graphql_twin() {
         let (status, _, rest) = app
             .rest(
                 Method::GET,
-                &format!("/v1/{kind}?sku=TW-R&status=CANCELLED&status=RELEASED"),
+                &format!("/v1/{kind}?sku=TW-R&status=CANCELLED&status=RELEASED&status=RECEIVED"),
                 None,
                 &[],
             )

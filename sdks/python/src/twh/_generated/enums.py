@@ -9,6 +9,12 @@ class Counterparty(str, Enum):
     TRANSIT = "TRANSIT"
 
 
+class Disposition(str, Enum):
+    DAMAGED = "DAMAGED"
+    QUALITY_CONTROL = "QUALITY_CONTROL"
+    RESTOCK = "RESTOCK"
+
+
 class ErrorCode(str, Enum):
     ALREADY_EXISTS = "ALREADY_EXISTS"
     BAD_REQUEST = "BAD_REQUEST"
@@ -93,6 +99,11 @@ class ReservationStatus(str, Enum):
     RELEASED = "RELEASED"
 
 
+class ReturnOrderStatus(str, Enum):
+    DRAFT = "DRAFT"
+    RECEIVED = "RECEIVED"
+
+
 class SalesOrderStatus(str, Enum):
     ALLOCATED = "ALLOCATED"
     CANCELLED = "CANCELLED"
@@ -100,3 +111,11 @@ class SalesOrderStatus(str, Enum):
     PARTIALLY_ALLOCATED = "PARTIALLY_ALLOCATED"
     PARTIALLY_SHIPPED = "PARTIALLY_SHIPPED"
     SHIPPED = "SHIPPED"
+
+
+class TransferStatus(str, Enum):
+    CANCELLED = "CANCELLED"
+    DRAFT = "DRAFT"
+    IN_TRANSIT = "IN_TRANSIT"
+    PARTIALLY_RECEIVED = "PARTIALLY_RECEIVED"
+    RECEIVED = "RECEIVED"

@@ -4,7 +4,7 @@ from typing import Any, Optional
 from pydantic import Field
 
 from .base_model import BaseModel
-from .enums import ItemStatus, LocationKind, MovementReason, QuantityState
+from .enums import Disposition, ItemStatus, LocationKind, MovementReason, QuantityState
 
 
 class AdjustChangeInput(BaseModel):
@@ -69,11 +69,28 @@ class CreateReservationInput(BaseModel):
     sku: str
 
 
+class CreateReturnOrderInput(BaseModel):
+    customer: Optional[str] = None
+    external_reference: Optional[str] = Field(alias="externalReference", default=None)
+    lines: list["ReturnLineInput"]
+    notes: Optional[str] = None
+    sales_order_id: Optional[str] = Field(alias="salesOrderId", default=None)
+    "The sales order the goods were shipped on; at most what it shipped can come back."
+
+
 class CreateSalesOrderInput(BaseModel):
     customer: str
     external_reference: Optional[str] = Field(alias="externalReference", default=None)
     lines: list["SalesOrderLineInput"]
     notes: Optional[str] = None
+
+
+class CreateTransferInput(BaseModel):
+    external_reference: Optional[str] = Field(alias="externalReference", default=None)
+    from_location_code: str = Field(alias="fromLocationCode")
+    lines: list["TransferLineInput"]
+    notes: Optional[str] = None
+    to_location_code: str = Field(alias="toLocationCode")
 
 
 class ItemFilter(BaseModel):
@@ -159,6 +176,14 @@ class ReceiptLineInput(BaseModel):
     sku: str
 
 
+class ReturnLineInput(BaseModel):
+    disposition: Disposition
+    location_code: str = Field(alias="locationCode")
+    "Where the goods come back to."
+    quantity: int
+    sku: str
+
+
 class SalesOrderLineInput(BaseModel):
     location_code: str = Field(alias="locationCode")
     "Where the goods ship from."
@@ -199,6 +224,16 @@ class StockLevelFilter(BaseModel):
     sku: Optional[str] = None
 
 
+class TransferLineInput(BaseModel):
+    quantity: int
+    sku: str
+
+
+class TransferReceiptLineInput(BaseModel):
+    quantity: int
+    sku: str
+
+
 class UpdateItemInput(BaseModel):
     attributes: Optional[Any] = None
     barcode: Optional[str] = None
@@ -217,7 +252,9 @@ class UpdateLocationInput(BaseModel):
 
 AdjustStockInput.model_rebuild()
 CreatePurchaseOrderInput.model_rebuild()
+CreateReturnOrderInput.model_rebuild()
 CreateSalesOrderInput.model_rebuild()
+CreateTransferInput.model_rebuild()
 MoveChangeInput.model_rebuild()
 MoveStockInput.model_rebuild()
 SetStockInput.model_rebuild()
