@@ -530,6 +530,10 @@ fn variables(
                     }
                 };
                 match condition {
+                    // `*` on a transition: it happens at whatever version the document has,
+                    // which is what no expectedVersion says (and a retry with the same
+                    // Idempotency-Key then sends the same arguments).
+                    IfMatch::Any if *source == Source::IfMatchOptional => {}
                     IfMatch::Versions(versions) if versions.len() == 1 => {
                         vars.insert((*name).into(), Value::from(versions[0]));
                     }

@@ -13,6 +13,19 @@ use async_graphql::{Name, Positioned};
 /// refuses a runaway `ofType { ofType { … } }`.
 pub const INTROSPECTION_MAX_DEPTH: usize = 24;
 
+/// How many of `fields`, `inputFields`, `interfaces` and `possibleTypes` may nest on one
+/// introspection path (graphql-js's rule too): each multiplies the answer by the schema's
+/// size, so `types { fields { type { fields { … } } } }` would grow without bound within the
+/// depth limit. The standard query nests one.
+pub const INTROSPECTION_MAX_LISTS: usize = 2;
+
+fn multiplies(name: &str) -> bool {
+    matches!(
+        name,
+        "fields" | "inputFields" | "interfaces" | "possibleTypes"
+    )
+}
+
 /// The deepest path of a document's operations, in fields.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Depth {
@@ -20,6 +33,8 @@ pub struct Depth {
     pub data: usize,
     /// Paths through `__schema` or `__type`.
     pub introspection: usize,
+    /// Most schema-sized lists (`fields`, …) nested on one introspection path.
+    pub introspection_lists: usize,
 }
 
 impl Depth {
@@ -27,6 +42,7 @@ impl Depth {
         Depth {
             data: self.data.max(other.data),
             introspection: self.introspection.max(other.introspection),
+            introspection_lists: self.introspection_lists.max(other.introspection_lists),
         }
     }
 }
@@ -67,6 +83,8 @@ impl<'a> Walker<'a> {
                         Depth {
                             data: 0,
                             introspection: child.introspection.max(child.data) + 1,
+                            introspection_lists: child.introspection_lists
+                                + usize::from(multiplies(name)),
                         }
                     } else {
                         Depth {
@@ -75,6 +93,7 @@ impl<'a> Walker<'a> {
                                 0 => 0,
                                 n => n + 1,
                             },
+                            introspection_lists: child.introspection_lists,
                         }
                     }
                 }
@@ -156,6 +175,15 @@ mod tests {
         );
         let inline = "{ a { ... on T { b { c } } } }";
         assert_eq!(depth(inline).data, 3);
+    }
+
+    #[test]
+    fn schema_sized_lists_are_counted_along_a_path() {
+        let nested = "{ __schema { types { fields { type { fields { type { interfaces { name } } } } } } } }";
+        assert_eq!(depth(nested).introspection_lists, 3);
+        let side_by_side =
+            "{ __schema { types { fields { name } inputFields { name } interfaces { name } } } }";
+        assert_eq!(depth(side_by_side).introspection_lists, 1);
     }
 
     #[test]

@@ -112,6 +112,13 @@ impl ErrorCodes {
         if measured.data > self.max_depth {
             return Err(too_deep("fields nest", measured.data, self.max_depth));
         }
+        if measured.introspection_lists > depth::INTROSPECTION_MAX_LISTS {
+            return Err(too_deep(
+                "introspection lists (fields, inputFields, interfaces, possibleTypes) nest",
+                measured.introspection_lists,
+                depth::INTROSPECTION_MAX_LISTS,
+            ));
+        }
         if measured.introspection > depth::INTROSPECTION_MAX_DEPTH {
             return Err(too_deep(
                 "introspection nests",

@@ -325,6 +325,9 @@ async fn set_sales_order(
 /// to one of them, and the status check under the row lock makes a second pass a no-op.
 pub async fn expire_due(app: &App, batch: u64) -> Result<usize, DomainError> {
     let mut expired = 0;
+    // A reservation that cannot be released now (its stock was moved out of `reserved` by
+    // hand) is logged and passed over, so it never holds up the others.
+    let mut stuck: Vec<String> = Vec::new();
     for _ in 0..batch {
         let write = app.begin_write().await?;
         let txn = write.txn;
@@ -335,6 +338,8 @@ pub async fn expire_due(app: &App, batch: u64) -> Result<usize, DomainError> {
             .and_where(Expr::col("kind").eq(Kind::Reservation.as_str()))
             .and_where(Expr::col("status").eq(ReservationStatus::Active.as_str()))
             .and_where(Expr::col("expires_at").lte(Utc::now()))
+            .and_where(Expr::col("id").is_not_in(stuck.iter().cloned()))
+            .order_by("expires_at", sea_orm::sea_query::Order::Asc)
             .limit(1);
         if txn.get_database_backend() == DbBackend::Postgres {
             select.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
@@ -365,6 +370,17 @@ pub async fn expire_due(app: &App, batch: u64) -> Result<usize, DomainError> {
             Ok(_) => {
                 txn.commit().await?;
                 expired += 1;
+            }
+            Err(DomainError::User(errors)) => {
+                txn.rollback().await?;
+                tracing::warn!(
+                    reservation.id = %id,
+                    tenant.id = %principal.tenant_id,
+                    reason = ?errors.first().map(|e| &e.message),
+                    "an expired reservation could not be released"
+                );
+                metrics::counter!("twh_reservations_expiry_failed_total").increment(1);
+                stuck.push(id);
             }
             Err(err) => {
                 txn.rollback().await?;

@@ -1023,3 +1023,30 @@ async fn a_rest_business_failure_is_counted_once() {
     assert_eq!(counter(&app.metrics().await, metric), before + 1);
     app.shutdown().await;
 }
+
+/// `If-Match: *` on a transition sends no version, so a retry with the same Idempotency-Key
+/// is the same request and replays, even though the document's version moved on.
+#[tokio::test]
+async fn a_starred_transition_replays_under_its_key() {
+    let app = TestApp::spawn().await;
+    app.create_item("STAR").await;
+    app.create_location("STAR-WH", false).await;
+    let (status, _, po) = app
+        .rest(
+            Method::POST,
+            "/v1/purchase-orders",
+            Some(json!({ "supplier": "Star", "lines": [{ "sku": "STAR", "locationCode": "STAR-WH", "quantity": 2 }] })),
+            &[],
+        )
+        .await;
+    assert_eq!(status, 201, "{po}");
+    let path = format!("/v1/purchase-orders/{}/submit", po["id"].as_str().unwrap());
+    let headers = [("if-match", "*"), ("idempotency-key", "star-submit")];
+    let (first_status, _, first) = app.rest(Method::POST, &path, None, &headers).await;
+    assert_eq!(first_status, 200, "{first}");
+    let (again_status, again_headers, again) = app.rest(Method::POST, &path, None, &headers).await;
+    assert_eq!((again_status.as_u16(), &again), (200, &first));
+    assert_eq!(again_headers["idempotent-replayed"], "true");
+    assert_eq!(app.level("STAR", "STAR-WH").await["incoming"], 2);
+    app.shutdown().await;
+}

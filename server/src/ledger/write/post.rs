@@ -80,7 +80,12 @@ pub async fn post(
             }));
         }
     }
-    let resolver = Resolver::load(txn, &cx.principal.tenant_id, skus, codes).await?;
+    let mut resolver = Resolver::load(txn, &cx.principal.tenant_id, skus, codes).await?;
+    // A document never takes stock it does not have, even where a location lets manual
+    // adjustments go negative: no allocation, reservation or shipment oversells.
+    for location in resolver.locations.values_mut() {
+        location.allow_negative = false;
+    }
     let mut errors = Vec::new();
     let mut entries = Vec::with_capacity(posting.lines.len() * 2);
     for (line, base) in posting.lines {

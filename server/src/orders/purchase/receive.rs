@@ -91,7 +91,7 @@ pub async fn receive(
                         from: (line.location_code.clone(), QuantityState::Incoming),
                         to: (line.location_code.clone(), QuantityState::Available),
                     },
-                    path("quantity"),
+                    vec!["lines".to_owned(), i.to_string()],
                 ));
             }
         }
@@ -118,7 +118,7 @@ pub async fn receive(
                     counterparty: Counterparty::Supplier,
                     counterparty_location_code: None,
                 },
-                path("quantity"),
+                vec!["lines".to_owned(), i.to_string()],
             ));
         }
     }

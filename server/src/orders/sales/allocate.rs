@@ -26,15 +26,36 @@ pub async fn allocate(
 ) -> Result<Document, DomainError> {
     let mut document =
         orders::lock(txn, cx.principal, Kind::SalesOrder, id, expected_version).await?;
+    // A backorder stays open for allocation after part of the order has shipped.
+    let backordered = document
+        .lines
+        .iter()
+        .any(|l| l.quantity - l.committed - l.done - l.closed > 0);
     if !matches!(
         SalesOrderStatus::parse(&document.status),
-        SalesOrderStatus::Draft | SalesOrderStatus::PartiallyAllocated
-    ) {
+        SalesOrderStatus::Draft
+            | SalesOrderStatus::PartiallyAllocated
+            | SalesOrderStatus::PartiallyShipped
+    ) || !backordered
+    {
         return Err(orders::invalid_transition(&document, "allocate"));
     }
     let mut postings = Vec::new();
     let mut allocated_any = false;
 
+    // Every reservation named is locked first, in one order, before any stock level: an
+    // allocation never waits for a reservation while holding a level a release needs.
+    let mut reservation_ids = reservation_ids;
+    reservation_ids.sort();
+    reservation_ids.dedup();
+    for reservation_id in &reservation_ids {
+        if let Err(err) =
+            orders::lock(txn, cx.principal, Kind::Reservation, reservation_id, None).await
+            && !matches!(err, DomainError::User(_))
+        {
+            return Err(err);
+        }
+    }
     for (i, reservation_id) in reservation_ids.iter().enumerate() {
         let field = vec!["reservationIds".to_owned(), i.to_string()];
         let used =

@@ -68,7 +68,7 @@ pub async fn ship(
                     if take > 0 {
                         left[n] -= take;
                         rest -= take;
-                        shipping.push((n, take, path("quantity")));
+                        shipping.push((n, take, vec!["lines".to_owned(), i.to_string()]));
                     }
                 }
                 if rest > 0 {

@@ -73,7 +73,7 @@ pub async fn receive(
                     if take > 0 {
                         left[n] -= take;
                         rest -= take;
-                        arriving.push((n, take, path()));
+                        arriving.push((n, take, vec!["lines".to_owned(), i.to_string()]));
                     }
                 }
                 if rest > 0 {
