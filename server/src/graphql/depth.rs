@@ -141,21 +141,24 @@ mod tests {
             depth("{ a { b { c } } }"),
             Depth {
                 data: 3,
-                introspection: 0
+                introspection: 0,
+                introspection_lists: 0
             }
         );
         assert_eq!(
             depth("{ __schema { types { fields { name } } } a }"),
             Depth {
                 data: 1,
-                introspection: 4
+                introspection: 4,
+                introspection_lists: 1
             }
         );
         assert_eq!(
             depth("{ __type(name: \"X\") { name } __typename }"),
             Depth {
                 data: 1,
-                introspection: 2
+                introspection: 2,
+                introspection_lists: 0
             }
         );
     }
@@ -170,7 +173,8 @@ mod tests {
             depth(query),
             Depth {
                 data: 0,
-                introspection: 4
+                introspection: 4,
+                introspection_lists: 0
             }
         );
         let inline = "{ a { ... on T { b { c } } } }";

@@ -231,7 +231,11 @@ async fn deep_and_wide_queries_are_refused_before_running() {
         "ofType { ".repeat(22),
         " }".repeat(22)
     );
-    for query in [&deep, &via_fragment, &deep_introspection] {
+    // Schema-sized lists nested three deep: an answer that grows with the schema's cube.
+    let lists =
+        "{ __schema { types { fields { type { fields { type { fields { name } } } } } } } }"
+            .to_owned();
+    for query in [&deep, &via_fragment, &deep_introspection, &lists] {
         let (status, body) = app.gql(query, json!({})).await;
         assert_eq!(status, 400, "{query}: {body}");
         assert_eq!(
