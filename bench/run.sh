@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# adjustStock through GraphQL on Postgres vs pgbench running the same SQL transaction.
+# adjustStock through GraphQL on Postgres vs pgbench running the same SQL transaction; with
+# ORDERS=1 also the sales-order flow (create of 3 lines, allocate, ship) in the same rounds.
 # Usage: bench/run.sh            (CLIENTS=32 DURATION=20 SKUS=1000 PGHOST=127.0.0.1 PGPORT=5432)
 # Prints one JSON line per run and a Markdown table with the ratios to paste into RESULTS.md.
 set -euo pipefail
@@ -136,6 +137,9 @@ for round in $(seq 1 "$ROUNDS"); do
   if [ "${KEYED:-0}" = 1 ]; then
     run_graphql graphql-many-keyed "$SKUS" --keyed >>"$WORK/results.jsonl"
   fi
+  if [ "${ORDERS:-0}" = 1 ]; then
+    run_graphql graphql-orders "$SKUS" --orders >>"$WORK/results.jsonl"
+  fi
   run_pgbench pgbench-many "\\set n random(0, $((SKUS - 1)))" "$CLIENTS" >>"$WORK/results.jsonl"
   if [ "$POOL" != "$CLIENTS" ]; then
     run_pgbench pgbench-many "\\set n random(0, $((SKUS - 1)))" "$POOL" >>"$WORK/results.jsonl"
@@ -179,6 +183,10 @@ for kind, n in (("many", skus), ("hot", "1")):
     keyed = runs(f"graphql-{kind}-keyed")
     if keyed:
         print(f"| graphql-{kind}-keyed (a new Idempotency key per call) | {n} | {pool} (pool) | {med(keyed, 'throughput_per_s'):.0f} | {med(keyed, 'p50_ms'):.2f} | {med(keyed, 'p99_ms'):.2f} | {med(keyed, 'throughput_per_s') / best:.2f} | {sum(r['failed'] for r in keyed)} failed, {sum(r['lost_updates'] for r in keyed)} lost | {cpu_split(keyed)} | {per_round(keyed)} |")
+    orders = runs("graphql-orders") if kind == "many" else []
+    if orders:
+        step = med(orders, "throughput_per_s")
+        print(f"| graphql-orders (each call a step: create an order of 3 lines, allocate, ship) | {n} | {pool} (pool) | {step:.0f} steps ({med(orders, 'flows_per_s'):.0f} orders) | {med(orders, 'p50_ms'):.2f} | {med(orders, 'p99_ms'):.2f} | {step / best:.2f}; one step costs **{med(g, 'throughput_per_s') / step:.2f}** adjustStock calls | {sum(r['failed'] for r in orders)} failed, {sum(r['lost_updates'] for r in orders)} lost | {cpu_split(orders)} | {per_round(orders)} |")
     for b in baselines:
         if not b:
             continue

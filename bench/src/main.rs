@@ -1,5 +1,7 @@
-//! Load generator for `adjustStock` over GraphQL: N concurrent clients for a fixed time over a
-//! set of SKUs (or one hot SKU), reporting throughput, latency percentiles and a lost-update check.
+//! Load generator over GraphQL: N concurrent clients for a fixed time over a set of SKUs (or one
+//! hot SKU), each call an `adjustStock` or (with `--orders`) each client running the sales-order
+//! flow (create an order of 3 lines, allocate, ship); throughput, latency percentiles and a
+//! lost-update check.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -39,7 +41,17 @@ struct Args {
     /// Send a fresh idempotency key with every call, as production clients should.
     #[arg(long)]
     keyed: bool,
+    /// Run the sales-order flow instead of adjustStock: each step (create, allocate, ship) is
+    /// one call in the throughput.
+    #[arg(long)]
+    orders: bool,
 }
+
+const CREATE_ORDER: &str = "mutation($lines: [SalesOrderLineInput!]!, $key: String) { createSalesOrder(input: {customer: \"Bench\", lines: $lines}, idempotencyKey: $key) { salesOrder { id } userErrors { code } } }";
+const ALLOCATE: &str = "mutation($id: ID!, $key: String) { allocateSalesOrder(id: $id, idempotencyKey: $key) { salesOrder { status } userErrors { code } } }";
+const SHIP: &str = "mutation($id: ID!, $key: String) { shipSalesOrder(id: $id, idempotencyKey: $key) { salesOrder { status } userErrors { code } } }";
+/// Stock each SKU gets before an order run, so the flow never runs out.
+const ORDER_STOCK: i64 = 1_000_000;
 
 const ADJUST: &str = "mutation($sku: String!, $key: String) { adjustStock(input: {reason: CORRECTION, changes: [{sku: $sku, locationCode: \"BENCH-WH\", delta: 1}]}, idempotencyKey: $key) { movements { sequence } userErrors { code } } }";
 
@@ -85,6 +97,36 @@ async fn setup(client: &reqwest::Client, args: &Args) -> anyhow::Result<()> {
         .await?;
     }
     Ok(())
+}
+
+/// Tops every SKU up by `ORDER_STOCK`, 250 changes a call.
+async fn stock_for_orders(client: &reqwest::Client, args: &Args) -> anyhow::Result<()> {
+    let skus: Vec<usize> = (0..args.skus).collect();
+    for chunk in skus.chunks(250) {
+        let changes: Vec<Value> = chunk
+            .iter()
+            .map(|i| json!({ "sku": sku(*i), "locationCode": "BENCH-WH", "delta": ORDER_STOCK }))
+            .collect();
+        let body = gql(
+            client,
+            args,
+            "mutation($changes: [AdjustChangeInput!]!) { adjustStock(input: {reason: RECEIVED, changes: $changes}) { userErrors { code message } } }",
+            json!({ "changes": changes }),
+        )
+        .await?;
+        if body["data"]["adjustStock"]["userErrors"] != json!([]) {
+            bail!("stocking for the order run failed: {body}");
+        }
+    }
+    Ok(())
+}
+
+/// The value of the first `"id":"…"` in a response.
+fn first_id(bytes: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    let start = text.find("\"id\":\"")? + 6;
+    let end = text[start..].find('"')? + start;
+    Some(text[start..end].to_owned())
 }
 
 async fn total_available(client: &reqwest::Client, args: &Args) -> anyhow::Result<i64> {
@@ -170,6 +212,10 @@ async fn main() -> anyhow::Result<()> {
         .build()?;
     if args.setup {
         setup(&client, &args).await?;
+    }
+    if args.orders {
+        stock_for_orders(&client, &args).await?;
+        return run_orders(&client, &args).await;
     }
     let before = total_available(&client, &args).await?;
 
@@ -312,6 +358,169 @@ async fn main() -> anyhow::Result<()> {
     if applied as i64 != after - before {
         bail!(
             "lost or phantom updates: {applied} applied, stock moved by {}",
+            after - before
+        );
+    }
+    Ok(())
+}
+
+/// The sales-order flow: each client creates an order of 3 lines (random SKUs, 1 each),
+/// allocates it and ships it, again and again. Every step is a call; afterwards the stock of
+/// the bench location must have dropped by exactly 3 per allocated order.
+async fn run_orders(client: &reqwest::Client, args: &Args) -> anyhow::Result<()> {
+    let before = total_available(client, args).await?;
+    let steps_ok = Arc::new(AtomicU64::new(0));
+    let flows_ok = Arc::new(AtomicU64::new(0));
+    let refused = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let warmup_end = Instant::now() + Duration::from_secs(2);
+    let end = warmup_end + Duration::from_secs(args.seconds);
+    let url: hyper::Uri = format!("{}/graphql", args.url).parse()?;
+    let authority = url
+        .authority()
+        .context("the URL needs a host and port")?
+        .to_string();
+    let bearer = hyper::header::HeaderValue::from_str(&format!("Bearer {}", args.key))?;
+    let run = format!(
+        "{}-{}",
+        args.label,
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_nanos()
+    );
+    let mut tasks = Vec::new();
+    for worker in 0..args.clients {
+        let mut connection = Connection::open(&authority).await?;
+        let (authority, bearer, skus, keyed, run) = (
+            authority.clone(),
+            bearer.clone(),
+            args.skus,
+            args.keyed,
+            run.clone(),
+        );
+        let (steps_ok, flows_ok, refused, failed) = (
+            steps_ok.clone(),
+            flows_ok.clone(),
+            refused.clone(),
+            failed.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut histogram =
+                Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
+            let mut allocated = 0u64;
+            let mut n = worker;
+            let mut calls = 0u64;
+            'flows: while Instant::now() < end {
+                let mut lines = Vec::with_capacity(3);
+                for _ in 0..3 {
+                    n = n
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    lines.push(json!({ "sku": sku((n >> 33) % skus), "locationCode": "BENCH-WH", "quantity": 1 }));
+                }
+                let mut order_id = String::new();
+                for step in 0..3 {
+                    calls += 1;
+                    let key = keyed.then(|| format!("{run}-{worker}-{calls}"));
+                    let body = match step {
+                        0 => json!({ "query": CREATE_ORDER, "variables": { "lines": lines, "key": key } }),
+                        1 => json!({ "query": ALLOCATE, "variables": { "id": order_id, "key": key } }),
+                        _ => json!({ "query": SHIP, "variables": { "id": order_id, "key": key } }),
+                    };
+                    let request = hyper::Request::post("/graphql")
+                        .header(hyper::header::HOST, authority.as_str())
+                        .header(hyper::header::AUTHORIZATION, bearer.clone())
+                        .header(hyper::header::CONTENT_TYPE, "application/json")
+                        .body(Full::new(Bytes::from(
+                            serde_json::to_vec(&body).expect("a JSON body"),
+                        )))
+                        .expect("a valid request");
+                    let started = Instant::now();
+                    let outcome = connection.post(request).await;
+                    let micros = started.elapsed().as_micros() as u64;
+                    let measured = started >= warmup_end && Instant::now() <= end;
+                    match outcome {
+                        Ok(bytes) if contains(&bytes, b"\"userErrors\":[]") => {
+                            if step == 0 {
+                                match first_id(&bytes) {
+                                    Some(id) => order_id = id,
+                                    None => {
+                                        refused.fetch_add(1, Ordering::Relaxed);
+                                        continue 'flows;
+                                    }
+                                }
+                            }
+                            if step == 1 {
+                                allocated += 1;
+                            }
+                            if measured {
+                                steps_ok.fetch_add(1, Ordering::Relaxed);
+                                let _ = histogram.record(micros.max(1));
+                                if step == 2 {
+                                    flows_ok.fetch_add(1, Ordering::Relaxed);
+                                }
+                            }
+                        }
+                        Ok(bytes) => {
+                            refused.fetch_add(1, Ordering::Relaxed);
+                            eprintln!("refused: {}", String::from_utf8_lossy(&bytes));
+                            continue 'flows;
+                        }
+                        Err(err) => {
+                            failed.fetch_add(1, Ordering::Relaxed);
+                            eprintln!("request failed: {err:#}");
+                            match Connection::open(&authority).await {
+                                Ok(fresh) => connection = fresh,
+                                Err(err) => {
+                                    eprintln!("reconnect failed: {err:#}");
+                                    break 'flows;
+                                }
+                            }
+                            continue 'flows;
+                        }
+                    }
+                }
+            }
+            (histogram, allocated)
+        }));
+    }
+    tokio::time::sleep_until(warmup_end.into()).await;
+    let cpu_start = own_cpu();
+    tokio::time::sleep_until(end.into()).await;
+    let cpu_used = own_cpu().zip(cpu_start).map(|(b, a)| b.saturating_sub(a));
+    let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    let mut allocated = 0;
+    for task in tasks {
+        let (h, a) = task.await?;
+        histogram.add(h)?;
+        allocated += a;
+    }
+    let after = total_available(client, args).await?;
+    let steps = steps_ok.load(Ordering::Relaxed);
+    let expected = -3 * allocated as i64;
+    let report = json!({
+        "label": args.label,
+        "keyed": args.keyed,
+        "clients": args.clients,
+        "skus": args.skus,
+        "seconds": args.seconds,
+        "requests_ok": steps,
+        "throughput_per_s": steps as f64 / args.seconds as f64,
+        "flows_per_s": flows_ok.load(Ordering::Relaxed) as f64 / args.seconds as f64,
+        "p50_ms": histogram.value_at_quantile(0.50) as f64 / 1000.0,
+        "p99_ms": histogram.value_at_quantile(0.99) as f64 / 1000.0,
+        "refused": refused.load(Ordering::Relaxed),
+        "failed": failed.load(Ordering::Relaxed),
+        // Calls that moved stock, for the CPU-per-call figure: allocations (and their ships).
+        "applied_including_warmup": allocated * 3,
+        "stock_delta": after - before,
+        "lost_updates": expected - (after - before),
+        "client_cpu_ms": cpu_used.map(|d| d.as_secs_f64() * 1000.0),
+    });
+    println!("{report}");
+    if after - before != expected {
+        bail!(
+            "lost or phantom updates: {allocated} orders allocated, stock moved by {}",
             after - before
         );
     }

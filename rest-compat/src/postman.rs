@@ -75,12 +75,13 @@ fn run_order<'a>(
             .unwrap_or(5)
     };
     for (_, items) in &mut folders {
-        // Among equals, the route table's order: a document's transitions run in it.
+        // Then the route table's order (a create before its list, a read before an edit, a
+        // document's transitions in their order), then writes before reads.
         items.sort_by_key(|o| {
             (
                 flow.needs_earlier_response(o.id),
-                method_rank(o.method),
                 o.spec["x-run-order"].as_u64().unwrap_or(u64::MAX),
+                method_rank(o.method),
             )
         });
     }

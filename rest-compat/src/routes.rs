@@ -407,6 +407,28 @@ pub const ROUTES: &[Route] = &[
         unique: &[],
     },
     Route {
+        method: Method::Patch,
+        path: "/v1/purchase-orders/{id}",
+        operation_id: "updatePurchaseOrder",
+        summary: "Edit a draft purchase order (If-Match required)",
+        tag: "Purchase orders",
+        field: "updatePurchaseOrder",
+        args: &[
+            ("id", Source::Path("id")),
+            ("expectedVersion", Source::IfMatch),
+            ("input", Source::Body),
+            ("idempotencyKey", Source::IdempotencyKey),
+        ],
+        shape: Shape::Payload("purchaseOrder"),
+        status: 200,
+        versioned: true,
+        location: None,
+        example: Some(
+            r#"{"notes": "Deliver to dock 2", "lines": [{"sku": "MUG-12OZ", "locationCode": "WH-MAIN", "quantity": 3, "unitCost": "4.10"}]}"#,
+        ),
+        unique: &[],
+    },
+    Route {
         method: Method::Post,
         path: "/v1/purchase-orders/{id}/submit",
         operation_id: "submitPurchaseOrder",

@@ -14,7 +14,7 @@ use crate::error::{ErrorCode, UserError, request_error};
 use crate::ledger::write::Context as WriteContext;
 use crate::ledger::{Movement, MovementReason};
 use crate::orders::purchase::{
-    self, CreatePurchaseOrderInput, PurchaseOrderStatus, ReceiptLineInput,
+    self, CreatePurchaseOrderInput, PurchaseOrderStatus, ReceiptLineInput, UpdatePurchaseOrderInput,
 };
 use crate::orders::reservations::{self, CreateReservationInput, ReservationStatus};
 use crate::orders::returns::{self, CreateReturnOrderInput, Disposition, ReturnOrderStatus};
@@ -849,6 +849,31 @@ impl OrdersMutation {
             input,
             |txn, w, input| async move {
                 let result = purchase::create(&txn, &w.cx(), input).await;
+                (txn, result)
+            },
+        )
+        .await
+        .map(purchase_payload)
+    }
+
+    /// Edits a DRAFT (header fields, and all lines when given) if its version is still
+    /// `expectedVersion`; an ORDERED order changes only through its transitions.
+    async fn update_purchase_order(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        expected_version: i64,
+        input: UpdatePurchaseOrderInput,
+        idempotency_key: Option<String>,
+    ) -> async_graphql::Result<PurchaseOrderPayload> {
+        transition(
+            ctx,
+            "updatePurchaseOrder",
+            "purchase_order.update",
+            idempotency_key,
+            (id, expected_version, input),
+            |txn, w, (id, version, input)| async move {
+                let result = purchase::update(&txn, &w.cx(), &id, version, input).await;
                 (txn, result)
             },
         )

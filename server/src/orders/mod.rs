@@ -611,6 +611,47 @@ pub async fn insert(
     Ok(document)
 }
 
+/// Replaces a draft's lines with new ones (numbered from 1 again).
+pub async fn replace_lines(
+    txn: &DatabaseTransaction,
+    tenant_id: &str,
+    document_id: &str,
+    lines: &[NewLine],
+    resolved: Vec<(String, String)>,
+) -> Result<(), DomainError> {
+    order_line::Entity::delete_many()
+        .filter(order_line::Column::TenantId.eq(tenant_id))
+        .filter(order_line::Column::DocumentId.eq(document_id))
+        .exec(txn)
+        .await?;
+    let rows: Vec<order_line::ActiveModel> = lines
+        .iter()
+        .zip(resolved)
+        .enumerate()
+        .map(|(i, (line, (item_id, location_id)))| {
+            order_line::Model {
+                tenant_id: tenant_id.to_owned(),
+                document_id: document_id.to_owned(),
+                line_no: i as i64 + 1,
+                item_id,
+                location_id,
+                quantity: line.quantity,
+                unit_cost: line.unit_cost.clone(),
+                disposition: line.disposition.clone(),
+                done: 0,
+                committed: 0,
+                over: 0,
+                closed: 0,
+            }
+            .into()
+        })
+        .collect();
+    order_line::Entity::insert_many(rows)
+        .exec_without_returning(txn)
+        .await?;
+    Ok(())
+}
+
 /// Writes a transition: the new status, the lines' new quantities, a version more.
 pub async fn save(
     txn: &DatabaseTransaction,

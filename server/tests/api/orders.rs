@@ -1065,3 +1065,125 @@ async fn one_unreleasable_reservation_does_not_stop_expiry() {
     reconciled(&app).await;
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_draft_purchase_order_is_edited_an_ordered_one_is_not() {
+    let app = TestApp::spawn().await;
+    setup(&app).await;
+    let po = create_po(
+        &app,
+        json!([{ "sku": "MUG", "locationCode": "WH", "quantity": 3 }]),
+    )
+    .await;
+    let update = |version: i64, input: Value| {
+        call(
+            &app,
+            "updatePurchaseOrder",
+            "($id: ID!, $v: Int!, $input: UpdatePurchaseOrderInput!)",
+            PO,
+            json!({ "id": po["id"], "v": version, "input": input }),
+        )
+    };
+    let edited = update(
+        1,
+        json!({ "supplier": "Other Ceramics", "externalReference": null, "lines": [
+        { "sku": "CAP", "locationCode": "STORE", "quantity": 5 },
+        { "sku": "MUG", "locationCode": "WH", "quantity": 1 }
+    ] }),
+    )
+    .await;
+    assert_eq!(codes(&edited), Vec::<String>::new(), "{edited}");
+    let doc = &edited["purchaseOrder"];
+    assert_eq!(
+        (
+            doc["supplier"].as_str(),
+            doc["version"].as_i64(),
+            doc["status"].as_str()
+        ),
+        (Some("Other Ceramics"), Some(2), Some("DRAFT"))
+    );
+    assert_eq!(doc["lines"].as_array().unwrap().len(), 2);
+    assert_eq!(doc["lines"][0]["sku"], "CAP");
+    assert_eq!(
+        codes(&update(1, json!({ "notes": "late" })).await),
+        ["VERSION_CONFLICT"]
+    );
+    assert_eq!(
+        codes(&update(2, json!({ "lines": [] })).await),
+        ["INVALID_INPUT"]
+    );
+    po_step(&app, "submitPurchaseOrder", &po["id"], 2).await;
+    assert_eq!(app.level("CAP", "STORE").await["incoming"], 5);
+    let late = update(3, json!({ "notes": "too late" })).await;
+    assert_eq!(codes(&late), ["INVALID_TRANSITION"]);
+    assert!(
+        late["userErrors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("ORDERED")
+    );
+    reconciled(&app).await;
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn cancelling_after_a_partial_shipment_and_a_draft_transfer() {
+    let app = TestApp::spawn().await;
+    setup(&app).await;
+    app.adjust("MUG", "WH", 10, None).await;
+    let so = create_so(
+        &app,
+        json!([{ "sku": "MUG", "locationCode": "WH", "quantity": 6 }]),
+    )
+    .await;
+    allocate(&app, &so["id"], false, Value::Null).await;
+    ship(
+        &app,
+        &so["id"],
+        json!([{ "sku": "MUG", "locationCode": "WH", "quantity": 2 }]),
+    )
+    .await;
+    let cancelled = call(
+        &app,
+        "cancelSalesOrder",
+        "($id: ID!)",
+        SO,
+        json!({ "id": so["id"] }),
+    )
+    .await;
+    assert_eq!(codes(&cancelled), Vec::<String>::new(), "{cancelled}");
+    let line = &cancelled["salesOrder"]["lines"][0];
+    assert_eq!(
+        (
+            line["shipped"].as_i64(),
+            line["cancelled"].as_i64(),
+            line["allocated"].as_i64()
+        ),
+        (Some(2), Some(4), Some(0))
+    );
+    let mug = app.level("MUG", "WH").await;
+    assert_eq!(
+        (
+            mug["available"].as_i64(),
+            mug["committed"].as_i64(),
+            mug["onHand"].as_i64()
+        ),
+        (Some(8), Some(0), Some(8))
+    );
+
+    let draft = create_transfer(&app, 2).await;
+    let before = app.level("MUG", "WH").await;
+    let cancelled = tr_step(&app, "cancelTransfer", &draft["id"]).await;
+    assert_eq!(cancelled["transfer"]["status"], "CANCELLED");
+    assert_eq!(
+        app.level("MUG", "WH").await,
+        before,
+        "a draft moved nothing"
+    );
+    assert_eq!(
+        codes(&tr_step(&app, "shipTransfer", &draft["id"]).await),
+        ["INVALID_TRANSITION"]
+    );
+    reconciled(&app).await;
+    app.shutdown().await;
+}

@@ -772,6 +772,45 @@ async fn every_route_matches_its_graphql_twin() {
         );
         covered.push(op);
     }
+    // A draft purchase order edited through PATCH and through updatePurchaseOrder.
+    let (_, _, rest_po) = app
+        .rest(
+            Method::POST,
+            "/v1/purchase-orders",
+            Some(json!({ "supplier": "Twin", "lines": [{ "sku": "TW-R", "locationCode": "TW-R", "quantity": 1 }] })),
+            &[],
+        )
+        .await;
+    let (_, gql) = app
+        .gql(
+            &doc("createPurchaseOrder"),
+            json!({ "input": { "supplier": "Twin", "lines": [{ "sku": "TW-G", "locationCode": "TW-G", "quantity": 1 }] } }),
+        )
+        .await;
+    let gql_po = gql["data"]["createPurchaseOrder"]["purchaseOrder"].clone();
+    let (status, headers, rest_edit) = app
+        .rest(
+            Method::PATCH,
+            &format!("/v1/purchase-orders/{}", rest_po["id"].as_str().unwrap()),
+            Some(json!({ "notes": "Dock 2", "lines": [{ "sku": "TW-R", "locationCode": "TW-R", "quantity": 3 }] })),
+            &[("if-match", "\"1\"")],
+        )
+        .await;
+    assert_eq!(status, 200, "{rest_edit}");
+    assert_eq!(headers["etag"], "\"2\"");
+    let (_, gql) = app
+        .gql(
+            &doc("updatePurchaseOrder"),
+            json!({ "id": gql_po["id"], "expectedVersion": 1, "input": { "notes": "Dock 2", "lines": [{ "sku": "TW-G", "locationCode": "TW-G", "quantity": 3 }] } }),
+        )
+        .await;
+    assert_eq!(
+        mirrored(&rest_edit),
+        mirrored(&gql["data"]["updatePurchaseOrder"]["purchaseOrder"]),
+        "{gql}"
+    );
+    covered.push("updatePurchaseOrder");
+
     // Order documents: the same flow on both sides, step by step.
     for code in ["TW-R2", "TW-G2"] {
         app.create_location(code, false).await;
@@ -946,7 +985,7 @@ async fn every_route_matches_its_graphql_twin() {
             "{}",
             list.operation_id
         );
-        assert_eq!(rest["data"].as_array().unwrap().len(), 1, "{rest}");
+        assert!(!rest["data"].as_array().unwrap().is_empty(), "{rest}");
         covered.push(list.operation_id);
     }
     // A transition takes only its own body fields.

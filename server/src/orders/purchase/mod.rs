@@ -5,11 +5,13 @@ mod cancel;
 mod create;
 mod receive;
 mod submit;
+mod update;
 
 pub use cancel::cancel;
 pub use create::{CreatePurchaseOrderInput, PurchaseOrderLineInput, create};
 pub use receive::{ReceiptLineInput, receive};
 pub use submit::submit;
+pub use update::{UpdatePurchaseOrderInput, update};
 
 use async_graphql::Enum;
 use serde::{Deserialize, Serialize};
@@ -47,5 +49,6 @@ impl PurchaseOrderStatus {
 
 pub const CREATED: &str = "purchase_order.created";
 pub const SUBMITTED: &str = "purchase_order.submitted";
+pub const UPDATED: &str = "purchase_order.updated";
 pub const RECEIVED: &str = "purchase_order.received";
 pub const CANCELLED: &str = "purchase_order.cancelled";

@@ -70,6 +70,7 @@ from .input_types import (
     TransferReceiptLineInput,
     UpdateItemInput,
     UpdateLocationInput,
+    UpdatePurchaseOrderInput,
 )
 from .list_items import (
     ListItems,
@@ -205,5 +206,6 @@ __all__ = [
     "UpdateLocationUpdateLocation",
     "UpdateLocationUpdateLocationLocation",
     "UpdateLocationUpdateLocationUserErrors",
+    "UpdatePurchaseOrderInput",
     "UserErrorFields",
 ]

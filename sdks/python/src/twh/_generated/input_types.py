@@ -250,6 +250,18 @@ class UpdateLocationInput(BaseModel):
     name: Optional[str] = None
 
 
+class UpdatePurchaseOrderInput(BaseModel):
+    expected_at: Optional[datetime] = Field(alias="expectedAt", default=None)
+    "`null` clears it."
+    external_reference: Optional[str] = Field(alias="externalReference", default=None)
+    "`null` clears it."
+    lines: Optional[list["PurchaseOrderLineInput"]] = None
+    "Replaces every line."
+    notes: Optional[str] = None
+    "`null` clears it."
+    supplier: Optional[str] = None
+
+
 AdjustStockInput.model_rebuild()
 CreatePurchaseOrderInput.model_rebuild()
 CreateReturnOrderInput.model_rebuild()
@@ -258,3 +270,4 @@ CreateTransferInput.model_rebuild()
 MoveChangeInput.model_rebuild()
 MoveStockInput.model_rebuild()
 SetStockInput.model_rebuild()
+UpdatePurchaseOrderInput.model_rebuild()
