@@ -203,6 +203,14 @@ fn check_common(uri: Option<&str>, count: usize) -> Vec<UserError> {
                     "must be a URI of at most {MAX_URI_LEN} characters, e.g. gid://pos/Sale/981"
                 ),
             ));
+        } else if crate::orders::Kind::from_uri(uri).is_some() {
+            // The URIs of this server's own documents: only their transitions write them, so a
+            // document's movements are only ever its own.
+            errors.push(UserError::new(
+                ErrorCode::InvalidInput,
+                &["input", "referenceDocumentUri"],
+                "this URI names one of the server's own documents, whose movements only its transitions make - Hint: use the transition (e.g. shipSalesOrder), or a URI of your own such as gid://pos/Sale/981",
+            ));
         }
     }
     errors

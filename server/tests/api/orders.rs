@@ -1187,3 +1187,47 @@ async fn cancelling_after_a_partial_shipment_and_a_draft_transfer() {
     reconciled(&app).await;
     app.shutdown().await;
 }
+
+/// `twh:` reference URIs belong to the server's documents: a raw ledger write cannot claim to
+/// be a document's movement. Empty line lists are invalid input, not an invalid transition.
+#[tokio::test]
+async fn raw_writes_cannot_pose_as_a_documents_movements() {
+    let app = TestApp::spawn().await;
+    setup(&app).await;
+    app.adjust("MUG", "WH", 5, None).await;
+    let so = create_so(
+        &app,
+        json!([{ "sku": "MUG", "locationCode": "WH", "quantity": 1 }]),
+    )
+    .await;
+    let uri = format!("twh://sales-orders/{}", so["id"].as_str().unwrap());
+    let (_, body) = app
+        .gql(
+            "mutation($input: AdjustStockInput!) { adjustStock(input: $input) { userErrors { code field } } }",
+            json!({ "input": { "reason": "SHIPMENT", "referenceDocumentUri": uri, "changes": [{ "sku": "MUG", "locationCode": "WH", "delta": -1 }] } }),
+        )
+        .await;
+    let errors = &body["data"]["adjustStock"]["userErrors"];
+    assert_eq!(errors[0]["code"], "INVALID_INPUT", "{body}");
+    assert_eq!(errors[0]["field"], json!(["input", "referenceDocumentUri"]));
+    assert_eq!(app.level("MUG", "WH").await["available"], 5);
+
+    allocate(&app, &so["id"], false, Value::Null).await;
+    assert_eq!(
+        codes(&ship(&app, &so["id"], json!([])).await),
+        ["INVALID_INPUT"]
+    );
+    let tr = create_transfer(&app, 1).await;
+    tr_step(&app, "shipTransfer", &tr["id"]).await;
+    let empty = call(
+        &app,
+        "receiveTransfer",
+        "($id: ID!, $lines: [TransferReceiptLineInput!])",
+        TR,
+        json!({ "id": tr["id"], "lines": [] }),
+    )
+    .await;
+    assert_eq!(codes(&empty), ["INVALID_INPUT"]);
+    reconciled(&app).await;
+    app.shutdown().await;
+}

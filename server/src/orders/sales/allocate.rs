@@ -45,6 +45,13 @@ pub async fn allocate(
 
     // Every reservation named is locked first, in one order, before any stock level: an
     // allocation never waits for a reservation while holding a level a release needs.
+    if reservation_ids.len() > orders::MAX_LINES {
+        return Err(DomainError::user(UserError::new(
+            ErrorCode::InvalidInput,
+            &["reservationIds"],
+            format!("name at most {} reservations", orders::MAX_LINES),
+        )));
+    }
     let mut reservation_ids = reservation_ids;
     reservation_ids.sort();
     reservation_ids.dedup();

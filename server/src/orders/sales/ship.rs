@@ -46,6 +46,16 @@ pub async fn ship(
                 }
             }
         }
+        Some(lines) if lines.is_empty() || lines.len() > orders::MAX_LINES => {
+            return Err(DomainError::user(UserError::new(
+                ErrorCode::InvalidInput,
+                &["lines"],
+                format!(
+                    "send 1 to {} lines, or none to ship everything allocated",
+                    orders::MAX_LINES
+                ),
+            )));
+        }
         Some(lines) => {
             let mut errors = Vec::new();
             let mut left: Vec<i64> = document.lines.iter().map(|l| l.committed).collect();

@@ -47,6 +47,16 @@ pub async fn receive(
                 }
             }
         }
+        Some(lines) if lines.is_empty() || lines.len() > orders::MAX_LINES => {
+            return Err(DomainError::user(UserError::new(
+                ErrorCode::InvalidInput,
+                &["lines"],
+                format!(
+                    "send 1 to {} lines, or none to receive everything in transit",
+                    orders::MAX_LINES
+                ),
+            )));
+        }
         Some(lines) => {
             let mut errors = Vec::new();
             let mut left: Vec<i64> = document
