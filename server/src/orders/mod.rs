@@ -11,9 +11,7 @@ use std::collections::HashMap;
 
 use async_graphql::ID;
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{
-    Condition, Expr, ExprTrait, JoinType, LockType, OnConflict, Order, Query,
-};
+use sea_orm::sea_query::{Condition, Expr, ExprTrait, JoinType, OnConflict, Order, Query};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, EntityTrait,
     FromQueryResult, QueryFilter,
@@ -306,13 +304,27 @@ pub async fn get(
     kind: Kind,
     id: &str,
 ) -> Result<Option<Document>, DbErr> {
-    let Some(model) = order_document::Entity::find()
+    read(db, tenant_id, kind, id, false).await
+}
+
+/// The document, its row locked for the transaction when `for_update` (Postgres; SQLite's
+/// writers are one at a time already), in the same statement that reads it.
+async fn read(
+    db: &impl ConnectionTrait,
+    tenant_id: &str,
+    kind: Kind,
+    id: &str,
+    for_update: bool,
+) -> Result<Option<Document>, DbErr> {
+    use sea_orm::QuerySelect;
+    let mut query = order_document::Entity::find()
         .filter(order_document::Column::TenantId.eq(tenant_id))
         .filter(order_document::Column::Id.eq(id))
-        .filter(order_document::Column::Kind.eq(kind.as_str()))
-        .one(db)
-        .await?
-    else {
+        .filter(order_document::Column::Kind.eq(kind.as_str()));
+    if for_update && db.get_database_backend() == DbBackend::Postgres {
+        query = query.lock_exclusive();
+    }
+    let Some(model) = query.one(db).await? else {
         return Ok(None);
     };
     let mut lines = lines_of(db, tenant_id, std::slice::from_ref(&model.id)).await?;
@@ -330,20 +342,7 @@ pub async fn lock(
     id: &str,
     expected_version: Option<i64>,
 ) -> Result<Document, DomainError> {
-    let mut select = Query::select();
-    select
-        .column("id")
-        .from("order_documents")
-        .and_where(Expr::col("tenant_id").eq(principal.tenant_id.as_str()))
-        .and_where(Expr::col("id").eq(id))
-        .and_where(Expr::col("kind").eq(kind.as_str()));
-    if txn.get_database_backend() == DbBackend::Postgres {
-        select.lock(LockType::Update);
-    }
-    if txn.query_one(&select).await?.is_none() {
-        return Err(not_found(kind));
-    }
-    let document = get(txn, &principal.tenant_id, kind, id)
+    let document = read(txn, &principal.tenant_id, kind, id, true)
         .await?
         .ok_or_else(|| not_found(kind))?;
     if let Some(expected) = expected_version
@@ -556,6 +555,8 @@ pub async fn insert(
     resolved: Vec<(String, String)>,
 ) -> Result<Document, DomainError> {
     let now = Utc::now();
+    // Microseconds: what the database keeps, so what is returned equals what is read later.
+    let now = chrono::SubsecRound::trunc_subsecs(now, 6);
     let id = ids::new_id(kind.id_prefix());
     let number = next_number(txn, &principal.tenant_id, kind).await?;
     let model = order_document::Model {
@@ -582,15 +583,15 @@ pub async fn insert(
         .await?;
     let rows: Vec<order_line::ActiveModel> = lines
         .iter()
-        .zip(resolved)
+        .zip(resolved.iter())
         .enumerate()
         .map(|(i, (line, (item_id, location_id)))| {
             order_line::Model {
                 tenant_id: principal.tenant_id.clone(),
                 document_id: id.clone(),
                 line_no: i as i64 + 1,
-                item_id,
-                location_id,
+                item_id: item_id.clone(),
+                location_id: location_id.clone(),
                 quantity: line.quantity,
                 unit_cost: line.unit_cost.clone(),
                 disposition: line.disposition.clone(),
@@ -605,10 +606,34 @@ pub async fn insert(
     order_line::Entity::insert_many(rows)
         .exec_without_returning(txn)
         .await?;
-    let document = get(txn, &principal.tenant_id, kind, &id)
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("document missing right after its insert"))?;
-    Ok(document)
+    if kind == Kind::Transfer {
+        // Its two ends' codes are read back with it.
+        let document = get(txn, &principal.tenant_id, kind, &id)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("document missing right after its insert"))?;
+        return Ok(document);
+    }
+    // What was just written, without reading it back (the SKUs and codes resolved exactly).
+    let lines = lines
+        .iter()
+        .zip(resolved)
+        .enumerate()
+        .map(|(i, (line, (item_id, location_id)))| Line {
+            line_no: i as i64 + 1,
+            item_id,
+            sku: line.sku.clone(),
+            location_id,
+            location_code: line.location_code.clone(),
+            quantity: line.quantity,
+            unit_cost: line.unit_cost.clone(),
+            disposition: line.disposition.clone(),
+            done: 0,
+            committed: 0,
+            over: 0,
+            closed: 0,
+        })
+        .collect();
+    Ok(from_model(model, kind, lines, &HashMap::new()))
 }
 
 /// Replaces a draft's lines with new ones (numbered from 1 again).
@@ -659,7 +684,7 @@ pub async fn save(
     mut document: Document,
     status: &str,
 ) -> Result<Document, DomainError> {
-    let now = Utc::now();
+    let now = chrono::SubsecRound::trunc_subsecs(Utc::now(), 6);
     let updated = order_document::Entity::update_many()
         .col_expr(order_document::Column::Status, Expr::value(status))
         .col_expr(
@@ -676,17 +701,29 @@ pub async fn save(
         // The row is locked by `lock`: another version here means a bug, not a race.
         return Err(anyhow::anyhow!("document {} changed under its lock", document.id.0).into());
     }
-    for line in &document.lines {
-        order_line::Entity::update_many()
-            .col_expr(order_line::Column::Done, Expr::value(line.done))
-            .col_expr(order_line::Column::Committed, Expr::value(line.committed))
-            .col_expr(order_line::Column::Over, Expr::value(line.over))
-            .col_expr(order_line::Column::Closed, Expr::value(line.closed))
-            .filter(order_line::Column::TenantId.eq(&principal.tenant_id))
-            .filter(order_line::Column::DocumentId.eq(document.id.as_str()))
-            .filter(order_line::Column::LineNo.eq(line.line_no))
-            .exec(txn)
-            .await?;
+    // Every line's stage quantities in one statement: `SET done = CASE line_no WHEN 1 THEN …`.
+    if !document.lines.is_empty() {
+        let stage = |value: fn(&Line) -> i64| {
+            let mut case = sea_orm::sea_query::CaseStatement::new();
+            for line in &document.lines {
+                case = case.case(
+                    Expr::col("line_no").eq(line.line_no),
+                    Expr::val(value(line)),
+                );
+            }
+            let expr: Expr = case.into();
+            expr
+        };
+        let update = Query::update()
+            .table("order_lines")
+            .value("done", stage(|l| l.done))
+            .value("committed", stage(|l| l.committed))
+            .value("over", stage(|l| l.over))
+            .value("closed", stage(|l| l.closed))
+            .and_where(Expr::col("tenant_id").eq(principal.tenant_id.as_str()))
+            .and_where(Expr::col("document_id").eq(document.id.as_str()))
+            .to_owned();
+        txn.execute(&update).await?;
     }
     document.status = status.into();
     document.version += 1;
@@ -726,17 +763,15 @@ pub async fn record(
     document: &Document,
 ) -> Result<(), DomainError> {
     let data = serde_json::to_value(document).map_err(anyhow::Error::from)?;
-    events::record(
-        txn,
+    // The event and the audit row in one round trip (one statement on Postgres).
+    let event = events::insert(
         &cx.principal.tenant_id,
         event_type,
         document.kind.as_str(),
         &document.id,
-        data.clone(),
-    )
-    .await?;
-    audit::record(
-        txn,
+        data,
+    );
+    let audit = audit::insert(
         cx.principal,
         AuditEntry {
             action: cx.operation,
@@ -750,8 +785,8 @@ pub async fn record(
                 "idempotencyKey": cx.idempotency_key,
             }),
         },
-    )
-    .await?;
+    );
+    crate::db::insert_all(txn, vec![event, audit]).await?;
     Ok(())
 }
 
