@@ -11,7 +11,7 @@ use std::collections::HashMap;
 
 use async_graphql::ID;
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Condition, Expr, ExprTrait, JoinType, OnConflict, Order, Query};
+use sea_orm::sea_query::{Condition, Expr, ExprTrait, OnConflict, Order, Query};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, EntityTrait,
     FromQueryResult, QueryFilter,
@@ -223,13 +223,21 @@ async fn lines_of(
     if document_ids.is_empty() {
         return Ok(HashMap::new());
     }
+    // SKUs and codes by scalar subqueries on the full primary keys, not joins: the plan then
+    // finds each by (tenant, id) whatever the statistics say (see migration m0002's note).
     let select = Query::select()
         .expr_as(Expr::col(("l", "document_id")), "document_id")
         .expr_as(Expr::col(("l", "line_no")), "line_no")
         .expr_as(Expr::col(("l", "item_id")), "item_id")
-        .expr_as(Expr::col(("i", "sku")), "sku")
+        .expr_as(
+            Expr::cust("(SELECT sku FROM items WHERE items.tenant_id = l.tenant_id AND items.id = l.item_id)"),
+            "sku",
+        )
         .expr_as(Expr::col(("l", "location_id")), "location_id")
-        .expr_as(Expr::col(("c", "code")), "location_code")
+        .expr_as(
+            Expr::cust("(SELECT code FROM locations WHERE locations.tenant_id = l.tenant_id AND locations.id = l.location_id)"),
+            "location_code",
+        )
         .expr_as(Expr::col(("l", "quantity")), "quantity")
         .expr_as(Expr::col(("l", "unit_cost")), "unit_cost")
         .expr_as(Expr::col(("l", "disposition")), "disposition")
@@ -238,22 +246,6 @@ async fn lines_of(
         .expr_as(Expr::col(("l", "over")), "over")
         .expr_as(Expr::col(("l", "closed")), "closed")
         .from_as("order_lines", "l")
-        .join_as(
-            JoinType::InnerJoin,
-            "items",
-            "i",
-            Expr::col(("i", "tenant_id"))
-                .equals(("l", "tenant_id"))
-                .and(Expr::col(("i", "id")).equals(("l", "item_id"))),
-        )
-        .join_as(
-            JoinType::InnerJoin,
-            "locations",
-            "c",
-            Expr::col(("c", "tenant_id"))
-                .equals(("l", "tenant_id"))
-                .and(Expr::col(("c", "id")).equals(("l", "location_id"))),
-        )
         .and_where(Expr::col(("l", "tenant_id")).eq(tenant_id))
         .and_where(Expr::col(("l", "document_id")).is_in(document_ids.iter().cloned()))
         .order_by(("l", "document_id"), Order::Asc)
@@ -317,14 +309,14 @@ async fn read(
     for_update: bool,
 ) -> Result<Option<Document>, DbErr> {
     use sea_orm::QuerySelect;
+    // By the primary key alone (the kind is checked here): no other index can tie with it.
     let mut query = order_document::Entity::find()
         .filter(order_document::Column::TenantId.eq(tenant_id))
-        .filter(order_document::Column::Id.eq(id))
-        .filter(order_document::Column::Kind.eq(kind.as_str()));
+        .filter(order_document::Column::Id.eq(id));
     if for_update && db.get_database_backend() == DbBackend::Postgres {
         query = query.lock_exclusive();
     }
-    let Some(model) = query.one(db).await? else {
+    let Some(model) = query.one(db).await?.filter(|m| m.kind == kind.as_str()) else {
         return Ok(None);
     };
     let mut lines = lines_of(db, tenant_id, std::slice::from_ref(&model.id)).await?;
