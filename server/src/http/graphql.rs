@@ -198,22 +198,10 @@ pub async fn run_as(
         request_id: request_id.to_owned(),
     };
     let Some(mut again) = retry else {
-        return Ok(schema
-            .execute(
-                request
-                    .data(principal)
-                    .data(meta)
-                    .data(crate::graphql::loaders::Loaders::default()),
-            )
-            .await);
+        return Ok(schema.execute(for_caller(request, principal, meta)).await);
     };
     let response = schema
-        .execute(
-            request
-                .data(principal.clone())
-                .data(meta.clone())
-                .data(crate::graphql::loaders::Loaders::default()),
-        )
+        .execute(for_caller(request, principal.clone(), meta.clone()))
         .await;
     let connection_lost = response
         .errors
@@ -223,14 +211,20 @@ pub async fn run_as(
         return Ok(response);
     }
     state.documents.attach(&mut again);
-    Ok(schema
-        .execute(
-            again
-                .data(principal)
-                .data(meta)
-                .data(crate::graphql::loaders::Loaders::default()),
-        )
-        .await)
+    Ok(schema.execute(for_caller(again, principal, meta)).await)
+}
+
+/// The request with what resolvers read from it: the caller, the request's metadata and its
+/// own (empty until used) batch loaders.
+fn for_caller(
+    request: async_graphql::Request,
+    principal: Principal,
+    meta: RequestMeta,
+) -> async_graphql::Request {
+    request
+        .data(principal)
+        .data(meta)
+        .data(crate::graphql::loaders::Loaders::default())
 }
 
 /// Whether the operation the request selects is a query (reads only).

@@ -163,6 +163,40 @@ pub struct Line {
     pub closed: i64,
 }
 
+impl Line {
+    /// Where the line sits in the document's input (`["lines", "0"]`), for errors naming it.
+    pub fn input_path(&self) -> Vec<String> {
+        vec!["lines".to_owned(), (self.line_no - 1).to_string()]
+    }
+}
+
+/// Places `wanted` on the lines that `matches`, in line order, each taking at most what its
+/// `left` still allows (and using it up); returns what each line takes and what did not fit.
+pub fn fill(
+    lines: &[Line],
+    left: &mut [i64],
+    matches: impl Fn(&Line) -> bool,
+    wanted: i64,
+) -> (Vec<(usize, i64)>, i64) {
+    let mut rest = wanted;
+    let mut taken = Vec::new();
+    for (n, line) in lines.iter().enumerate() {
+        if rest == 0 {
+            break;
+        }
+        if !matches(line) {
+            continue;
+        }
+        let take = std::cmp::min(rest, std::cmp::max(left[n], 0));
+        if take > 0 {
+            left[n] -= take;
+            rest -= take;
+            taken.push((n, take));
+        }
+    }
+    (taken, rest)
+}
+
 /// A line as the caller sends it.
 pub struct NewLine {
     pub sku: String,

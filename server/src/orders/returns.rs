@@ -256,7 +256,7 @@ pub async fn receive(
                 counterparty: Counterparty::Customer,
                 counterparty_location_code: None,
             },
-            vec!["lines".to_owned(), (line.line_no - 1).to_string()],
+            line.input_path(),
         ));
     }
     orders::post_lines(txn, cx, &document, MovementReason::Return, postings).await?;

@@ -45,6 +45,11 @@ pub async fn receive(
         )));
     }
     let mut errors = Vec::new();
+    let mut open: Vec<i64> = document
+        .lines
+        .iter()
+        .map(|l| l.quantity - l.done - l.closed)
+        .collect();
     let mut from_incoming = Vec::new();
     let mut over = Vec::new();
     for (i, received) in receipt.iter().enumerate() {
@@ -76,24 +81,24 @@ pub async fn receive(
             continue;
         }
         // Fill the order's lines for this SKU and location in line order.
-        let mut left = received.quantity;
-        for n in &matching {
-            let line = &mut document.lines[*n];
-            let open = line.quantity - line.done - line.closed;
-            let take = left.min(open.max(0));
-            if take > 0 {
-                line.done += take;
-                left -= take;
-                from_incoming.push((
-                    Line::Move {
-                        sku: line.sku.clone(),
-                        quantity: take,
-                        from: (line.location_code.clone(), QuantityState::Incoming),
-                        to: (line.location_code.clone(), QuantityState::Available),
-                    },
-                    vec!["lines".to_owned(), i.to_string()],
-                ));
-            }
+        let (taken, left) = orders::fill(
+            &document.lines,
+            &mut open,
+            |l| l.sku == received.sku && l.location_code == received.location_code,
+            received.quantity,
+        );
+        for (n, take) in taken {
+            let line = &mut document.lines[n];
+            line.done += take;
+            from_incoming.push((
+                Line::Move {
+                    sku: line.sku.clone(),
+                    quantity: take,
+                    from: (line.location_code.clone(), QuantityState::Incoming),
+                    to: (line.location_code.clone(), QuantityState::Available),
+                },
+                vec!["lines".to_owned(), i.to_string()],
+            ));
         }
         if left > 0 {
             if !allow_over_receipt {

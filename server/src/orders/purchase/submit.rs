@@ -33,7 +33,7 @@ pub async fn submit(
                     counterparty: Counterparty::Supplier,
                     counterparty_location_code: None,
                 },
-                vec!["lines".to_owned(), (line.line_no - 1).to_string()],
+                line.input_path(),
             )
         })
         .collect();

@@ -103,7 +103,7 @@ pub async fn allocate(
                 from: (line.location_code.clone(), QuantityState::Available),
                 to: (line.location_code.clone(), QuantityState::Committed),
             },
-            vec!["lines".to_owned(), (line.line_no - 1).to_string()],
+            line.input_path(),
         ));
     }
     if !allocated_any {

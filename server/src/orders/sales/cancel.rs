@@ -33,7 +33,7 @@ pub async fn cancel(
                     from: (line.location_code.clone(), QuantityState::Committed),
                     to: (line.location_code.clone(), QuantityState::Available),
                 },
-                vec!["lines".to_owned(), (line.line_no - 1).to_string()],
+                line.input_path(),
             ));
         }
         line.committed = 0;

@@ -42,7 +42,7 @@ pub async fn ship(
         None => {
             for (n, line) in document.lines.iter().enumerate() {
                 if line.committed > 0 {
-                    shipping.push((n, line.committed, vec!["lines".to_owned(), n.to_string()]));
+                    shipping.push((n, line.committed, line.input_path()));
                 }
             }
         }
@@ -69,18 +69,17 @@ pub async fn ship(
                     });
                     continue;
                 }
-                let mut rest = wanted.quantity;
-                for (n, line) in document.lines.iter().enumerate() {
-                    if line.sku != wanted.sku || line.location_code != wanted.location_code {
-                        continue;
-                    }
-                    let take = rest.min(left[n]);
-                    if take > 0 {
-                        left[n] -= take;
-                        rest -= take;
-                        shipping.push((n, take, vec!["lines".to_owned(), i.to_string()]));
-                    }
-                }
+                let (taken, rest) = orders::fill(
+                    &document.lines,
+                    &mut left,
+                    |l| l.sku == wanted.sku && l.location_code == wanted.location_code,
+                    wanted.quantity,
+                );
+                shipping.extend(
+                    taken
+                        .into_iter()
+                        .map(|(n, take)| (n, take, vec!["lines".to_owned(), i.to_string()])),
+                );
                 if rest > 0 {
                     errors.push(UserError {
                         code: ErrorCode::InvalidInput,

@@ -29,7 +29,7 @@ pub async fn cancel(
         let open = line.quantity - line.done - line.closed;
         line.closed += open.max(0);
         if shipped && open > 0 {
-            let path = vec!["lines".to_owned(), (line.line_no - 1).to_string()];
+            let path = line.input_path();
             postings.push((
                 Line::External {
                     sku: line.sku.clone(),

@@ -43,7 +43,7 @@ pub async fn receive(
             for (n, line) in document.lines.iter().enumerate() {
                 let open = line.quantity - line.done - line.closed;
                 if open > 0 {
-                    arriving.push((n, open, vec!["lines".to_owned(), n.to_string()]));
+                    arriving.push((n, open, line.input_path()));
                 }
             }
         }
@@ -74,18 +74,17 @@ pub async fn receive(
                     });
                     continue;
                 }
-                let mut rest = wanted.quantity;
-                for (n, line) in document.lines.iter().enumerate() {
-                    if line.sku != wanted.sku {
-                        continue;
-                    }
-                    let take = rest.min(left[n]);
-                    if take > 0 {
-                        left[n] -= take;
-                        rest -= take;
-                        arriving.push((n, take, vec!["lines".to_owned(), i.to_string()]));
-                    }
-                }
+                let (taken, rest) = orders::fill(
+                    &document.lines,
+                    &mut left,
+                    |l| l.sku == wanted.sku,
+                    wanted.quantity,
+                );
+                arriving.extend(
+                    taken
+                        .into_iter()
+                        .map(|(n, take)| (n, take, vec!["lines".to_owned(), i.to_string()])),
+                );
                 if rest > 0 {
                     errors.push(UserError {
                         code: ErrorCode::InvalidInput,

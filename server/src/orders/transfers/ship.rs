@@ -23,7 +23,7 @@ pub async fn ship(
     let (from, to) = ends(&document)?;
     let mut postings = Vec::new();
     for line in &document.lines {
-        let path = vec!["lines".to_owned(), (line.line_no - 1).to_string()];
+        let path = line.input_path();
         postings.push((
             Line::External {
                 sku: line.sku.clone(),
