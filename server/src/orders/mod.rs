@@ -425,29 +425,46 @@ pub fn check_header(new: &NewDocument, party_field: &str) -> Result<(), DomainEr
     }
 }
 
-/// Checks and resolves lines: 1 to 250, positive quantities, known SKUs and locations.
+/// Where a document's lines sit in its input, for the paths their errors name.
+pub struct LinePaths<'a> {
+    /// The list itself (`["input", "lines"]`).
+    pub list: &'a [&'a str],
+    /// A field of line `i` (`["input", "lines", "2", "sku"]`).
+    pub field: &'a (dyn Fn(usize, &str) -> Vec<String> + Sync),
+}
+
+/// The usual place: `input.lines.<i>.<field>`.
+pub fn input_lines(i: usize, leaf: &str) -> Vec<String> {
+    vec![
+        "input".to_owned(),
+        "lines".to_owned(),
+        i.to_string(),
+        leaf.to_owned(),
+    ]
+}
+
+pub const INPUT_LINES: LinePaths<'static> = LinePaths {
+    list: &["input", "lines"],
+    field: &input_lines,
+};
+
+/// Checks and resolves lines: 1 to 250, positive quantities, known SKUs and locations. Errors
+/// name the line's field as `paths` says, each distinct error once.
 pub async fn resolve_lines(
     txn: &DatabaseTransaction,
     tenant_id: &str,
     lines: &[NewLine],
-    field: &str,
+    paths: &LinePaths<'_>,
 ) -> Result<Vec<(String, String)>, DomainError> {
     if lines.is_empty() || lines.len() > MAX_LINES {
         return Err(DomainError::user(UserError::new(
             ErrorCode::InvalidInput,
-            &["input", field],
+            paths.list,
             format!("send 1 to {MAX_LINES} lines"),
         )));
     }
     let mut errors = Vec::new();
-    let path = |i: usize, leaf: &str| {
-        vec![
-            "input".to_owned(),
-            field.to_owned(),
-            i.to_string(),
-            leaf.to_owned(),
-        ]
-    };
+    let path = |i: usize, leaf: &str| (paths.field)(i, leaf);
     for (i, line) in lines.iter().enumerate() {
         if !(1..=MAX_DELTA).contains(&line.quantity) {
             errors.push(UserError {
@@ -507,8 +524,35 @@ pub async fn resolve_lines(
     if errors.is_empty() {
         Ok(resolved)
     } else {
-        Err(DomainError::User(errors))
+        // Lines that share a field (a transfer's origin) would repeat the same error.
+        let mut distinct: Vec<UserError> = Vec::new();
+        for error in errors {
+            if !distinct
+                .iter()
+                .any(|e| e.field == error.field && e.message == error.message)
+            {
+                distinct.push(error);
+            }
+        }
+        Err(DomainError::User(distinct))
     }
+}
+
+/// A location's id by its code, if it has one.
+pub async fn location_id(
+    txn: &DatabaseTransaction,
+    tenant_id: &str,
+    code: &str,
+) -> Result<Option<String>, DbErr> {
+    Ok(ids_by(
+        txn,
+        "locations",
+        "code",
+        tenant_id,
+        std::iter::once(code.to_owned()),
+    )
+    .await?
+    .remove(code))
 }
 
 fn valid_amount(raw: &str) -> bool {

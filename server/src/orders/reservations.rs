@@ -95,24 +95,11 @@ pub async fn create(
         disposition: None,
     }];
     // A single hold's fields sit at `input.*`, not `input.lines.0.*`.
-    let resolved = orders::resolve_lines(txn, &cx.principal.tenant_id, &lines, "lines")
-        .await
-        .map_err(|err| match err {
-            DomainError::User(errors) => DomainError::User(
-                errors
-                    .into_iter()
-                    .map(|mut e| {
-                        if let Some(field) = &mut e.field
-                            && field.len() == 4
-                        {
-                            *field = vec!["input".to_owned(), field[3].clone()];
-                        }
-                        e
-                    })
-                    .collect(),
-            ),
-            other => other,
-        })?;
+    let paths = orders::LinePaths {
+        list: &["input"],
+        field: &|_, leaf| vec!["input".to_owned(), leaf.to_owned()],
+    };
+    let resolved = orders::resolve_lines(txn, &cx.principal.tenant_id, &lines, &paths).await?;
     let document = orders::insert(
         txn,
         cx.principal,

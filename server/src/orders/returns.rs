@@ -118,7 +118,8 @@ pub async fn create(
             disposition: Some(l.disposition.as_str().to_owned()),
         })
         .collect();
-    let resolved = orders::resolve_lines(txn, &cx.principal.tenant_id, &lines, "lines").await?;
+    let resolved =
+        orders::resolve_lines(txn, &cx.principal.tenant_id, &lines, &orders::INPUT_LINES).await?;
     if let Some(order_id) = &input.sales_order_id {
         // The order is locked so two returns against it are checked one after the other.
         let order = orders::lock(txn, cx.principal, Kind::SalesOrder, order_id, None)

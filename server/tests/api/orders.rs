@@ -509,6 +509,29 @@ async fn concurrent_allocations_never_oversell() {
     app.shutdown().await;
 }
 
+async fn reservation_status(app: &TestApp, id: &Value) -> Value {
+    let (_, body) = app
+        .gql(
+            "query($id: ID!) { reservation(id: $id) { status } }",
+            json!({ "id": id }),
+        )
+        .await;
+    body["data"]["reservation"]["status"].clone()
+}
+
+/// The reservation's status once the sweeper has expired it, or the last one seen after 5 s.
+async fn status_once_expired(app: &TestApp, id: &Value) -> Value {
+    let mut status = Value::Null;
+    for _ in 0..100 {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        status = reservation_status(app, id).await;
+        if status == "EXPIRED" {
+            break;
+        }
+    }
+    status
+}
+
 async fn reserve(app: &TestApp, quantity: i64, seconds: i64) -> Value {
     call(
         app,
@@ -537,6 +560,19 @@ async fn reservations_hold_release_expire_and_convert() {
     let too_much = reserve(&app, 7, 3600).await;
     assert_eq!(codes(&too_much), ["INSUFFICIENT_STOCK"]);
     assert_eq!(codes(&reserve(&app, 1, 0).await), ["INVALID_INPUT"]);
+    let unknown = call(
+        &app,
+        "createReservation",
+        "($input: CreateReservationInput!)",
+        RS,
+        json!({ "input": { "sku": "NOPE", "locationCode": "WH", "quantity": 1, "expiresInSeconds": 60 } }),
+    )
+    .await;
+    assert_eq!(
+        unknown["userErrors"][0]["field"],
+        json!(["input", "sku"]),
+        "{unknown}"
+    );
 
     let released = call(
         &app,
@@ -561,21 +597,7 @@ async fn reservations_hold_release_expire_and_convert() {
     // The sweeper releases an expired hold through the ledger.
     let short = reserve(&app, 3, 1).await;
     let id = short["reservation"]["id"].clone();
-    let mut status = Value::Null;
-    for _ in 0..100 {
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        let (_, body) = app
-            .gql(
-                "query($id: ID!) { reservation(id: $id) { status } }",
-                json!({ "id": id }),
-            )
-            .await;
-        status = body["data"]["reservation"]["status"].clone();
-        if status == "EXPIRED" {
-            break;
-        }
-    }
-    assert_eq!(status, "EXPIRED");
+    assert_eq!(status_once_expired(&app, &id).await, "EXPIRED");
     assert_eq!(app.level("MUG", "WH").await["reserved"], 0);
 
     // Converted into a sales order: reserved → committed, the spare back to available.
@@ -721,6 +743,22 @@ async fn transfer_in_transit_partial_receipt_and_a_shortfall_written_off() {
     )
     .await;
     assert_eq!(codes(&same), ["INVALID_INPUT"]);
+    // Unknown ends are named as the input's fields, once however many lines there are.
+    for (from, to, field) in [
+        ("NOPE", "STORE", "fromLocationCode"),
+        ("WH", "NOPE", "toLocationCode"),
+    ] {
+        let unknown = call(
+            &app,
+            "createTransfer",
+            "($input: CreateTransferInput!)",
+            TR,
+            json!({ "input": { "fromLocationCode": from, "toLocationCode": to, "lines": [{ "sku": "MUG", "quantity": 1 }, { "sku": "CAP", "quantity": 1 }] } }),
+        )
+        .await;
+        assert_eq!(codes(&unknown), ["UNKNOWN_LOCATION"], "{unknown}");
+        assert_eq!(unknown["userErrors"][0]["field"], json!(["input", field]));
+    }
 
     let tr = create_transfer(&app, 6).await;
     assert_eq!(
@@ -1039,28 +1077,14 @@ async fn one_unreleasable_reservation_does_not_stop_expiry() {
     )
     .await;
     assert_eq!(codes(&fine), Vec::<String>::new(), "{fine}");
-    let mut status = Value::Null;
-    for _ in 0..100 {
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        let (_, body) = app
-            .gql(
-                "query($id: ID!) { reservation(id: $id) { status } }",
-                json!({ "id": fine["reservation"]["id"] }),
-            )
-            .await;
-        status = body["data"]["reservation"]["status"].clone();
-        if status == "EXPIRED" {
-            break;
-        }
-    }
-    assert_eq!(status, "EXPIRED");
-    let (_, body) = app
-        .gql(
-            "query($id: ID!) { reservation(id: $id) { status } }",
-            json!({ "id": stuck["reservation"]["id"] }),
-        )
-        .await;
-    assert_eq!(body["data"]["reservation"]["status"], "ACTIVE");
+    assert_eq!(
+        status_once_expired(&app, &fine["reservation"]["id"]).await,
+        "EXPIRED"
+    );
+    assert_eq!(
+        reservation_status(&app, &stuck["reservation"]["id"]).await,
+        "ACTIVE"
+    );
     assert_eq!(app.level("CAP", "WH").await["reserved"], 0);
     reconciled(&app).await;
     app.shutdown().await;

@@ -61,7 +61,8 @@ pub async fn create(
             disposition: None,
         })
         .collect();
-    let resolved = orders::resolve_lines(txn, &cx.principal.tenant_id, &lines, "lines").await?;
+    let resolved =
+        orders::resolve_lines(txn, &cx.principal.tenant_id, &lines, &orders::INPUT_LINES).await?;
     let document = orders::insert(
         txn,
         cx.principal,

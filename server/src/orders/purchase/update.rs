@@ -106,7 +106,9 @@ pub async fn update(
                 disposition: None,
             })
             .collect();
-        let resolved = orders::resolve_lines(txn, &cx.principal.tenant_id, &lines, "lines").await?;
+        let resolved =
+            orders::resolve_lines(txn, &cx.principal.tenant_id, &lines, &orders::INPUT_LINES)
+                .await?;
         orders::replace_lines(txn, &cx.principal.tenant_id, id, &lines, resolved).await?;
     }
     let current = orders::get(txn, &cx.principal.tenant_id, Kind::PurchaseOrder, id)

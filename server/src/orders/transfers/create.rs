@@ -53,22 +53,26 @@ pub async fn create(
             disposition: None,
         })
         .collect();
-    let resolved = orders::resolve_lines(txn, &cx.principal.tenant_id, &lines, "lines")
-        .await
-        .map_err(|err| rename_location_errors(err, "fromLocationCode"))?;
-    // The destination is resolved the same way, as a one-line check.
-    let destination = [NewLine {
-        sku: lines.first().map(|l| l.sku.clone()).unwrap_or_default(),
-        location_code: input.to_location_code.clone(),
-        quantity: 1,
-        unit_cost: None,
-        disposition: None,
-    }];
-    let to = orders::resolve_lines(txn, &cx.principal.tenant_id, &destination, "lines")
-        .await
-        .map_err(|err| rename_location_errors(err, "toLocationCode"))?;
+    // Every line leaves from the origin: an unknown one is the input's `fromLocationCode`.
+    let paths = orders::LinePaths {
+        list: &["input", "lines"],
+        field: &|i, leaf| match leaf {
+            "locationCode" => vec!["input".to_owned(), "fromLocationCode".to_owned()],
+            leaf => orders::input_lines(i, leaf),
+        },
+    };
+    let resolved = orders::resolve_lines(txn, &cx.principal.tenant_id, &lines, &paths).await?;
+    let Some(to) =
+        orders::location_id(txn, &cx.principal.tenant_id, &input.to_location_code).await?
+    else {
+        return Err(DomainError::user(UserError::new(
+            ErrorCode::UnknownLocation,
+            &["input", "toLocationCode"],
+            format!("no location has code {:?}", input.to_location_code),
+        )));
+    };
     header.from_location_id = resolved.first().map(|(_, location)| location.clone());
-    header.to_location_id = to.first().map(|(_, location)| location.clone());
+    header.to_location_id = Some(to);
     let document = orders::insert(
         txn,
         cx.principal,
@@ -81,24 +85,4 @@ pub async fn create(
     .await?;
     orders::record(txn, cx, CREATED, &document).await?;
     Ok(document)
-}
-
-/// Lines carry the origin; its errors are the input's `fromLocationCode` (or `toLocationCode`).
-fn rename_location_errors(err: DomainError, field: &str) -> DomainError {
-    match err {
-        DomainError::User(errors) => {
-            let mut renamed = Vec::new();
-            for mut e in errors {
-                if e.code == ErrorCode::UnknownLocation {
-                    e.field = Some(vec!["input".into(), field.into()]);
-                    if renamed.iter().any(|r: &UserError| r.field == e.field) {
-                        continue;
-                    }
-                }
-                renamed.push(e);
-            }
-            DomainError::User(renamed)
-        }
-        other => other,
-    }
 }
