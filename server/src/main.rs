@@ -140,7 +140,9 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
-    let explicit_url = std::env::var_os("TWH_PUBLIC_URL").is_some();
+    // A public URL derived from TWH_BIND is replaced by the address actually bound (port 0
+    // means any free port); one set in TWH_PUBLIC_URL is printed as it is.
+    let derived_url = config.http.public_url == format!("http://{}", config.http.bind);
     let mut public_url = config.http.public_url.clone();
     // The address first: a sandbox tenant created before a failed bind would never have its
     // key (shown once) shown.
@@ -150,8 +152,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .context("creating the sandbox tenant")?;
     let running = server::spawn_on(listener, state).await?;
-    // With port 0 (any free port) the URL to print is only known once bound.
-    if !explicit_url {
+    if derived_url {
         public_url = format!("http://{}", running.addr);
     }
     tracing::info!(http.addr = %running.addr, "listening");
