@@ -1,5 +1,6 @@
 //! Batched look-ups for nested fields (async-graphql's dataloader): every item of a page of
-//! order lines in one statement, every document's movements in two. Made on first use in a
+//! order lines in one statement, every document's movements in two, the documents behind a
+//! page of movements in three. Made on first use in a
 //! request, so requests that nest nothing pay nothing.
 
 use std::collections::HashMap;
@@ -18,6 +19,7 @@ use crate::ledger::query::movements_by_reference;
 pub struct Loaders {
     items: OnceLock<DataLoader<ItemsById>>,
     movements: OnceLock<DataLoader<MovementsByDocument>>,
+    documents: OnceLock<DataLoader<DocumentsByUri>>,
 }
 
 impl Loaders {
@@ -47,6 +49,44 @@ impl Loaders {
                 tokio::spawn,
             )
         })
+    }
+}
+
+impl Loaders {
+    pub fn documents(
+        &self,
+        db: &DatabaseConnection,
+        tenant_id: &str,
+    ) -> &DataLoader<DocumentsByUri> {
+        self.documents.get_or_init(|| {
+            DataLoader::new(
+                DocumentsByUri {
+                    db: db.clone(),
+                    tenant_id: tenant_id.to_owned(),
+                },
+                tokio::spawn,
+            )
+        })
+    }
+}
+
+/// Order documents by the reference URI their movements carry.
+pub struct DocumentsByUri {
+    db: DatabaseConnection,
+    tenant_id: String,
+}
+
+impl Loader<String> for DocumentsByUri {
+    type Value = crate::orders::Document;
+    type Error = Arc<sea_orm::DbErr>;
+
+    async fn load(
+        &self,
+        keys: &[String],
+    ) -> Result<HashMap<String, crate::orders::Document>, Self::Error> {
+        crate::orders::by_uris(&self.db, &self.tenant_id, keys)
+            .await
+            .map_err(Arc::new)
     }
 }
 

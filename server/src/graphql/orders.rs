@@ -550,17 +550,23 @@ impl OrderDocument {
 impl Movement {
     /// The order document behind this movement (from `referenceDocumentUri`), if any.
     async fn document(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<OrderDocument>> {
-        let Some((kind, id)) = self
+        let Some(uri) = self
             .reference_document_uri
-            .as_deref()
-            .and_then(Kind::from_uri)
+            .as_ref()
+            .filter(|uri| Kind::from_uri(uri).is_some())
         else {
             return Ok(None);
         };
+        let app = state(ctx)?;
         let tenant = &principal(ctx)?.tenant_id;
-        let document = orders::get(&state(ctx)?.db, tenant, kind, id)
+        let loaders = ctx
+            .data::<Loaders>()
+            .map_err(|_| request_error(ErrorCode::Internal, "loaders missing"))?;
+        let document = loaders
+            .documents(&app.db, tenant)
+            .load_one(uri.clone())
             .await
-            .map_err(|e| db_error(ctx, e))?;
+            .map_err(|e| db_error(ctx, (*e).clone()))?;
         Ok(document.map(OrderDocument::of))
     }
 }

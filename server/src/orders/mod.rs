@@ -42,6 +42,14 @@ pub enum Kind {
 }
 
 impl Kind {
+    const ALL: [Kind; 5] = [
+        Kind::PurchaseOrder,
+        Kind::SalesOrder,
+        Kind::Reservation,
+        Kind::Transfer,
+        Kind::Return,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::PurchaseOrder => "purchase_order",
@@ -102,15 +110,7 @@ impl Kind {
     pub fn from_uri(uri: &str) -> Option<(Kind, &str)> {
         let rest = uri.strip_prefix("twh://")?;
         let (path, id) = rest.split_once('/')?;
-        let kind = [
-            Kind::PurchaseOrder,
-            Kind::SalesOrder,
-            Kind::Reservation,
-            Kind::Transfer,
-            Kind::Return,
-        ]
-        .into_iter()
-        .find(|k| k.path() == path)?;
+        let kind = Kind::ALL.into_iter().find(|k| k.path() == path)?;
         Some((kind, id))
     }
 }
@@ -321,6 +321,42 @@ async fn location_codes(
         codes.insert(row.try_get("", "id")?, row.try_get("", "code")?);
     }
     Ok(codes)
+}
+
+/// The documents the URIs name (`twh://sales-orders/so_…`), by URI, in three statements
+/// however many: the documents, their lines, their locations' codes.
+pub async fn by_uris(
+    db: &impl ConnectionTrait,
+    tenant_id: &str,
+    uris: &[String],
+) -> Result<HashMap<String, Document>, DbErr> {
+    let wanted: Vec<(&String, Kind, &str)> = uris
+        .iter()
+        .filter_map(|uri| Kind::from_uri(uri).map(|(kind, id)| (uri, kind, id)))
+        .collect();
+    if wanted.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let models = order_document::Entity::find()
+        .filter(order_document::Column::TenantId.eq(tenant_id))
+        .filter(order_document::Column::Id.is_in(wanted.iter().map(|(_, _, id)| id.to_string())))
+        .all(db)
+        .await?;
+    let ids: Vec<String> = models.iter().map(|m| m.id.clone()).collect();
+    let mut lines = lines_of(db, tenant_id, &ids).await?;
+    let codes = location_codes(db, tenant_id, &models).await?;
+    let mut found = HashMap::new();
+    for model in models {
+        let Some((uri, kind, _)) = wanted
+            .iter()
+            .find(|(_, kind, id)| *id == model.id && kind.as_str() == model.kind)
+        else {
+            continue;
+        };
+        let lines = lines.remove(&model.id).unwrap_or_default();
+        found.insert((*uri).clone(), from_model(model, *kind, lines, &codes));
+    }
+    Ok(found)
 }
 
 /// One document of a kind, with its lines.

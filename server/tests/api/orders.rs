@@ -652,7 +652,7 @@ async fn a_page_of_orders_with_lines_items_and_movements_has_no_n_plus_one() {
         po_step(&app, "submitPurchaseOrder", &po["id"], 1).await;
     }
     let query = "query($first: Int) { purchaseOrders(first: $first) { edges { node { number lines { sku item { name } } movements { delta } } } } }";
-    let statements = |first: i64| {
+    let statements = |query: &'static str, field: &'static str, first: i64| {
         let app = &app;
         async move {
             let before = app
@@ -664,20 +664,26 @@ async fn a_page_of_orders_with_lines_items_and_movements_has_no_n_plus_one() {
                 .state
                 .statements
                 .load(std::sync::atomic::Ordering::SeqCst);
-            let edges = body["data"]["purchaseOrders"]["edges"]
-                .as_array()
-                .unwrap()
-                .len();
+            let edges = body["data"][field]["edges"].as_array().unwrap().len();
             assert_eq!(edges as i64, first, "{body}");
             after - before
         }
     };
-    let two = statements(2).await;
-    let twelve = statements(12).await;
+    let two = statements(query, "purchaseOrders", 2).await;
+    let twelve = statements(query, "purchaseOrders", 12).await;
     assert_eq!(two, twelve, "statements grew with the page size");
     // Authentication may be cached; the page, its lines, its items, its movements and their
     // names cannot be.
     assert!((4..=8).contains(&twelve), "{twelve} statements for a page");
+
+    // The documents behind a page of movements: 2 movements (one order) or 24 (all twelve).
+    let movements = "query($first: Int) { movements(filter: {reason: ORDERED}, first: $first) { edges { node { document { ... on PurchaseOrder { number lines { sku } } } } } } }";
+    let few = statements(movements, "movements", 2).await;
+    let many = statements(movements, "movements", 24).await;
+    assert_eq!(
+        few, many,
+        "statements grew with the documents behind the movements"
+    );
     app.shutdown().await;
 }
 
