@@ -13,3 +13,6 @@ pub mod outbox_event;
 pub mod reconciliation_run;
 pub mod stock_level;
 pub mod tenant;
+pub mod webhook_attempt;
+pub mod webhook_delivery;
+pub mod webhook_endpoint;

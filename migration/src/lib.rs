@@ -6,6 +6,7 @@ pub use sea_orm_migration::prelude::*;
 mod m0001_ledger_core;
 mod m0002_level_location_index;
 mod m0003_orders;
+mod m0004_events;
 
 pub struct Migrator;
 
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0001_ledger_core::Migration),
             Box::new(m0002_level_location_index::Migration),
             Box::new(m0003_orders::Migration),
+            Box::new(m0004_events::Migration),
         ]
     }
 }

@@ -18,6 +18,14 @@ pub struct App {
     pub documents: crate::graphql::DocumentCache,
     /// Statements this pool has sent (see `db::count_statements`).
     pub statements: Arc<std::sync::atomic::AtomicU64>,
+    /// Relayed events on their way to this process's subscribers.
+    pub bus: Arc<crate::events::bus::Bus>,
+    /// Wakes the background relay and webhook dispatcher after a commit.
+    pub wake: Wake,
+    /// Names this process in leases (webhook endpoints, jobs).
+    pub instance_id: String,
+    /// Open WebSocket connections per tenant (the per-tenant limit).
+    pub ws_connections: std::sync::Mutex<std::collections::HashMap<String, usize>>,
     /// SQLite admits one writer at a time; queueing writers here (FIFO) instead of in SQLite's
     /// busy-retry loop keeps latency flat under contention. `None` on Postgres.
     sqlite_writer: Option<Mutex<()>>,
@@ -29,18 +37,45 @@ pub struct WriteTxn<'a> {
     _writer: Option<MutexGuard<'a, ()>>,
 }
 
+#[derive(Default)]
+pub struct Wake {
+    pub relay: tokio::sync::Notify,
+    pub dispatcher: tokio::sync::Notify,
+}
+
 impl App {
-    pub fn new(mut db: DatabaseConnection, config: Config) -> Self {
+    pub fn new(mut db: DatabaseConnection, config: Config) -> anyhow::Result<Self> {
         let sqlite_writer = crate::db::is_sqlite(&db).then(|| Mutex::new(()));
         let statements = crate::db::count_statements(&mut db);
-        Self {
+        let redis = match &config.redis_url {
+            Some(url) => Some((
+                deadpool_redis::Config::from_url(url.clone())
+                    .create_pool(Some(deadpool_redis::Runtime::Tokio1))
+                    .map_err(|e| anyhow::anyhow!("REDIS_URL is not usable: {e}"))?,
+                url.clone(),
+            )),
+            None => None,
+        };
+        let bus = Arc::new(crate::events::bus::Bus::new(
+            config.events.subscriber_buffer,
+            redis,
+        ));
+        Ok(Self {
             db,
             statements,
             config,
             key_cache: KeyCache::default(),
             documents: Default::default(),
+            bus,
+            wake: Wake::default(),
+            instance_id: format!(
+                "{}:{}",
+                std::process::id(),
+                uuid::Uuid::now_v7().simple()
+            ),
+            ws_connections: Default::default(),
             sqlite_writer,
-        }
+        })
     }
 
     pub fn is_postgres(&self) -> bool {

@@ -14,6 +14,56 @@ pub struct Config {
     pub idempotency_wait_ms: u64,
     pub admin_token: Option<String>,
     pub orders: OrdersConfig,
+    /// `REDIS_URL`: the event bus (and later rate limits) shared by every replica.
+    pub redis_url: Option<String>,
+    pub events: EventsConfig,
+    pub webhooks: WebhookConfig,
+}
+
+#[derive(Clone, Debug)]
+pub struct EventsConfig {
+    /// How often the relay looks for events no local write announced.
+    pub relay_poll_ms: u64,
+    /// Events a subscriber may fall behind before it is dropped.
+    pub subscriber_buffer: usize,
+    pub ws_max_connections_per_tenant: usize,
+    pub ws_max_subscriptions_per_connection: usize,
+    /// Seconds between the server's keep-alive pings on a WebSocket.
+    pub ws_ping_secs: u64,
+    /// How long a WebSocket may stay open without `connection_init`.
+    pub ws_init_timeout_ms: u64,
+}
+
+#[derive(Clone, Debug)]
+pub struct WebhookConfig {
+    pub allow_private: bool,
+    /// Seconds before each attempt: the first is `[0]`, a retry after the k-th failure waits `[k]`.
+    pub retry_schedule: Vec<f64>,
+    pub timeout_ms: u64,
+    /// An endpoint failing continuously this long is disabled.
+    pub disable_after_secs: u64,
+    /// Requests in flight per endpoint.
+    pub endpoint_concurrency: usize,
+    /// How long a process's claim on an endpoint lasts without renewal.
+    pub lease_secs: u64,
+    pub dispatch_poll_ms: u64,
+}
+
+pub const DEFAULT_RETRY_SCHEDULE: &str = "0,5,300,1800,7200,18000,36000,36000";
+
+/// Parses `TWH_WEBHOOK_RETRY_SCHEDULE`: comma-separated seconds, at least one, none negative.
+pub fn parse_schedule(raw: &str) -> Result<Vec<f64>, String> {
+    let schedule: Vec<f64> = raw
+        .split(',')
+        .map(|s| s.trim().parse::<f64>().map_err(|e| format!("{s:?}: {e}")))
+        .collect::<Result<_, _>>()?;
+    if schedule.is_empty() || schedule.len() > 50 {
+        return Err("give 1 to 50 delays".into());
+    }
+    if schedule.iter().any(|d| !d.is_finite() || *d < 0.0 || *d > 7.0 * 86400.0) {
+        return Err("each delay is 0 to 604800 seconds".into());
+    }
+    Ok(schedule)
 }
 
 #[derive(Clone, Debug)]
@@ -117,6 +167,24 @@ impl Default for Config {
             orders: OrdersConfig {
                 reservation_sweep_ms: 1000,
             },
+            redis_url: None,
+            events: EventsConfig {
+                relay_poll_ms: 500,
+                subscriber_buffer: 1024,
+                ws_max_connections_per_tenant: 1000,
+                ws_max_subscriptions_per_connection: 100,
+                ws_ping_secs: 15,
+                ws_init_timeout_ms: 10_000,
+            },
+            webhooks: WebhookConfig {
+                allow_private: false,
+                retry_schedule: parse_schedule(DEFAULT_RETRY_SCHEDULE).unwrap_or_default(),
+                timeout_ms: 15_000,
+                disable_after_secs: 5 * 24 * 3600,
+                endpoint_concurrency: 8,
+                lease_secs: 30,
+                dispatch_poll_ms: 250,
+            },
         }
     }
 }
@@ -166,6 +234,54 @@ impl Config {
                 )?
                 .max(10),
             },
+            redis_url: std::env::var("REDIS_URL")
+                .ok()
+                .filter(|u| !u.trim().is_empty()),
+            events: EventsConfig {
+                relay_poll_ms: env_or("TWH_RELAY_POLL_MS", d.events.relay_poll_ms)?.max(10),
+                subscriber_buffer: env_or("TWH_SUBSCRIBER_BUFFER", d.events.subscriber_buffer)?
+                    .max(1),
+                ws_max_connections_per_tenant: env_or(
+                    "TWH_WS_MAX_CONNECTIONS_PER_TENANT",
+                    d.events.ws_max_connections_per_tenant,
+                )?,
+                ws_max_subscriptions_per_connection: env_or(
+                    "TWH_WS_MAX_SUBSCRIPTIONS_PER_CONNECTION",
+                    d.events.ws_max_subscriptions_per_connection,
+                )?,
+                ws_ping_secs: env_or("TWH_WS_PING_SECS", d.events.ws_ping_secs)?.max(1),
+                ws_init_timeout_ms: env_or("TWH_WS_INIT_TIMEOUT_MS", d.events.ws_init_timeout_ms)?,
+            },
+            webhooks: WebhookConfig {
+                allow_private: env_or(
+                    "TWH_WEBHOOK_ALLOW_PRIVATE_TARGETS",
+                    d.webhooks.allow_private,
+                )?,
+                retry_schedule: match std::env::var("TWH_WEBHOOK_RETRY_SCHEDULE") {
+                    Ok(raw) if !raw.trim().is_empty() => {
+                        parse_schedule(&raw).map_err(|reason| StartupError::InvalidSetting {
+                            name: "TWH_WEBHOOK_RETRY_SCHEDULE",
+                            value: raw.clone(),
+                            reason,
+                            default: DEFAULT_RETRY_SCHEDULE.into(),
+                        })?
+                    }
+                    _ => d.webhooks.retry_schedule,
+                },
+                timeout_ms: env_or("TWH_WEBHOOK_TIMEOUT_MS", d.webhooks.timeout_ms)?.max(1),
+                disable_after_secs: env_or(
+                    "TWH_WEBHOOK_DISABLE_AFTER_SECS",
+                    d.webhooks.disable_after_secs,
+                )?,
+                endpoint_concurrency: env_or(
+                    "TWH_WEBHOOK_ENDPOINT_CONCURRENCY",
+                    d.webhooks.endpoint_concurrency,
+                )?
+                .clamp(1, 256),
+                lease_secs: env_or("TWH_WEBHOOK_LEASE_SECS", d.webhooks.lease_secs)?.max(1),
+                dispatch_poll_ms: env_or("TWH_WEBHOOK_POLL_MS", d.webhooks.dispatch_poll_ms)?
+                    .max(10),
+            },
         })
     }
 
@@ -197,6 +313,16 @@ mod tests {
             "TWH_BIND=\"nonsense\" is not valid: invalid socket address syntax - Hint: set it \
              like the default, 127.0.0.1:8080, or unset it"
         );
+    }
+
+    #[test]
+    fn retry_schedules_parse_and_are_bounded() {
+        assert_eq!(parse_schedule("0, 0.5,5").unwrap(), vec![0.0, 0.5, 5.0]);
+        assert_eq!(parse_schedule(DEFAULT_RETRY_SCHEDULE).unwrap().len(), 8);
+        assert!(parse_schedule("").is_err());
+        assert!(parse_schedule("1,-2").is_err());
+        assert!(parse_schedule("1,x").is_err());
+        assert!(parse_schedule("NaN").is_err());
     }
 
     #[test]

@@ -50,6 +50,10 @@ pub enum ErrorCode {
     IdempotencyKeyParameterMismatch,
     /// A request with this idempotency key is still being processed.
     IdempotencyConcurrentRequest,
+    /// A limit of the server or the plan was reached (the message names it).
+    LimitExceeded,
+    /// A subscriber fell too far behind its events and was dropped.
+    SlowConsumer,
     /// Something failed inside the server; the request id identifies it in the logs.
     Internal,
     /// The database is out of reach for now (restarting, failing over, overloaded); retry.
@@ -82,6 +86,8 @@ impl ErrorCode {
             QuantityOutOfRange => "QUANTITY_OUT_OF_RANGE",
             IdempotencyKeyParameterMismatch => "IDEMPOTENCY_KEY_PARAMETER_MISMATCH",
             IdempotencyConcurrentRequest => "IDEMPOTENCY_CONCURRENT_REQUEST",
+            LimitExceeded => "LIMIT_EXCEEDED",
+            SlowConsumer => "SLOW_CONSUMER",
             Internal => "INTERNAL",
             Unavailable => "UNAVAILABLE",
         }
@@ -107,6 +113,8 @@ impl ErrorCode {
             | InvalidTransition => 409,
             VersionConflict => 412,
             PreconditionRequired => 428,
+            LimitExceeded => 429,
+            SlowConsumer => 409,
             Internal => 500,
             Unavailable => 503,
         }
@@ -164,6 +172,13 @@ impl ErrorCode {
             IdempotencyConcurrentRequest => {
                 "A request with this idempotency key is still running. Retry after it ends."
             }
+            LimitExceeded => {
+                "A limit of the server or the plan was reached; the message names it and its value."
+            }
+            SlowConsumer => {
+                "The subscription fell too far behind its events and was ended. Subscribe again \
+                 and catch up from the event log (events(after: <last position>))."
+            }
             Internal => "Something failed inside the server. Quote the request id.",
             Unavailable => {
                 "The database could not be reached or dropped the connection. A write may or \
@@ -192,7 +207,7 @@ impl ErrorCode {
     }
 
     /// Every code, for documentation and tests.
-    pub const ALL: [ErrorCode; 23] = {
+    pub const ALL: [ErrorCode; 25] = {
         use ErrorCode::*;
         [
             Unauthenticated,
@@ -216,6 +231,8 @@ impl ErrorCode {
             QuantityOutOfRange,
             IdempotencyKeyParameterMismatch,
             IdempotencyConcurrentRequest,
+            LimitExceeded,
+            SlowConsumer,
             Internal,
             Unavailable,
         ]

@@ -19,3 +19,4 @@ pub mod orders;
 pub mod server;
 pub mod startup;
 pub mod tenancy;
+pub mod webhooks;

@@ -20,7 +20,7 @@ pub async fn prepare(config: Config) -> anyhow::Result<AppState> {
     observability::init_metrics();
     let db = db::connect(&config.database).await?;
     db::migrate(&db).await?;
-    Ok(AppState(Arc::new(App::new(db, config))))
+    Ok(AppState(Arc::new(App::new(db, config)?)))
 }
 
 /// A running server; dropping the handle does not stop it, `shutdown` does.
@@ -62,6 +62,7 @@ pub async fn spawn_on(listener: TcpListener, state: AppState) -> anyhow::Result<
         }
     });
     let (stop, mut stopped) = watch::channel(false);
+    start_background(&state, &stop);
     let sweeper_state = state.clone();
     let mut sweeper_stop = stop.subscribe();
     tokio::spawn(async move {
@@ -90,7 +91,10 @@ pub async fn spawn_on(listener: TcpListener, state: AppState) -> anyhow::Result<
                 _ = tick.tick() => {
                     match crate::orders::reservations::expire_due(&expiry_state, 100).await {
                         Ok(0) => {}
-                        Ok(n) => tracing::info!(reservations.expired = n, "expired reservations"),
+                        Ok(n) => {
+                            expiry_state.wake.relay.notify_one();
+                            tracing::info!(reservations.expired = n, "expired reservations");
+                        }
                         Err(err) => tracing::warn!(error = ?err, "expiring reservations failed"),
                     }
                 }
@@ -107,6 +111,23 @@ pub async fn spawn_on(listener: TcpListener, state: AppState) -> anyhow::Result<
             .await
     });
     Ok(Running { addr, stop, task })
+}
+
+/// The event machinery every serving process runs: the bus feeder (and Redis listener), the
+/// outbox relay and the webhook dispatcher. Each coordinates with other processes through the
+/// database, so any number may run.
+pub fn start_background(state: &AppState, stop: &watch::Sender<bool>) {
+    state.bus.start(state.db.clone(), stop.subscribe());
+    tokio::spawn(crate::events::relay::run(
+        state.clone(),
+        Duration::from_millis(state.config.events.relay_poll_ms),
+        stop.subscribe(),
+    ));
+    tokio::spawn(crate::webhooks::dispatch::run(
+        state.clone(),
+        Duration::from_millis(state.config.webhooks.dispatch_poll_ms),
+        stop.subscribe(),
+    ));
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -1,7 +1,7 @@
 // Starts the built `twh` binary as a user would (`twh serve`, embedded defaults) on a free port
 // with a fresh data folder, and reads the URL and the sandbox API key from what it prints.
 
-import { spawn } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -18,16 +18,18 @@ export function binaryPath() {
 
 /**
  * Runs `twh serve` and resolves once it listens and has printed the sandbox tenant's key.
- * @returns {Promise<{url: string, apiKey: string, tenantId: string, output: () => string, stop: () => Promise<number|null>}>}
+ * `dataDir` and `databaseUrl` let a test run other `twh` commands (`tenant create`) on the same data.
+ * @returns {Promise<{url: string, apiKey: string, tenantId: string, dataDir: string, databaseUrl: string, output: () => string, stop: () => Promise<number|null>}>}
  */
 export async function startServer({ env = {}, timeoutMs = 30_000 } = {}) {
   const dataDir = mkdtempSync(join(tmpdir(), "twh-e2e-"));
+  const databaseUrl = env.DATABASE_URL ?? `sqlite://${dataDir}/twh.db?mode=rwc`;
   const child = spawn(binaryPath(), ["serve"], {
     cwd: dataDir,
     env: {
       ...process.env,
       TWH_BIND: "127.0.0.1:0",
-      DATABASE_URL: `sqlite://${dataDir}/twh.db?mode=rwc`,
+      DATABASE_URL: databaseUrl,
       RUST_LOG: process.env.RUST_LOG || "warn",
       ...env,
     },
@@ -68,6 +70,8 @@ export async function startServer({ env = {}, timeoutMs = 30_000 } = {}) {
     url,
     apiKey,
     tenantId,
+    dataDir,
+    databaseUrl,
     output: () => stdout + stderr,
     stop: async () => {
       child.kill("SIGTERM");
@@ -76,4 +80,26 @@ export async function startServer({ env = {}, timeoutMs = 30_000 } = {}) {
       return code;
     },
   };
+}
+
+/**
+ * Runs another `twh` command (`tenant create …`) on a running server's data, as an operator would.
+ * @returns {Promise<string>} what it printed on stdout
+ */
+export function runTwh(server, args, { env = {}, timeoutMs = 30_000 } = {}) {
+  return new Promise((resolveRun, reject) => {
+    execFile(
+      binaryPath(),
+      args,
+      {
+        cwd: server.dataDir,
+        env: { ...process.env, DATABASE_URL: server.databaseUrl, RUST_LOG: "warn", ...env },
+        timeout: timeoutMs,
+      },
+      (err, stdout, stderr) => {
+        if (err) reject(new Error(`twh ${args.join(" ")} failed (${err.code ?? err.signal}):\n${stdout}\n${stderr}`));
+        else resolveRun(stdout);
+      },
+    );
+  });
 }

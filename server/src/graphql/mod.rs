@@ -3,9 +3,11 @@
 
 mod catalog;
 mod depth;
+pub mod events;
 pub mod loaders;
-mod orders;
+pub mod orders;
 mod stock;
+mod webhooks;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -16,7 +18,7 @@ use async_graphql::extensions::{
 };
 use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::{
-    Context, EmptySubscription, MergedObject, OutputType, Schema, SchemaBuilder, ServerError,
+    Context, MergedObject, OutputType, Schema, SchemaBuilder, ServerError,
     ServerResult, ValidationResult, Variables,
 };
 use sea_orm::DatabaseTransaction;
@@ -33,6 +35,8 @@ pub struct Query(
     catalog::CatalogQuery,
     stock::StockQuery,
     orders::OrdersQuery,
+    events::EventsQuery,
+    webhooks::WebhooksQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -40,12 +44,17 @@ pub struct Mutation(
     catalog::CatalogMutation,
     stock::StockMutation,
     orders::OrdersMutation,
+    webhooks::WebhooksMutation,
 );
 
-pub type TwhSchema = Schema<Query, Mutation, EmptySubscription>;
+pub type TwhSchema = Schema<Query, Mutation, events::Subscription>;
 
-fn builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
-    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+fn builder() -> SchemaBuilder<Query, Mutation, events::Subscription> {
+    Schema::build(
+        Query::default(),
+        Mutation::default(),
+        events::Subscription,
+    )
 }
 
 pub fn build(state: AppState) -> TwhSchema {
@@ -305,6 +314,9 @@ where
     .await;
     if outcome.replayed {
         ctx.insert_http_header("Idempotent-Replayed", "true");
+    } else if outcome.result.is_ok() {
+        // What it committed may carry events: the relay takes them now, not at its next poll.
+        app.wake.relay.notify_one();
     }
     let result_label = match &outcome.result {
         Ok(_) => "ok",

@@ -216,7 +216,7 @@ pub async fn run_as(
 
 /// The request with what resolvers read from it: the caller, the request's metadata and its
 /// own (empty until used) batch loaders.
-fn for_caller(
+pub(crate) fn for_caller(
     request: async_graphql::Request,
     principal: Principal,
     meta: RequestMeta,

@@ -4,12 +4,13 @@
 pub mod graphiql;
 pub mod graphql;
 pub mod rest;
+pub mod ws;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequestParts, MatchedPath, Request, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -50,10 +51,8 @@ pub async fn router(state: AppState) -> anyhow::Result<Router> {
         }),
     );
     Ok(Router::new()
-        .route(
-            "/graphql",
-            get(graphql::get_handler).post(graphql::post_handler),
-        )
+        .route("/graphql", get(graphql_get).post(graphql::post_handler))
+        .route("/graphql/ws", get(graphql_ws))
         .route("/graphiql/{file}", get(graphiql::asset))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
@@ -71,6 +70,36 @@ pub async fn router(state: AppState) -> anyhow::Result<Router> {
             timeout,
         ))
         .layer(middleware::from_fn(request_context)))
+}
+
+/// `GET /graphql`: a WebSocket upgrade (subscriptions), else a query in the URL or GraphiQL.
+async fn graphql_get(
+    State((state, schema)): State<(AppState, crate::graphql::TwhSchema)>,
+    req: Request,
+) -> Response {
+    let upgrade = req
+        .headers()
+        .get(axum::http::header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    if !upgrade {
+        use axum::handler::Handler;
+        return graphql::get_handler.call(req, (state, schema)).await;
+    }
+    let (mut parts, _) = req.into_parts();
+    match axum::extract::ws::WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
+        Ok(ws) => ws::upgrade(state, schema, &parts.headers, ws),
+        Err(rejection) => rejection.into_response(),
+    }
+}
+
+/// `GET /graphql/ws`: GraphQL over WebSocket (`graphql-transport-ws`).
+async fn graphql_ws(
+    State((state, schema)): State<(AppState, crate::graphql::TwhSchema)>,
+    headers: axum::http::HeaderMap,
+    ws: axum::extract::ws::WebSocketUpgrade,
+) -> Response {
+    ws::upgrade(state, schema, &headers, ws)
 }
 
 fn valid_request_id(raw: &HeaderValue) -> Option<String> {
