@@ -70,10 +70,8 @@ impl MigrationTrait for Migration {
                     .take(),
             )
             .await?;
-        db.execute_unprepared(
-            "INSERT INTO relay_cursors (name, position) VALUES ('outbox', 0)",
-        )
-        .await?;
+        db.execute_unprepared("INSERT INTO relay_cursors (name, position) VALUES ('outbox', 0)")
+            .await?;
 
         manager
             .create_table(
@@ -163,7 +161,12 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        for table in ["webhook_attempts", "webhook_deliveries", "webhook_endpoints", "relay_cursors"] {
+        for table in [
+            "webhook_attempts",
+            "webhook_deliveries",
+            "webhook_endpoints",
+            "relay_cursors",
+        ] {
             manager
                 .drop_table(Table::drop().table(table).to_owned())
                 .await?;

@@ -171,6 +171,7 @@ pub fn router<B: Backend>(backend: B, types: Arc<Types>, prepared: Vec<Prepared>
             Method::Get => MethodFilter::GET,
             Method::Post => MethodFilter::POST,
             Method::Patch => MethodFilter::PATCH,
+            Method::Delete => MethodFilter::DELETE,
         };
         let entry = by_path.remove(path).unwrap_or_default();
         by_path.insert(path, entry.on(filter, handler));

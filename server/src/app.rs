@@ -13,6 +13,9 @@ use crate::config::Config;
 
 pub struct App {
     pub db: DatabaseConnection,
+    /// The same pool for background work (relay, dispatcher, bus), outside the statement count
+    /// that tests read to see what a request costs.
+    pub background_db: DatabaseConnection,
     pub config: Config,
     pub key_cache: KeyCache,
     pub documents: crate::graphql::DocumentCache,
@@ -46,6 +49,7 @@ pub struct Wake {
 impl App {
     pub fn new(mut db: DatabaseConnection, config: Config) -> anyhow::Result<Self> {
         let sqlite_writer = crate::db::is_sqlite(&db).then(|| Mutex::new(()));
+        let background_db = db.clone();
         let statements = crate::db::count_statements(&mut db);
         let redis = match &config.redis_url {
             Some(url) => Some((
@@ -62,17 +66,14 @@ impl App {
         ));
         Ok(Self {
             db,
+            background_db,
             statements,
             config,
             key_cache: KeyCache::default(),
             documents: Default::default(),
             bus,
             wake: Wake::default(),
-            instance_id: format!(
-                "{}:{}",
-                std::process::id(),
-                uuid::Uuid::now_v7().simple()
-            ),
+            instance_id: format!("{}:{}", std::process::id(), uuid::Uuid::now_v7().simple()),
             ws_connections: Default::default(),
             sqlite_writer,
         })
@@ -86,6 +87,15 @@ impl App {
     /// interleave), a plain READ COMMITTED transaction on Postgres, where row locks taken by the
     /// conditional updates serialise writers of the same stock level.
     pub async fn begin_write(&self) -> Result<WriteTxn<'_>, DbErr> {
+        self.begin_write_on(&self.db).await
+    }
+
+    /// [`App::begin_write`] on the background handle.
+    pub async fn begin_background_write(&self) -> Result<WriteTxn<'_>, DbErr> {
+        self.begin_write_on(&self.background_db).await
+    }
+
+    async fn begin_write_on(&self, db: &DatabaseConnection) -> Result<WriteTxn<'_>, DbErr> {
         let writer = match &self.sqlite_writer {
             Some(lock) => Some(lock.lock().await),
             None => None,
@@ -101,7 +111,7 @@ impl App {
         // ping the others for a while, so a retry or two reaches a live one.
         let mut attempt = 1;
         let txn = loop {
-            match self.db.begin_with_options(options).await {
+            match db.begin_with_options(options).await {
                 Ok(txn) => break txn,
                 Err(err)
                     if attempt < 3

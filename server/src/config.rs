@@ -60,7 +60,10 @@ pub fn parse_schedule(raw: &str) -> Result<Vec<f64>, String> {
     if schedule.is_empty() || schedule.len() > 50 {
         return Err("give 1 to 50 delays".into());
     }
-    if schedule.iter().any(|d| !d.is_finite() || *d < 0.0 || *d > 7.0 * 86400.0) {
+    if schedule
+        .iter()
+        .any(|d| !d.is_finite() || *d < 0.0 || *d > 7.0 * 86400.0)
+    {
         return Err("each delay is 0 to 604800 seconds".into());
     }
     Ok(schedule)

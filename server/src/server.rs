@@ -117,7 +117,9 @@ pub async fn spawn_on(listener: TcpListener, state: AppState) -> anyhow::Result<
 /// outbox relay and the webhook dispatcher. Each coordinates with other processes through the
 /// database, so any number may run.
 pub fn start_background(state: &AppState, stop: &watch::Sender<bool>) {
-    state.bus.start(state.db.clone(), stop.subscribe());
+    state
+        .bus
+        .start(state.background_db.clone(), stop.subscribe());
     tokio::spawn(crate::events::relay::run(
         state.clone(),
         Duration::from_millis(state.config.events.relay_poll_ms),

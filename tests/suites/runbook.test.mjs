@@ -5,7 +5,7 @@
 // 200) just before the "After the fix" section, and at the end the delivery is SUCCEEDED.
 
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
+import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { after, before, test } from "node:test";
@@ -45,12 +45,17 @@ function shellBlocks(markdown) {
 
 function bash(script, env) {
   return new Promise((resolve) => {
-    execFile(
-      "bash",
-      ["-euo", "pipefail", "-c", script],
-      { env, timeout: 6 * 60_000, maxBuffer: 16 * 1024 * 1024 },
-      (err, stdout, stderr) => resolve({ code: err ? (err.code ?? err.signal) : 0, stdout, stderr }),
-    );
+    // stdin is not a socket, so bash does not take itself for a remote shell and read bashrc.
+    const child = spawn("bash", ["-euo", "pipefail", "-c", script], { env, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (chunk) => (stdout += chunk));
+    child.stderr.on("data", (chunk) => (stderr += chunk));
+    const timer = setTimeout(() => child.kill("SIGKILL"), 6 * 60_000);
+    child.on("close", (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? signal, stdout, stderr });
+    });
   });
 }
 

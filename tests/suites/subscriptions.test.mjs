@@ -278,11 +278,12 @@ test("purchaseOrderUpdated(id) emits the document when it changes, and only that
 });
 
 test("twh_subscriptions_open counts a subscription while it is open", async () => {
-  const before = await openSubscriptions(server);
-  assert.notEqual(before, null, "GET /metrics has twh_subscriptions_open");
+  // Absent before the first subscription ever is the same as 0.
+  const before = (await openSubscriptions(server)) ?? 0;
   const ws = wsClient(server);
   const sub = subscribe(ws, `subscription { events(types: ["stock.changed"]) { id } }`);
   await subscribed(server, before + 1, [sub]);
+  assert.equal(await openSubscriptions(server), before + 1, "exactly one more while it is open");
   sub.dispose();
   await waitFor("twh_subscriptions_open to come back down", () => openSubscriptions(server), (n) => n === before);
 });

@@ -429,7 +429,7 @@ test("sendTestWebhook delivers a webhook.test event", async () => {
   }
 });
 
-test("the event log: events(filter) and GET /v1/events list a write's stock.changed by position; after= pages on", async () => {
+test("the event log: events(filter) and GET /v1/events list a write's stock.changed by position; after= pages on", async (t) => {
   const first = await api.receive("MUG-12OZ", "STORE-1", 1);
   const second = await api.receive("MUG-12OZ", "STORE-1", 1);
   const stockEvents = async () => {
@@ -463,69 +463,73 @@ test("the event log: events(filter) and GET /v1/events list a write's stock.chan
   assert.equal(e1.node.data.level.sku, "MUG-12OZ");
   assert.ok(e1.node.aggregateType && e1.node.aggregateId, show(e1.node));
 
-  // GraphQL: after the first event's cursor come only later events, the second among them.
   const { events: later } = await api.gql(
     `query($after: String) { events(filter: {types: ["stock.changed"]}, first: 100, after: $after) {
       nodes { id position } } }`,
     { after: e1.cursor },
   );
-  assert.ok(later.nodes.length >= 1);
-  assert.ok(later.nodes.every((n) => n.position > e1.node.position), `only later events: ${show(later.nodes)}`);
-  assert.ok(later.nodes.some((n) => n.id === e2.node.id));
-  assert.ok(!later.nodes.some((n) => n.id === e1.node.id));
 
-  // REST: the same event with its position, and the same page after the cursor.
-  const all = [];
-  let path = "/v1/events?type=stock.changed&first=100";
-  for (let page = 0; page < 100 && path; page++) {
-    const r = await api.rest("GET", path);
-    assert.equal(r.status, 200, `GET ${path}: ${r.text}`);
-    assert.ok(Array.isArray(r.json?.data) && r.json.pageInfo, `{data, pageInfo}: ${r.text.slice(0, 300)}`);
-    all.push(...r.json.data);
-    path = r.json.pageInfo.hasNextPage
-      ? `/v1/events?type=stock.changed&first=100&after=${encodeURIComponent(r.json.pageInfo.endCursor)}`
-      : null;
-  }
-  const restE1 = all.find((e) => e.id === e1.node.id);
-  assert.ok(restE1, `GET /v1/events lists event ${e1.node.id}`);
-  assert.equal(restE1.position, e1.node.position);
-  assert.equal(restE1.type, "stock.changed");
-  assert.deepEqual(restE1.data, e1.node.data);
-  assert.ok(all.every((e) => e.type === "stock.changed"));
+  await t.test("GraphQL: after: the first event's cursor gives only later events", async () => {
+    assert.ok(later.nodes.length >= 1);
+    assert.ok(later.nodes.every((n) => n.position > e1.node.position), `only later events: ${show(later.nodes)}`);
+    assert.ok(later.nodes.some((n) => n.id === e2.node.id));
+    assert.ok(!later.nodes.some((n) => n.id === e1.node.id));
+  });
 
-  const restLater = await api.rest("GET", `/v1/events?type=stock.changed&first=100&after=${encodeURIComponent(e1.cursor)}`);
-  assert.equal(restLater.status, 200, restLater.text);
-  assert.deepEqual(
-    restLater.json.data.map((e) => e.id),
-    later.nodes.map((n) => n.id),
-    "REST after= gives the same page as GraphQL after:",
-  );
+  await t.test("REST: GET /v1/events lists the same event, and after= gives the same page", async () => {
+    const all = [];
+    let path = "/v1/events?type=stock.changed&first=100";
+    for (let page = 0; page < 100 && path; page++) {
+      const r = await api.rest("GET", path);
+      assert.equal(r.status, 200, `GET ${path}: ${r.text}`);
+      assert.ok(Array.isArray(r.json?.data) && r.json.pageInfo, `{data, pageInfo}: ${r.text.slice(0, 300)}`);
+      all.push(...r.json.data);
+      path = r.json.pageInfo.hasNextPage
+        ? `/v1/events?type=stock.changed&first=100&after=${encodeURIComponent(r.json.pageInfo.endCursor)}`
+        : null;
+    }
+    const restE1 = all.find((e) => e.id === e1.node.id);
+    assert.ok(restE1, `GET /v1/events lists event ${e1.node.id}`);
+    assert.equal(restE1.position, e1.node.position);
+    assert.equal(restE1.type, "stock.changed");
+    assert.deepEqual(restE1.data, e1.node.data);
+    assert.ok(all.every((e) => e.type === "stock.changed"));
 
-  // Two types at once: both, and nothing else.
-  const sku = `E2E-EVT-${Date.now()}`;
-  await api.mutate(
-    "createItem",
-    `mutation($input: CreateItemInput!) { createItem(input: $input) { item { id } userErrors { code field message } } }`,
-    { input: { sku, name: "Event log probe" } },
-  );
-  const mixed = await waitFor(
-    "GET /v1/events?type=stock.changed&type=item.created to list the new item",
-    async () => {
-      const found = [];
-      let next = "/v1/events?type=stock.changed&type=item.created&first=100";
-      for (let page = 0; page < 100 && next; page++) {
-        const r = await api.rest("GET", next);
-        assert.equal(r.status, 200, r.text);
-        found.push(...r.json.data);
-        next = r.json.pageInfo.hasNextPage
-          ? `/v1/events?type=stock.changed&type=item.created&first=100&after=${encodeURIComponent(r.json.pageInfo.endCursor)}`
-          : null;
-      }
-      return found;
-    },
-    (list) => list.some((e) => e.type === "item.created" && JSON.stringify(e.data).includes(sku)),
-  );
-  assert.deepEqual([...new Set(mixed.map((e) => e.type))].sort(), ["item.created", "stock.changed"]);
+    const restLater = await api.rest("GET", `/v1/events?type=stock.changed&first=100&after=${encodeURIComponent(e1.cursor)}`);
+    assert.equal(restLater.status, 200, restLater.text);
+    assert.deepEqual(
+      restLater.json.data.map((e) => e.id),
+      later.nodes.map((n) => n.id),
+      "REST after= gives the same page as GraphQL after:",
+    );
+  });
+
+  await t.test("REST: GET /v1/events?type=a&type=b gives both types and no other", async () => {
+    const sku = `E2E-EVT-${Date.now()}`;
+    await api.mutate(
+      "createItem",
+      `mutation($input: CreateItemInput!) { createItem(input: $input) { item { id } userErrors { code field message } } }`,
+      { input: { sku, name: "Event log probe" } },
+    );
+    const mixed = await waitFor(
+      "GET /v1/events?type=stock.changed&type=item.created to list the new item",
+      async () => {
+        const found = [];
+        let next = "/v1/events?type=stock.changed&type=item.created&first=100";
+        for (let page = 0; page < 100 && next; page++) {
+          const r = await api.rest("GET", next);
+          assert.equal(r.status, 200, r.text);
+          found.push(...r.json.data);
+          next = r.json.pageInfo.hasNextPage
+            ? `/v1/events?type=stock.changed&type=item.created&first=100&after=${encodeURIComponent(r.json.pageInfo.endCursor)}`
+            : null;
+        }
+        return found;
+      },
+      (list) => list.some((e) => e.type === "item.created" && JSON.stringify(e.data).includes(sku)),
+    );
+    assert.deepEqual([...new Set(mixed.map((e) => e.type))].sort(), ["item.created", "stock.changed"]);
+  });
 });
 
 test("the REST twins: create (201), list, read, test, deliveries, replay, PATCH with If-Match, delete", async () => {
@@ -614,6 +618,26 @@ test("the REST twins: create (201), list, read, test, deliveries, replay, PATCH 
 });
 
 test("metrics: deliveries by outcome, dead letters and outbox lag are exported", async () => {
+  // A dead letter now, so that twh_webhook_dead_letters has one to count.
+  receiver.on("/metrics-dead", 500);
+  const endpoint = await createEndpoint("/metrics-dead", { eventTypes: ["stock.changed"] });
+  try {
+    const { delivery } = await api.mutate(
+      "sendTestWebhook",
+      `mutation($id: ID!) { sendTestWebhook(endpointId: $id) { delivery { id } userErrors { code field message } } }`,
+      { id: endpoint.id },
+    );
+    await waitFor(`test delivery ${delivery.id} to end DEAD`, () => deliveryById(delivery.id), (d) => d?.status === "DEAD");
+    await waitFor(
+      "twh_webhook_dead_letters to count the dead delivery",
+      () => metricSamples(server, "twh_webhook_dead_letters"),
+      (samples) => samples.reduce((sum, s) => sum + s.value, 0) >= 1,
+      { timeoutMs: 30_000, intervalMs: 500 },
+    );
+  } finally {
+    await deleteEndpoint(endpoint.id);
+  }
+
   const outcomes = await metricSamples(server, "twh_webhook_deliveries_total");
   const labels = new Set(outcomes.map((s) => /outcome="([^"]*)"/.exec(s.labels)?.[1]).filter(Boolean));
   assert.ok(labels.size >= 2, `twh_webhook_deliveries_total{outcome} counts successes and failures: ${show(outcomes)}`);
@@ -643,30 +667,36 @@ test("every request the receiver got verifies with its endpoint's secret", () =>
   }
 });
 
-test("without TWH_WEBHOOK_ALLOW_PRIVATE_TARGETS a loopback URL is refused with INVALID_INPUT", async () => {
+test("without TWH_WEBHOOK_ALLOW_PRIVATE_TARGETS a loopback URL is refused with INVALID_INPUT", async (t) => {
   const strict = await startServer();
+  const strictApi = client(strict);
   try {
-    const strictApi = client(strict);
-    for (const url of [`http://127.0.0.1:${receiver.port}/x`, `http://localhost:${receiver.port}/x`, `http://[::1]:${receiver.port}/x`]) {
-      const { createWebhookEndpoint } = await strictApi.gql(
-        `mutation($input: CreateWebhookEndpointInput!) {
-          createWebhookEndpoint(input: $input) { endpoint { id } userErrors { code field message } } }`,
-        { input: { url } },
-      );
-      assert.equal(createWebhookEndpoint.endpoint, null, `${url} is refused: ${show(createWebhookEndpoint)}`);
-      assert.deepEqual(
-        createWebhookEndpoint.userErrors.map(({ code, field }) => ({ code, field })),
-        [{ code: "INVALID_INPUT", field: ["input", "url"] }],
-        `${url}: ${show(createWebhookEndpoint)}`,
-      );
-    }
-    const rest = await strictApi.rest("POST", "/v1/webhook-endpoints", { body: { url: `http://127.0.0.1:${receiver.port}/x` } });
-    assert.ok(rest.status >= 400 && rest.status < 500, `REST refuses too: ${rest.status} ${rest.text}`);
-    assert.equal(rest.json?.code, "INVALID_INPUT", rest.text);
-    const { webhookEndpoints } = await strictApi.gql(`{ webhookEndpoints(first: 10) { nodes { id url } } }`);
-    assert.deepEqual(webhookEndpoints.nodes, [], "nothing was created");
+    await t.test("GraphQL: createWebhookEndpoint answers INVALID_INPUT on input.url", async () => {
+      for (const url of [`http://127.0.0.1:${receiver.port}/x`, `http://localhost:${receiver.port}/x`, `http://[::1]:${receiver.port}/x`]) {
+        const { createWebhookEndpoint } = await strictApi.gql(
+          `mutation($input: CreateWebhookEndpointInput!) {
+            createWebhookEndpoint(input: $input) { endpoint { id } userErrors { code field message } } }`,
+          { input: { url } },
+        );
+        assert.equal(createWebhookEndpoint.endpoint, null, `${url} is refused: ${show(createWebhookEndpoint)}`);
+        assert.deepEqual(
+          createWebhookEndpoint.userErrors.map(({ code, field }) => ({ code, field })),
+          [{ code: "INVALID_INPUT", field: ["input", "url"] }],
+          `${url}: ${show(createWebhookEndpoint)}`,
+        );
+      }
+    });
+    await t.test("REST: POST /v1/webhook-endpoints answers 422 INVALID_INPUT", async () => {
+      const rest = await strictApi.rest("POST", "/v1/webhook-endpoints", { body: { url: `http://127.0.0.1:${receiver.port}/x` } });
+      assert.equal(rest.status, 422, `POST /v1/webhook-endpoints refuses it too (422 INVALID_INPUT): ${rest.status} ${rest.text}`);
+      assert.equal(rest.json?.code, "INVALID_INPUT", `the problem's code: ${rest.text}`);
+    });
+    await t.test("nothing was created and nothing called", async () => {
+      const { webhookEndpoints } = await strictApi.gql(`{ webhookEndpoints(first: 10) { nodes { id url } } }`);
+      assert.deepEqual(webhookEndpoints.nodes, [], "nothing was created");
+      assert.equal(receiver.requests("/x").length, 0, "the refused URL was never called");
+    });
   } finally {
     await strict.stop();
   }
-  assert.equal(receiver.requests("/x").length, 0, "the refused URL was never called");
 });

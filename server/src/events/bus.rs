@@ -87,7 +87,10 @@ impl Bus {
     }
 
     /// A tenant's live events as a stream that ends after reporting a lag.
-    pub fn stream(&self, tenant_id: &str) -> impl Stream<Item = Result<Arc<Published>, Lagged>> + use<> {
+    pub fn stream(
+        &self,
+        tenant_id: &str,
+    ) -> impl Stream<Item = Result<Arc<Published>, Lagged>> + use<> {
         let rx = self.subscribe(tenant_id);
         let open = OpenSubscription::new();
         futures_util::stream::unfold(Some((rx, open)), |state| async move {
@@ -113,7 +116,11 @@ impl Bus {
     }
 
     /// Starts the feeder (and the Redis listener when configured); call once per process.
-    pub fn start(self: &Arc<Self>, db: DatabaseConnection, stop: tokio::sync::watch::Receiver<bool>) {
+    pub fn start(
+        self: &Arc<Self>,
+        db: DatabaseConnection,
+        stop: tokio::sync::watch::Receiver<bool>,
+    ) {
         let Some(rx) = self
             .inbox_rx
             .lock()
@@ -185,7 +192,9 @@ async fn listen(url: String, inbox: mpsc::UnboundedSender<Inbound>) {
                             return Ok(());
                         }
                     }
-                    Err(err) => tracing::warn!(error = %err, "an unreadable message on the event channel"),
+                    Err(err) => {
+                        tracing::warn!(error = %err, "an unreadable message on the event channel")
+                    }
                 }
             }
             anyhow::bail!("the Redis subscription ended")
@@ -263,7 +272,12 @@ async fn deliver_batch(
 }
 
 /// Delivers the log's events after `last` and before `before`.
-async fn fill(bus: &Bus, db: &DatabaseConnection, last: &mut i64, before: i64) -> Result<(), DbErr> {
+async fn fill(
+    bus: &Bus,
+    db: &DatabaseConnection,
+    last: &mut i64,
+    before: i64,
+) -> Result<(), DbErr> {
     while *last + 1 < before {
         let page = super::range(db, *last, before, 1000).await?;
         if page.is_empty() {

@@ -95,7 +95,8 @@ pub async fn list(
             any = any.add(outbox_event::Column::EventType.is_in(exact.iter().map(|t| t.as_str())));
         }
         for prefix in prefixes {
-            any = any.add(outbox_event::Column::EventType.starts_with(prefix.trim_end_matches('*')));
+            any =
+                any.add(outbox_event::Column::EventType.starts_with(prefix.trim_end_matches('*')));
         }
         query = query.filter(any);
     }

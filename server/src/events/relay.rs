@@ -31,9 +31,9 @@ pub fn dialect(backend: DatabaseBackend, sql: &str) -> String {
 /// Relays one batch; returns what it relayed, in log order.
 pub async fn relay_once(app: &AppState, limit: u64) -> Result<Vec<Published>, DbErr> {
     // Look before taking the writer's slot (SQLite) or the cursor row: most rounds find nothing.
-    let backend = app.db.get_database_backend();
+    let backend = app.background_db.get_database_backend();
     let pending = app
-        .db
+        .background_db
         .query_one_raw(Statement::from_string(
             backend,
             "SELECT 1 AS pending FROM outbox_events WHERE published_at IS NULL LIMIT 1",
@@ -42,7 +42,7 @@ pub async fn relay_once(app: &AppState, limit: u64) -> Result<Vec<Published>, Db
     if pending.is_none() {
         return Ok(Vec::new());
     }
-    let write = app.begin_write().await?;
+    let write = app.begin_background_write().await?;
     let txn = &write.txn;
     let postgres = backend == DatabaseBackend::Postgres;
     let lock = if postgres {
@@ -71,11 +71,7 @@ pub async fn relay_once(app: &AppState, limit: u64) -> Result<Vec<Published>, Db
         .query_all_raw(Statement::from_sql_and_values(
             backend,
             dialect(backend, &sql),
-            [
-                (limit as i64).into(),
-                Utc::now().into(),
-                last.into(),
-            ],
+            [(limit as i64).into(), Utc::now().into(), last.into()],
         ))
         .await?;
     if rows.is_empty() {
@@ -154,7 +150,7 @@ pub async fn run(app: AppState, poll: Duration, mut stop: tokio::sync::watch::Re
                 }
             }
         }
-        match lag_seconds(&app.db).await {
+        match lag_seconds(&app.background_db).await {
             Ok(lag) => metrics::gauge!("twh_outbox_lag_seconds").set(lag),
             Err(err) => tracing::debug!(error = %err, "reading the outbox lag failed"),
         }

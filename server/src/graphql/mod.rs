@@ -18,8 +18,8 @@ use async_graphql::extensions::{
 };
 use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::{
-    Context, MergedObject, OutputType, Schema, SchemaBuilder, ServerError,
-    ServerResult, ValidationResult, Variables,
+    Context, MergedObject, OutputType, Schema, SchemaBuilder, ServerError, ServerResult,
+    ValidationResult, Variables,
 };
 use sea_orm::DatabaseTransaction;
 use serde::Serialize;
@@ -50,11 +50,7 @@ pub struct Mutation(
 pub type TwhSchema = Schema<Query, Mutation, events::Subscription>;
 
 fn builder() -> SchemaBuilder<Query, Mutation, events::Subscription> {
-    Schema::build(
-        Query::default(),
-        Mutation::default(),
-        events::Subscription,
-    )
+    Schema::build(Query::default(), Mutation::default(), events::Subscription)
 }
 
 pub fn build(state: AppState) -> TwhSchema {

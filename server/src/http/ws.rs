@@ -76,7 +76,12 @@ enum Outgoing {
 }
 
 /// Upgrades to a WebSocket speaking `graphql-transport-ws`.
-pub fn upgrade(state: AppState, schema: TwhSchema, headers: &HeaderMap, ws: WebSocketUpgrade) -> Response {
+pub fn upgrade(
+    state: AppState,
+    schema: TwhSchema,
+    headers: &HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
     let offered = headers
         .get_all(axum::http::header::SEC_WEBSOCKET_PROTOCOL)
         .iter()
@@ -90,7 +95,10 @@ pub fn upgrade(state: AppState, schema: TwhSchema, headers: &HeaderMap, ws: WebS
             } else {
                 let mut socket = socket;
                 let _ = socket
-                    .send(close(4406, "Subprotocol not acceptable: use graphql-transport-ws"))
+                    .send(close(
+                        4406,
+                        "Subprotocol not acceptable: use graphql-transport-ws",
+                    ))
                     .await;
             }
         })
@@ -112,7 +120,10 @@ struct TenantSlot {
 impl TenantSlot {
     fn take(state: &AppState, tenant_id: &str) -> Option<Self> {
         let limit = state.config.events.ws_max_connections_per_tenant;
-        let mut open = state.ws_connections.lock().unwrap_or_else(|e| e.into_inner());
+        let mut open = state
+            .ws_connections
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         let count = open.entry(tenant_id.to_owned()).or_default();
         if *count >= limit {
             return None;
@@ -180,7 +191,8 @@ impl Connection {
         let init_deadline = tokio::time::sleep(Duration::from_millis(events.ws_init_timeout_ms));
         tokio::pin!(init_deadline);
         let ping_every = Duration::from_secs(events.ws_ping_secs);
-        let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
+        let mut ping =
+            tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
         let mut last_heard = Instant::now();
         let outcome: Option<(u16, String)> = loop {
             let message = tokio::select! {
@@ -313,7 +325,10 @@ impl Connection {
         match crate::auth::authenticate(&self.state.db, &self.state.key_cache, token).await {
             Ok(found) => found,
             Err(err) => {
-                tracing::warn!(error = format!("{err:#}"), "WebSocket authentication lookup failed");
+                tracing::warn!(
+                    error = format!("{err:#}"),
+                    "WebSocket authentication lookup failed"
+                );
                 None
             }
         }
@@ -342,7 +357,10 @@ impl Connection {
             let mut first = true;
             while let Some(response) = responses.next().await {
                 // A request refused before it ran (parse, validation, auth) is an `error`.
-                if first && response.data == async_graphql::Value::Null && !response.errors.is_empty() {
+                if first
+                    && response.data == async_graphql::Value::Null
+                    && !response.errors.is_empty()
+                {
                     let errors = serde_json::to_value(&response.errors).unwrap_or_default();
                     let _ = out.send(Outgoing::Error(id, errors)).await;
                     return;

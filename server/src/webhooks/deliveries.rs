@@ -7,8 +7,8 @@ use async_graphql::{Enum, ID, InputObject, SimpleObject};
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 use serde::{Deserialize, Serialize};
 use twh_entity::{webhook_attempt, webhook_delivery, webhook_endpoint};
@@ -206,9 +206,17 @@ pub async fn create_for_events(
         for (endpoint_id, types) in endpoints {
             if wants(types, &event.event_type) {
                 let body = body
-                    .get_or_insert_with(|| body_of(&event.event_type, event.created_at, &event.data))
+                    .get_or_insert_with(|| {
+                        body_of(&event.event_type, event.created_at, &event.data)
+                    })
                     .clone();
-                rows.push(new_delivery(&event.tenant_id, endpoint_id, event, body, now));
+                rows.push(new_delivery(
+                    &event.tenant_id,
+                    endpoint_id,
+                    event,
+                    body,
+                    now,
+                ));
             }
         }
     }

@@ -93,12 +93,14 @@ pub async fn attempt(
     let at = Utc::now();
     let timestamp = at.timestamp();
     let mut secrets = vec![endpoint.secret.as_str()];
-    if let (Some(previous), Some(until)) = (&endpoint.previous_secret, endpoint.previous_secret_until)
+    if let (Some(previous), Some(until)) =
+        (&endpoint.previous_secret, endpoint.previous_secret_until)
         && until > at
     {
         secrets.push(previous.as_str());
     }
-    let signature = signing::signature_header(&secrets, &delivery.event_id, timestamp, &delivery.body);
+    let signature =
+        signing::signature_header(&secrets, &delivery.event_id, timestamp, &delivery.body);
     let started = Instant::now();
     let mut result = Attempt {
         delivery,
@@ -112,7 +114,8 @@ pub async fn attempt(
     let url = match reqwest::Url::parse(&endpoint.url) {
         Ok(url) if target::literal_allowed(&url, config.allow_private) => url,
         Ok(_) => {
-            result.error = Some("refused: the URL's address is loopback, private or link-local".into());
+            result.error =
+                Some("refused: the URL's address is loopback, private or link-local".into());
             return result;
         }
         Err(err) => {
@@ -196,7 +199,7 @@ async fn record(
         return Ok(());
     }
     let config = &app.config.webhooks;
-    let write = app.begin_write().await?;
+    let write = app.begin_background_write().await?;
     let txn = &write.txn;
     let now = Utc::now();
     let mut rows = Vec::with_capacity(attempts.len());
@@ -238,7 +241,10 @@ async fn record(
             first_failure.get_or_insert(a.at);
         }
         webhook_delivery::Entity::update_many()
-            .col_expr(webhook_delivery::Column::Status, Expr::value(status.as_str()))
+            .col_expr(
+                webhook_delivery::Column::Status,
+                Expr::value(status.as_str()),
+            )
             .col_expr(webhook_delivery::Column::AttemptCount, Expr::value(number))
             .col_expr(webhook_delivery::Column::ScheduleStep, Expr::value(step))
             .col_expr(webhook_delivery::Column::NextAttemptAt, Expr::value(next))
@@ -318,7 +324,7 @@ async fn claim(
     owner: &str,
     limit: usize,
 ) -> Result<Vec<webhook_endpoint::Model>, DbErr> {
-    let backend = app.db.get_database_backend();
+    let backend = app.background_db.get_database_backend();
     let now = Utc::now();
     // Look first without the writer's slot: most rounds find nothing.
     let due = webhook_delivery::Entity::find()
@@ -327,7 +333,7 @@ async fn claim(
         .filter(webhook_delivery::Column::NextAttemptAt.lte(now))
         .limit(1)
         .into_tuple::<String>()
-        .one(&app.db)
+        .one(&app.background_db)
         .await?;
     if due.is_none() {
         return Ok(Vec::new());
@@ -344,7 +350,7 @@ async fn claim(
                        WHERE d.endpoint_id = e.id AND d.tenant_id = e.tenant_id AND d.next_attempt_at <= $1) \
          LIMIT $2{lock}"
     );
-    let write = app.begin_write().await?;
+    let write = app.begin_background_write().await?;
     let txn = &write.txn;
     let rows = txn
         .query_all_raw(Statement::from_sql_and_values(
@@ -382,19 +388,27 @@ async fn claim(
 }
 
 /// Extends a lease; false when it is no longer ours (it expired and another process took it).
-async fn renew(app: &AppState, endpoint: &webhook_endpoint::Model, owner: &str) -> Result<bool, DbErr> {
+async fn renew(
+    app: &AppState,
+    endpoint: &webhook_endpoint::Model,
+    owner: &str,
+) -> Result<bool, DbErr> {
     let until = Utc::now() + chrono::Duration::seconds(app.config.webhooks.lease_secs as i64);
     let result = webhook_endpoint::Entity::update_many()
         .col_expr(webhook_endpoint::Column::LeaseUntil, Expr::value(until))
         .filter(webhook_endpoint::Column::TenantId.eq(&endpoint.tenant_id))
         .filter(webhook_endpoint::Column::Id.eq(&endpoint.id))
         .filter(webhook_endpoint::Column::LeaseOwner.eq(owner))
-        .exec(&app.db)
+        .exec(&app.background_db)
         .await?;
     Ok(result.rows_affected == 1)
 }
 
-async fn release(app: &AppState, endpoint: &webhook_endpoint::Model, owner: &str) -> Result<(), DbErr> {
+async fn release(
+    app: &AppState,
+    endpoint: &webhook_endpoint::Model,
+    owner: &str,
+) -> Result<(), DbErr> {
     webhook_endpoint::Entity::update_many()
         .col_expr(
             webhook_endpoint::Column::LeaseOwner,
@@ -407,13 +421,18 @@ async fn release(app: &AppState, endpoint: &webhook_endpoint::Model, owner: &str
         .filter(webhook_endpoint::Column::TenantId.eq(&endpoint.tenant_id))
         .filter(webhook_endpoint::Column::Id.eq(&endpoint.id))
         .filter(webhook_endpoint::Column::LeaseOwner.eq(owner))
-        .exec(&app.db)
+        .exec(&app.background_db)
         .await?;
     Ok(())
 }
 
 /// Sends an endpoint's due deliveries, round after round, while the lease holds.
-async fn work(app: AppState, client: reqwest::Client, endpoint: webhook_endpoint::Model, owner: String) {
+async fn work(
+    app: AppState,
+    client: reqwest::Client,
+    endpoint: webhook_endpoint::Model,
+    owner: String,
+) {
     let config = app.config.webhooks.clone();
     let mut endpoint = endpoint;
     loop {
@@ -424,7 +443,7 @@ async fn work(app: AppState, client: reqwest::Client, endpoint: webhook_endpoint
             .order_by_asc(webhook_delivery::Column::Position)
             .order_by_asc(webhook_delivery::Column::Id)
             .limit(ROUND)
-            .all(&app.db)
+            .all(&app.background_db)
             .await;
         let due = match due {
             Ok(due) if due.is_empty() => break,
@@ -443,8 +462,10 @@ async fn work(app: AppState, client: reqwest::Client, endpoint: webhook_endpoint
             }
             queues.entry(d.ordering_key.clone()).or_default().push(d);
         }
-        let groups: Vec<Vec<webhook_delivery::Model>> =
-            order.into_iter().filter_map(|k| queues.remove(&k)).collect();
+        let groups: Vec<Vec<webhook_delivery::Model>> = order
+            .into_iter()
+            .filter_map(|k| queues.remove(&k))
+            .collect();
         let endpoint_ref = &endpoint;
         let client_ref = &client;
         let config_ref = &config;
@@ -477,9 +498,12 @@ async fn work(app: AppState, client: reqwest::Client, endpoint: webhook_endpoint
             }
         }
         // Pick up a rotated secret or a changed URL between rounds.
-        match webhook_endpoint::Entity::find_by_id((endpoint.tenant_id.clone(), endpoint.id.clone()))
-            .one(&app.db)
-            .await
+        match webhook_endpoint::Entity::find_by_id((
+            endpoint.tenant_id.clone(),
+            endpoint.id.clone(),
+        ))
+        .one(&app.background_db)
+        .await
         {
             Ok(Some(fresh)) if fresh.status == WebhookEndpointStatus::Enabled.as_str() => {
                 endpoint = fresh;
@@ -516,7 +540,7 @@ pub async fn run(app: AppState, poll: Duration, mut stop: tokio::sync::watch::Re
         }
         if dead_count_at.elapsed() >= Duration::from_secs(15) {
             dead_count_at = Instant::now();
-            match super::deliveries::count_dead(&app.db).await {
+            match super::deliveries::count_dead(&app.background_db).await {
                 Ok(n) => metrics::gauge!("twh_webhook_dead_letters").set(n as f64),
                 Err(err) => tracing::debug!(error = %err, "counting dead deliveries failed"),
             }

@@ -173,7 +173,10 @@ fn parse_description(raw: Option<&str>) -> Result<Option<String>, UserError> {
 
 /// Whether an endpoint takes an event type.
 pub fn wants(event_types: &[String], event_type: &str) -> bool {
-    event_types.is_empty() || event_types.iter().any(|p| events::type_matches(p, event_type))
+    event_types.is_empty()
+        || event_types
+            .iter()
+            .any(|p| events::type_matches(p, event_type))
 }
 
 pub async fn create(
@@ -262,8 +265,14 @@ pub async fn update(
             )
         };
         update = update
-            .col_expr(webhook_endpoint::Column::Status, Expr::value(status.as_str()))
-            .col_expr(webhook_endpoint::Column::DisabledReason, Expr::value(reason));
+            .col_expr(
+                webhook_endpoint::Column::Status,
+                Expr::value(status.as_str()),
+            )
+            .col_expr(
+                webhook_endpoint::Column::DisabledReason,
+                Expr::value(reason),
+            );
         if enabled {
             update = update.col_expr(
                 webhook_endpoint::Column::FailingSince,
@@ -484,7 +493,10 @@ pub async fn disable_by_server(
             webhook_endpoint::Column::Status,
             Expr::value(WebhookEndpointStatus::Disabled.as_str()),
         )
-        .col_expr(webhook_endpoint::Column::DisabledReason, Expr::value(reason))
+        .col_expr(
+            webhook_endpoint::Column::DisabledReason,
+            Expr::value(reason),
+        )
         .filter(webhook_endpoint::Column::TenantId.eq(tenant_id))
         .filter(webhook_endpoint::Column::Id.eq(id))
         .filter(webhook_endpoint::Column::Status.eq(WebhookEndpointStatus::Enabled.as_str()))
@@ -522,7 +534,9 @@ mod tests {
 
     #[test]
     fn event_types_are_validated() {
-        assert!(parse_event_types(Some(vec!["stock.changed".into(), "sales_order.*".into()])).is_ok());
+        assert!(
+            parse_event_types(Some(vec!["stock.changed".into(), "sales_order.*".into()])).is_ok()
+        );
         assert!(parse_event_types(Some(vec!["Stock Changed".into()])).is_err());
         assert!(parse_event_types(Some(vec!["".into()])).is_err());
         assert!(parse_event_types(Some(vec!["a..b".into()])).is_err());

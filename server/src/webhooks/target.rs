@@ -115,7 +115,9 @@ impl Resolve for GuardedResolver {
                 .filter(|a| allow_private || !is_private(a.ip()))
                 .collect();
             if addrs.is_empty() {
-                return Err(Box::new(PrivateTarget(host)) as Box<dyn std::error::Error + Send + Sync>);
+                return Err(
+                    Box::new(PrivateTarget(host)) as Box<dyn std::error::Error + Send + Sync>
+                );
             }
             Ok(Box::new(addrs.into_iter()) as Addrs)
         })
@@ -149,9 +151,20 @@ mod tests {
     #[test]
     fn private_ranges_are_refused() {
         for ip in [
-            "127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "0.0.0.0",
-            "100.64.0.1", "::1", "fe80::1", "fd00::1", "::ffff:127.0.0.1", "::ffff:10.0.0.1",
-            "255.255.255.255", "224.0.0.1",
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "0.0.0.0",
+            "100.64.0.1",
+            "::1",
+            "fe80::1",
+            "fd00::1",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+            "255.255.255.255",
+            "224.0.0.1",
         ] {
             assert!(is_private(ip.parse().unwrap()), "{ip} should be private");
         }
@@ -177,10 +190,18 @@ mod tests {
     #[tokio::test]
     async fn the_resolver_refuses_names_of_private_addresses_at_send_time() {
         let name: Name = "localhost".parse().unwrap();
-        let refused = GuardedResolver { allow_private: false }.resolve(name).await;
+        let refused = GuardedResolver {
+            allow_private: false,
+        }
+        .resolve(name)
+        .await;
         assert!(refused.is_err(), "localhost must not resolve for a webhook");
         let name: Name = "localhost".parse().unwrap();
-        let allowed = GuardedResolver { allow_private: true }.resolve(name).await;
+        let allowed = GuardedResolver {
+            allow_private: true,
+        }
+        .resolve(name)
+        .await;
         assert!(allowed.is_ok());
     }
 }

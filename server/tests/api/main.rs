@@ -5,6 +5,7 @@ mod support;
 
 mod catalog;
 mod concurrency;
+mod events;
 mod idempotency;
 mod orders;
 mod protocol;
