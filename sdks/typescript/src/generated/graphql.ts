@@ -79,6 +79,8 @@ export type ErrorCode =
   | 'INVALID_INPUT'
   /** The document's status does not allow this transition (the message names the status). */
   | 'INVALID_TRANSITION'
+  /** A limit of the server or the plan was reached (the message names it). */
+  | 'LIMIT_EXCEEDED'
   /** The referenced document does not exist (or belongs to another tenant). */
   | 'NOT_FOUND'
   /** The request body is larger than the server accepts. */
@@ -89,6 +91,8 @@ export type ErrorCode =
   | 'QUANTITY_OUT_OF_RANGE'
   /** Too many requests for the tenant's plan. */
   | 'RATE_LIMITED'
+  /** A subscriber fell too far behind its events and was dropped. */
+  | 'SLOW_CONSUMER'
   /** The request carried no valid credentials. */
   | 'UNAUTHENTICATED'
   /** The database is out of reach for now (restarting, failing over, overloaded); retry. */

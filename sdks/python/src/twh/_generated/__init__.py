@@ -25,6 +25,8 @@ from .enums import (
     ReturnOrderStatus,
     SalesOrderStatus,
     TransferStatus,
+    WebhookDeliveryStatus,
+    WebhookEndpointStatus,
 )
 from .fragments import (
     ItemFields,
@@ -51,6 +53,8 @@ from .input_types import (
     CreateReturnOrderInput,
     CreateSalesOrderInput,
     CreateTransferInput,
+    CreateWebhookEndpointInput,
+    EventFilter,
     ItemFilter,
     LocationFilter,
     MoveChangeInput,
@@ -60,6 +64,7 @@ from .input_types import (
     OrderFilter,
     PurchaseOrderLineInput,
     ReceiptLineInput,
+    ReplayWebhookDeliveriesInput,
     ReturnLineInput,
     SalesOrderLineInput,
     SetChangeInput,
@@ -71,6 +76,8 @@ from .input_types import (
     UpdateItemInput,
     UpdateLocationInput,
     UpdatePurchaseOrderInput,
+    UpdateWebhookEndpointInput,
+    WebhookDeliveryFilter,
 )
 from .list_items import (
     ListItems,
@@ -133,8 +140,10 @@ __all__ = [
     "CreateReturnOrderInput",
     "CreateSalesOrderInput",
     "CreateTransferInput",
+    "CreateWebhookEndpointInput",
     "Disposition",
     "ErrorCode",
+    "EventFilter",
     "GetItem",
     "GetItemItem",
     "GetLocation",
@@ -177,6 +186,7 @@ __all__ = [
     "PurchaseOrderStatus",
     "QuantityState",
     "ReceiptLineInput",
+    "ReplayWebhookDeliveriesInput",
     "ReservationStatus",
     "ReturnLineInput",
     "ReturnOrderStatus",
@@ -207,5 +217,9 @@ __all__ = [
     "UpdateLocationUpdateLocationLocation",
     "UpdateLocationUpdateLocationUserErrors",
     "UpdatePurchaseOrderInput",
+    "UpdateWebhookEndpointInput",
     "UserErrorFields",
+    "WebhookDeliveryFilter",
+    "WebhookDeliveryStatus",
+    "WebhookEndpointStatus",
 ]

@@ -4,7 +4,14 @@ from typing import Any, Optional
 from pydantic import Field
 
 from .base_model import BaseModel
-from .enums import Disposition, ItemStatus, LocationKind, MovementReason, QuantityState
+from .enums import (
+    Disposition,
+    ItemStatus,
+    LocationKind,
+    MovementReason,
+    QuantityState,
+    WebhookDeliveryStatus,
+)
 
 
 class AdjustChangeInput(BaseModel):
@@ -93,6 +100,23 @@ class CreateTransferInput(BaseModel):
     to_location_code: str = Field(alias="toLocationCode")
 
 
+class CreateWebhookEndpointInput(BaseModel):
+    description: Optional[str] = None
+    event_types: Optional[list[str]] = Field(alias="eventTypes", default=None)
+    "Event types (`stock.changed`) or patterns (`sales_order.*`); empty or absent: every event."
+    url: str
+    "Where deliveries are POSTed: `https://…` (or `http://…`), a public address."
+
+
+class EventFilter(BaseModel):
+    since: Optional[datetime] = None
+    "Events created at or after this time."
+    types: Optional[list[str]] = None
+    "Event types, or `prefix.*` patterns."
+    until: Optional[datetime] = None
+    "Events created before this time."
+
+
 class ItemFilter(BaseModel):
     search: Optional[str] = None
     "Case-sensitive substring of the name or SKU."
@@ -174,6 +198,17 @@ class ReceiptLineInput(BaseModel):
     location_code: str = Field(alias="locationCode")
     quantity: int
     sku: str
+
+
+class ReplayWebhookDeliveriesInput(BaseModel):
+    delivery_ids: Optional[list[str]] = Field(alias="deliveryIds", default=None)
+    "Replays exactly these deliveries, whatever their status."
+    endpoint_id: Optional[str] = Field(alias="endpointId", default=None)
+    "Replays this endpoint's deliveries (with `since`/`until`, those created in the range)."
+    since: Optional[datetime] = None
+    statuses: Optional[list[WebhookDeliveryStatus]] = None
+    "Which deliveries of the endpoint a range replay takes; `[DEAD]` by default."
+    until: Optional[datetime] = None
 
 
 class ReturnLineInput(BaseModel):
@@ -260,6 +295,20 @@ class UpdatePurchaseOrderInput(BaseModel):
     notes: Optional[str] = None
     "`null` clears it."
     supplier: Optional[str] = None
+
+
+class UpdateWebhookEndpointInput(BaseModel):
+    description: Optional[str] = None
+    enabled: Optional[bool] = None
+    "`false` disables the endpoint (deliveries wait), `true` enables it again."
+    event_types: Optional[list[str]] = Field(alias="eventTypes", default=None)
+    url: Optional[str] = None
+
+
+class WebhookDeliveryFilter(BaseModel):
+    endpoint_id: Optional[str] = Field(alias="endpointId", default=None)
+    event_type: Optional[str] = Field(alias="eventType", default=None)
+    status: Optional[WebhookDeliveryStatus] = None
 
 
 AdjustStockInput.model_rebuild()
