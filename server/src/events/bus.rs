@@ -19,7 +19,9 @@ use tokio::sync::{broadcast, mpsc};
 
 use super::Published;
 
-pub const CHANNEL: &str = "twh:events";
+/// The Redis channel of one database's replicas: `twh:events:<installation>`, the id the
+/// migrations gave the database, so two deployments (or test runs) sharing a Redis never mix.
+pub const CHANNEL_PREFIX: &str = "twh:events:";
 
 enum Inbound {
     Batch(Vec<Published>),
@@ -34,6 +36,7 @@ pub struct Bus {
     inbox_rx: Mutex<Option<mpsc::UnboundedReceiver<Inbound>>>,
     redis: Option<deadpool_redis::Pool>,
     redis_url: Option<String>,
+    channel: std::sync::OnceLock<String>,
 }
 
 /// A subscriber fell more than the buffer behind and was dropped.
@@ -54,6 +57,7 @@ impl Bus {
             inbox_rx: Mutex::new(Some(rx)),
             redis,
             redis_url,
+            channel: std::sync::OnceLock::new(),
         }
     }
 
@@ -67,8 +71,8 @@ impl Bus {
         if events.is_empty() {
             return;
         }
-        if let Some(pool) = &self.redis {
-            match publish_redis(pool, &events).await {
+        if let (Some(pool), Some(channel)) = (&self.redis, self.channel.get()) {
+            match publish_redis(pool, channel, &events).await {
                 Ok(()) => return,
                 // The feeder's check reads them from the log instead; deliver locally now.
                 Err(err) => tracing::warn!(error = %err, "publishing events to Redis failed"),
@@ -130,6 +134,7 @@ impl Bus {
             return;
         };
         let bus = self.clone();
+        let db_for_channel = db.clone();
         let mut feeder_stop = stop.clone();
         tokio::spawn(async move {
             tokio::select! {
@@ -151,10 +156,21 @@ impl Bus {
         });
         if let Some(url) = self.redis_url.clone() {
             let inbox = self.inbox.clone();
+            let bus = self.clone();
             let mut listen_stop = stop;
             tokio::spawn(async move {
+                let channel = loop {
+                    match channel_of(&db_for_channel).await {
+                        Ok(channel) => break channel,
+                        Err(err) => {
+                            tracing::warn!(error = %err, "reading the installation id failed");
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                        }
+                    }
+                };
+                let _ = bus.channel.set(channel.clone());
                 tokio::select! {
-                    _ = listen(url, inbox) => {}
+                    _ = listen(url, channel, inbox) => {}
                     _ = listen_stop.changed() => {}
                 }
             });
@@ -162,11 +178,15 @@ impl Bus {
     }
 }
 
-async fn publish_redis(pool: &deadpool_redis::Pool, events: &[Published]) -> anyhow::Result<()> {
+async fn publish_redis(
+    pool: &deadpool_redis::Pool,
+    channel: &str,
+    events: &[Published],
+) -> anyhow::Result<()> {
     let payload = serde_json::to_string(events)?;
     let mut conn = pool.get().await?;
     let _: i64 = redis::cmd("PUBLISH")
-        .arg(CHANNEL)
+        .arg(channel)
         .arg(payload)
         .query_async(&mut conn)
         .await?;
@@ -175,13 +195,13 @@ async fn publish_redis(pool: &deadpool_redis::Pool, events: &[Published]) -> any
 
 /// Feeds Redis messages to the feeder, reconnecting with backoff; after each (re)connect a
 /// check fills whatever was published while it was away.
-async fn listen(url: String, inbox: mpsc::UnboundedSender<Inbound>) {
+async fn listen(url: String, channel: String, inbox: mpsc::UnboundedSender<Inbound>) {
     let mut backoff = Duration::from_millis(100);
     loop {
         let result: anyhow::Result<()> = async {
             let client = redis::Client::open(url.as_str())?;
             let mut pubsub = client.get_async_pubsub().await?;
-            pubsub.subscribe(CHANNEL).await?;
+            pubsub.subscribe(&channel).await?;
             let _ = inbox.send(Inbound::Check);
             let mut messages = pubsub.on_message();
             while let Some(message) = messages.next().await {
@@ -208,6 +228,27 @@ async fn listen(url: String, inbox: mpsc::UnboundedSender<Inbound>) {
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+async fn channel_of(db: &DatabaseConnection) -> Result<String, DbErr> {
+    let row = db
+        .query_one_raw(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT position FROM relay_cursors WHERE name = 'installation'",
+        ))
+        .await?;
+    let id: i64 = match row {
+        Some(row) => row.try_get("", "position")?,
+        None => 0,
+    };
+    Ok(format!("{CHANNEL_PREFIX}{id}"))
+}
+
+/// The Redis channel this process publishes on, once known.
+impl Bus {
+    pub fn channel(&self) -> Option<&str> {
+        self.channel.get().map(String::as_str)
     }
 }
 

@@ -1,6 +1,8 @@
 //! The relay, the event log and webhook delivery, against a real receiver on loopback.
 
 use std::collections::HashMap;
+
+use futures_util::StreamExt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -468,5 +470,50 @@ async fn private_targets_are_refused_at_registration_and_at_send_time() {
         received.lock().unwrap().is_empty(),
         "no request reached the private receiver"
     );
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn replicas_share_events_over_redis() {
+    let Ok(redis_url) = std::env::var("TWH_TEST_REDIS_URL") else {
+        eprintln!("skipped: set TWH_TEST_REDIS_URL (CI's Postgres run does) to run over Redis");
+        return;
+    };
+    let app = TestApp::spawn().await;
+    // A second replica on the same database and Redis: only its bus runs.
+    let mut config = Config::for_database(&app.db_url);
+    config.redis_url = Some(redis_url.clone());
+    let replica = twh_server::server::prepare(config).await.unwrap();
+    let (stop, _) = tokio::sync::watch::channel(false);
+    replica
+        .bus
+        .start(replica.background_db.clone(), stop.subscribe());
+    let channel = eventually("the replica's channel", async || {
+        replica.bus.channel().map(str::to_owned)
+    })
+    .await;
+    assert_eq!(Some(channel.as_str()), app.state.bus.channel(), "one database, one channel");
+    let mut on_replica = replica.bus.subscribe(&app.tenant_id);
+    let client = redis::Client::open(redis_url.as_str()).unwrap();
+    let mut raw = client.get_async_pubsub().await.unwrap();
+    raw.subscribe(&channel).await.unwrap();
+    // Let the replica's listener subscribe too before the write.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    app.create_item("RD-A").await;
+    let message = tokio::time::timeout(Duration::from_secs(5), raw.on_message().next())
+        .await
+        .expect("a message on the Redis channel")
+        .unwrap();
+    let batch: Vec<twh_server::events::Published> =
+        serde_json::from_str(&message.get_payload::<String>().unwrap()).unwrap();
+    assert!(batch.iter().any(|e| e.tenant_id == app.tenant_id && e.event_type == "item.created"));
+    let event = tokio::time::timeout(Duration::from_secs(5), on_replica.recv())
+        .await
+        .expect("the replica's subscriber got the event")
+        .unwrap();
+    assert_eq!(event.event_type, "item.created");
+    assert_eq!(event.tenant_id, app.tenant_id);
+    let _ = stop.send(true);
     app.shutdown().await;
 }

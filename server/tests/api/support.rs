@@ -72,6 +72,10 @@ impl TestApp {
     pub async fn spawn_with(configure: impl FnOnce(&mut Config)) -> Self {
         let db_url = fresh_database().await;
         let mut config = Config::for_database(&db_url);
+        // With TWH_TEST_REDIS_URL every test runs its bus over Redis (CI's Postgres run).
+        config.redis_url = std::env::var("TWH_TEST_REDIS_URL")
+            .ok()
+            .filter(|u| !u.is_empty());
         configure(&mut config);
         let state = server::prepare(config).await.expect("prepare the app");
         let tenant = tenancy::create(&state.db, "Test tenant", "free", true)
