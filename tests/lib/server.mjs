@@ -19,26 +19,52 @@ export function binaryPath() {
 /**
  * Runs `twh serve` and resolves once it listens and has printed the sandbox tenant's key.
  * `dataDir` and `databaseUrl` let a test run other `twh` commands (`tenant create`) on the same data.
- * @returns {Promise<{url: string, apiKey: string, tenantId: string, dataDir: string, databaseUrl: string, output: () => string, stop: () => Promise<number|null>}>}
+ *
+ * Options, all optional:
+ * - `env`: extra environment for the server (`env.DATABASE_URL` is honoured as before).
+ * - `databaseUrl`: the database to serve (e.g. a Postgres URL shared by several servers); by
+ *   default a fresh SQLite file in the data folder.
+ * - `dataDir`: the folder to run in (also the default `cwd`); by default a fresh temporary folder.
+ *   A folder given here is left in place by `stop()`; a temporary one is removed.
+ * - `cwd`: the working directory, when it should differ from `dataDir`.
+ * - `sandbox`: `true` (default) waits for the sandbox tenant's key, as on an empty database;
+ *   `false` resolves as soon as the server listens (a database that already has tenants prints
+ *   no key), and `apiKey`/`tenantId` are then undefined.
+ * @returns {Promise<{url: string, apiKey: string|undefined, tenantId: string|undefined, dataDir: string,
+ *   databaseUrl: string, child: import("node:child_process").ChildProcess,
+ *   exited: Promise<{code: number|null, signal: string|null}>, output: () => string, stdout: () => string,
+ *   stderr: () => string, kill: (signal?: string) => Promise<{code: number|null, signal: string|null}>,
+ *   stop: () => Promise<number|null>}>}
  */
-export async function startServer({ env = {}, timeoutMs = 30_000 } = {}) {
-  const dataDir = mkdtempSync(join(tmpdir(), "twh-e2e-"));
-  const databaseUrl = env.DATABASE_URL ?? `sqlite://${dataDir}/twh.db?mode=rwc`;
+export async function startServer({
+  env = {},
+  timeoutMs = 30_000,
+  databaseUrl: givenDatabaseUrl,
+  dataDir: givenDataDir,
+  cwd,
+  sandbox = true,
+} = {}) {
+  const ownsDataDir = givenDataDir === undefined;
+  const dataDir = givenDataDir ?? mkdtempSync(join(tmpdir(), "twh-e2e-"));
+  const databaseUrl = givenDatabaseUrl ?? env.DATABASE_URL ?? `sqlite://${dataDir}/twh.db?mode=rwc`;
   const child = spawn(binaryPath(), ["serve"], {
-    cwd: dataDir,
+    cwd: cwd ?? dataDir,
     env: {
       ...process.env,
       TWH_BIND: "127.0.0.1:0",
-      DATABASE_URL: databaseUrl,
       RUST_LOG: process.env.RUST_LOG || "warn",
       ...env,
+      DATABASE_URL: databaseUrl,
     },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let stdout = "";
   let stderr = "";
   child.stderr.on("data", (chunk) => (stderr += chunk));
-  const exited = new Promise((resolveExit) => child.on("exit", (code) => resolveExit(code)));
+  const exitedWith = new Promise((resolveExit) =>
+    child.on("exit", (code, signal) => resolveExit({ code, signal })),
+  );
+  const exited = exitedWith.then(({ code }) => code);
 
   const ready = new Promise((resolveReady, reject) => {
     const timer = setTimeout(
@@ -47,7 +73,15 @@ export async function startServer({ env = {}, timeoutMs = 30_000 } = {}) {
     );
     child.stdout.on("data", (chunk) => {
       stdout += chunk;
-      const url = /listening on (http:\/\/\S+)/.exec(stdout)?.[1];
+      // The URL counts once its line is complete (a chunk may end inside it).
+      const url = /listening on (http:\/\/\S+)\s/.exec(stdout)?.[1];
+      if (!sandbox) {
+        if (url) {
+          clearTimeout(timer);
+          resolveReady({ url });
+        }
+        return;
+      }
       const apiKey = /API key:\s+(twh_\S+)/.exec(stdout)?.[1];
       const tenantId = /Tenant:\s+(\S+)/.exec(stdout)?.[1];
       if (url && apiKey && tenantId && /Try your first stock change/.test(stdout)) {
@@ -59,24 +93,43 @@ export async function startServer({ env = {}, timeoutMs = 30_000 } = {}) {
       clearTimeout(timer);
       reject(new Error(`could not run ${binaryPath()} (set TWH_BIN or CARGO_TARGET_DIR): ${err.message}`));
     });
-    exited.then((code) => {
+    exitedWith.then(({ code, signal }) => {
       clearTimeout(timer);
-      reject(new Error(`twh serve exited with ${code} before it was ready:\n${stdout}\n${stderr}`));
+      reject(new Error(`twh serve exited with ${code ?? signal} before it was ready:\n${stdout}\n${stderr}`));
     });
   });
 
-  const { url, apiKey, tenantId } = await ready;
+  let started;
+  try {
+    started = await ready;
+  } catch (err) {
+    child.kill("SIGKILL");
+    if (ownsDataDir) rmSync(dataDir, { recursive: true, force: true });
+    throw err;
+  }
+  const { url, apiKey, tenantId } = started;
   return {
     url,
     apiKey,
     tenantId,
     dataDir,
     databaseUrl,
+    /** The `twh serve` process itself. */
+    child,
+    /** Resolves with {code, signal} when the process has exited. */
+    exited: exitedWith,
     output: () => stdout + stderr,
+    stdout: () => stdout,
+    stderr: () => stderr,
+    /** Sends `signal` (SIGKILL by default: a crash) and waits for the exit; removes nothing. */
+    kill: async (signal = "SIGKILL") => {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      return exitedWith;
+    },
     stop: async () => {
-      child.kill("SIGTERM");
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
       const code = await exited;
-      rmSync(dataDir, { recursive: true, force: true });
+      if (ownsDataDir) rmSync(dataDir, { recursive: true, force: true });
       return code;
     },
   };

@@ -48,6 +48,20 @@ export async function openSubscriptions(server) {
 }
 
 /**
+ * Waits until the server counts no open subscription (those of earlier tests are ended: their
+ * `complete` may still be on its way), and returns 0, the count to add a test's own to.
+ */
+export async function noneOpen(server) {
+  await waitFor(
+    "twh_subscriptions_open to be 0 (every earlier subscription ended)",
+    () => openSubscriptions(server),
+    (n) => n === null || n === 0,
+    { timeoutMs: 10_000, intervalMs: 50 },
+  );
+  return 0;
+}
+
+/**
  * Waits until the server counts `count` open subscriptions, so that a write made next is seen by
  * them (the protocol has no "subscribed" acknowledgement).
  */

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { client, show, waitFor } from "../lib/api.mjs";
 import { runTwh, startServer } from "../lib/server.mjs";
-import { closeOf, connect, describe, openSubscriptions, rawConnect, subscribe, subscribed } from "../lib/ws.mjs";
+import { closeOf, connect, describe, noneOpen, openSubscriptions, rawConnect, subscribe, subscribed } from "../lib/ws.mjs";
 
 const STOCK_CHANGED = `eventId position groupId operation sequence createdAt
   level { sku locationCode onHand available sequence version }`;
@@ -39,7 +39,7 @@ const noErrors = (sub, what) => {
 };
 
 test("stockChanged(sku, locationCode) gets the level and sequence of an adjustStock made over HTTP, and only its own", async () => {
-  const base = (await openSubscriptions(server)) ?? 0;
+  const base = await noneOpen(server);
   const ws = wsClient(server);
   const sub = subscribe(ws, `subscription($sku: String, $loc: String) { stockChanged(sku: $sku, locationCode: $loc) { ${STOCK_CHANGED} } }`, {
     sku: "MUG-12OZ",
@@ -116,7 +116,7 @@ test("events(types) delivers the tenant's events of those types; another tenant 
     { input: { sku: "MUG-12OZ", name: "Other tenant's mug" } },
   );
 
-  const base = (await openSubscriptions(server)) ?? 0;
+  const base = await noneOpen(server);
   const mine = wsClient(server);
   const theirs = wsClient(server, { apiKey: created.apiKey });
   const eventsQuery = `subscription($types: [String!]) { events(types: $types) { ${EVENT} } }`;
@@ -208,7 +208,7 @@ test("connection_init with a wrong key, or none, is closed with 4403", async () 
 });
 
 test("the same subscription works at ws://…/graphql (upgrade on the GraphQL path)", async () => {
-  const base = (await openSubscriptions(server)) ?? 0;
+  const base = await noneOpen(server);
   const ws = wsClient(server, { path: "/graphql" });
   const sub = subscribe(ws, `subscription { stockChanged(sku: "TSHIRT-BLK-L", locationCode: "STORE-1") { ${STOCK_CHANGED} } }`);
   try {
@@ -253,7 +253,7 @@ test("purchaseOrderUpdated(id) emits the document when it changes, and only that
   const watched = await create("Subscribed Supplier", 12);
   const unwatched = await create("Other Supplier", 5);
   assert.equal(watched.status, "DRAFT");
-  const base = (await openSubscriptions(server)) ?? 0;
+  const base = await noneOpen(server);
   const ws = wsClient(server);
   const sub = subscribe(ws, `subscription($id: ID!) { purchaseOrderUpdated(id: $id) { ${PO} } }`, { id: watched.id });
   try {
@@ -278,8 +278,7 @@ test("purchaseOrderUpdated(id) emits the document when it changes, and only that
 });
 
 test("twh_subscriptions_open counts a subscription while it is open", async () => {
-  // Absent before the first subscription ever is the same as 0.
-  const before = (await openSubscriptions(server)) ?? 0;
+  const before = await noneOpen(server);
   const ws = wsClient(server);
   const sub = subscribe(ws, `subscription { events(types: ["stock.changed"]) { id } }`);
   await subscribed(server, before + 1, [sub]);

@@ -355,3 +355,48 @@ impl Drop for OpenSubscription {
         metrics::gauge!("twh_subscriptions_open").decrement(1.0);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(tenant: &str, position: i64) -> Published {
+        Published {
+            tenant_id: tenant.into(),
+            id: format!("evt_{position}"),
+            event_type: "item.created".into(),
+            aggregate_type: "item".into(),
+            aggregate_id: "itm_1".into(),
+            data: serde_json::json!({}),
+            created_at: chrono::Utc::now(),
+            position,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_subscriber_sees_only_its_tenant() {
+        let bus = Bus::new(16, None);
+        let mut mine = bus.stream("a");
+        let mut theirs = bus.subscribe("b");
+        bus.deliver(event("b", 1));
+        bus.deliver(event("a", 2));
+        let got = mine.next().await.unwrap().unwrap();
+        assert_eq!((got.tenant_id.as_str(), got.position), ("a", 2));
+        assert_eq!(theirs.recv().await.unwrap().position, 1);
+        assert!(theirs.try_recv().is_err(), "b got nothing of a's");
+    }
+
+    #[tokio::test]
+    async fn a_subscriber_that_falls_behind_is_told_and_dropped() {
+        let bus = Bus::new(2, None);
+        let mut slow = bus.stream("t");
+        for position in 1..=5 {
+            bus.deliver(event("t", position));
+        }
+        match slow.next().await {
+            Some(Err(Lagged(missed))) => assert_eq!(missed, 3),
+            other => panic!("expected a lag, got {other:?}"),
+        }
+        assert!(slow.next().await.is_none(), "the stream ends after the lag");
+    }
+}

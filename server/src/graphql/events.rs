@@ -194,14 +194,15 @@ impl Subscription {
             let out = match item {
                 Err(lagged) => Some(Err(slow_consumer(lagged))),
                 Ok(e) if e.event_type == events::STOCK_CHANGED => {
-                    let level = e.data.get("level").and_then(decode::<StockLevel>);
-                    match level {
-                        Some(level)
-                            if sku.as_ref().is_none_or(|s| *s == level.sku)
-                                && location_code
-                                    .as_ref()
-                                    .is_none_or(|c| *c == level.location_code) =>
-                        {
+                    // Compare the raw fields first: with thousands of subscribers, each event
+                    // is decoded only by those it is for.
+                    let raw = &e.data["level"];
+                    let wanted = sku.as_deref().is_none_or(|s| raw["sku"].as_str() == Some(s))
+                        && location_code
+                            .as_deref()
+                            .is_none_or(|c| raw["locationCode"].as_str() == Some(c));
+                    match wanted.then(|| decode::<StockLevel>(raw)).flatten() {
+                        Some(level) => {
                             let text = |key: &str| {
                                 e.data
                                     .get(key)
@@ -219,7 +220,7 @@ impl Subscription {
                                 created_at: e.created_at,
                             }))
                         }
-                        _ => None,
+                        None => None,
                     }
                 }
                 Ok(_) => None,

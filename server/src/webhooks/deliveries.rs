@@ -204,7 +204,10 @@ pub async fn create_for_events(
         };
         let mut body = None;
         for (endpoint_id, types) in endpoints {
-            if wants(types, &event.event_type) {
+            // An endpoint is not told about its own changes (its creation, say).
+            let about_itself =
+                event.aggregate_type == "webhook_endpoint" && event.aggregate_id == *endpoint_id;
+            if !about_itself && wants(types, &event.event_type) {
                 let body = body
                     .get_or_insert_with(|| {
                         body_of(&event.event_type, event.created_at, &event.data)

@@ -233,6 +233,10 @@ async fn record(
             _ => "failed",
         };
         metrics::counter!("twh_webhook_deliveries_total", "outcome" => outcome).increment(1);
+        if status == WebhookDeliveryStatus::Dead {
+            // Counted from the database every 15 s; this keeps the gauge current in between.
+            metrics::gauge!("twh_webhook_dead_letters").increment(1.0);
+        }
         metrics::histogram!("twh_webhook_attempt_seconds").record(a.latency_ms as f64 / 1000.0);
         if a.succeeded() {
             last_succeeded = Some(true);

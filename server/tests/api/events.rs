@@ -517,3 +517,50 @@ async fn replicas_share_events_over_redis() {
     let _ = stop.send(true);
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_slow_receiver_does_not_hold_up_another_endpoint() {
+    let app = TestApp::spawn_with(|c| {
+        fast_webhooks(c);
+        c.webhooks.endpoint_concurrency = 2;
+    })
+    .await;
+    app.create_item("WH-S").await;
+    app.create_location("WH-L", false).await;
+    let (slow_url, slow) = receiver(|_| (200, None)).await;
+    // The slow receiver takes 2 s per request (a proxy in front of the recorder).
+    let proxy = axum::Router::new().route(
+        "/hook",
+        post(move |headers: HeaderMap, body: String| {
+            let slow_url = slow_url.clone();
+            async move {
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                let _ = reqwest::Client::new()
+                    .post(slow_url)
+                    .header("webhook-id", headers["webhook-id"].to_str().unwrap())
+                    .body(body)
+                    .send()
+                    .await;
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let proxy_url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, proxy).await.unwrap() });
+    let (fast_url, fast) = receiver(|_| (200, None)).await;
+    create_endpoint(&app, &proxy_url, json!(["stock.changed"])).await;
+    create_endpoint(&app, &fast_url, json!(["stock.changed"])).await;
+    for _ in 0..10 {
+        app.adjust("WH-S", "WH-L", 1, None).await;
+    }
+    eventually("the fast endpoint's ten deliveries", async || {
+        (fast.lock().unwrap().len() == 10).then_some(())
+    })
+    .await;
+    // The slow one needs 20 s for its ten (one at a time: they share a stock level); the fast
+    // one had all of its own before that.
+    let slow_done = slow.lock().unwrap().len();
+    assert!(slow_done < 10, "the fast endpoint waited for the slow one ({slow_done} slow deliveries done first)");
+    app.shutdown().await;
+}
