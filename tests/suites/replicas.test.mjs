@@ -93,7 +93,8 @@ async function adjustOnce(server, write) {
   }
   const movement = body.data?.adjustStock?.movements?.[0];
   if (response.status === 200 && !body.errors?.length && !body.data.adjustStock.userErrors?.length && movement) {
-    return { ack: { sku: movement.sku, sequence: movement.sequence } };
+    const replayed = response.headers.get("idempotent-replayed") === "true";
+    return { ack: { sku: movement.sku, sequence: movement.sequence }, replayed };
   }
   const codes = [
     ...(body.errors ?? []).map((e) => e.extensions?.code ?? e.message),
@@ -205,7 +206,9 @@ test(
     const allAcks = new Map();
     const ackedBeforeKill = new Set();
     const failures = []; // {i, phase, failure}
+    const replays = []; // write indexes answered with Idempotent-Replayed: true
     const record = (write, result, phase) => {
+      if (result.replayed) replays.push(write.i);
       if (result.ack) {
         if (!acks.has(write.i)) acks.set(write.i, result.ack);
         allAcks.set(write.i, [...(allAcks.get(write.i) ?? []), result.ack]);
@@ -214,16 +217,21 @@ test(
       }
     };
 
+    // Each client keeps writing until a call of its own fails after the kill, as clients would.
     let next = 0;
     let killed = false;
     const unacked = new Set();
+    const failedBeforeKill = [];
     const phase1 = async () => {
-      while (!killed && next < writes.length) {
+      while (next < writes.length) {
         const write = writes[next++];
+        const wasKilled = killed;
         const result = await adjustOnce(b1, write);
-        record(write, result, "before restart");
+        record(write, result, wasKilled ? "sent after the kill" : "sent before the kill");
         if (!result.ack) {
           unacked.add(write.i);
+          if (killed) break;
+          failedBeforeKill.push({ key: write.key, failure: result.failure });
           continue;
         }
         if (!killed) ackedBeforeKill.add(write.i);
@@ -235,7 +243,7 @@ test(
     };
     await Promise.all(Array.from({ length: CONCURRENCY }, phase1));
     const b1Exit = await b1.kill();
-    const sentBeforeKill = next;
+    const sentToFirstB = next;
     const b1Output = b1.output();
 
     // B again, same env and folder; every unacknowledged write is resent with its key, and the
@@ -308,10 +316,11 @@ test(
 
     lines.push(
       `writes: ${WRITES} to B (${CONCURRENCY} at a time); B killed after ${ackedBeforeKill.size} acknowledgements, ` +
-        `${sentBeforeKill} sent by then; B exited with ${JSON.stringify(b1Exit)}`,
+        `${sentToFirstB} sent to it in all; B exited with ${JSON.stringify(b1Exit)}`,
       `unacknowledged before the restart: ${unacked.size}; sent after the restart: ${resend.length} ` +
-        `(${writes.length - sentBeforeKill} never sent before)`,
-      `acknowledged in the end: ${acks.size}/${WRITES}`,
+        `(${writes.length - sentToFirstB} never sent before)`,
+      `acknowledged in the end: ${acks.size}/${WRITES}; answers marked Idempotent-Replayed (a resend of a write ` +
+        `B had committed before it died): ${replays.length}`,
       `failed calls: ${JSON.stringify(countBy(failures.map((f) => `${f.phase}: ${f.failure}`)))}`,
       `webhook requests: ${hookRequests.length} (${firstArrivals.length} distinct webhook-ids)`,
       `subscription events on A: ${subEvents.length}; errors: ${JSON.stringify(sub.errors.map(describe))}; ` +
@@ -320,6 +329,9 @@ test(
 
     // Every write acknowledged, each exactly once: the sequences per SKU are the consecutive range
     // after the initial one, and the level moved by exactly the number of writes.
+    if (failedBeforeKill.length) {
+      problems.push(`calls to B failed before it was killed: ${JSON.stringify(failedBeforeKill.slice(0, 10))}`);
+    }
     if (!killed) problems.push(`B was never killed: fewer than ${KILL_AFTER_ACKS} writes were acknowledged before the restart`);
     const neverAcked = writes.filter((w) => !acks.has(w.i));
     if (neverAcked.length) {
