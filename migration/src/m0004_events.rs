@@ -134,6 +134,12 @@ impl MigrationTrait for Migration {
                 &["endpoint_id", "next_attempt_at"],
             ))
             .await?;
+        // An endpoint's queue in log order: only unfinished deliveries are in it.
+        db.execute_unprepared(
+            "CREATE INDEX ix_deliveries_queue ON webhook_deliveries (endpoint_id, position, id) \
+             WHERE next_attempt_at IS NOT NULL",
+        )
+        .await?;
         manager
             .create_index(index(
                 "ix_deliveries_list",

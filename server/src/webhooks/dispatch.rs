@@ -32,7 +32,7 @@ use crate::error::DomainError;
 use crate::events::relay::dialect;
 
 /// Deliveries taken per round of one endpoint.
-const ROUND: u64 = 200;
+const ROUND: u64 = 500;
 /// Endpoints one process works on at once.
 const MAX_ACTIVE_ENDPOINTS: usize = 64;
 const EXCERPT_BYTES: usize = 1024;
@@ -203,6 +203,7 @@ async fn record(
     let txn = &write.txn;
     let now = Utc::now();
     let mut rows = Vec::with_capacity(attempts.len());
+    let mut updates = Vec::with_capacity(attempts.len());
     let mut gone = false;
     let mut first_failure: Option<DateTime<Utc>> = None;
     let mut last_succeeded = None;
@@ -244,20 +245,7 @@ async fn record(
             last_succeeded = Some(false);
             first_failure.get_or_insert(a.at);
         }
-        webhook_delivery::Entity::update_many()
-            .col_expr(
-                webhook_delivery::Column::Status,
-                Expr::value(status.as_str()),
-            )
-            .col_expr(webhook_delivery::Column::AttemptCount, Expr::value(number))
-            .col_expr(webhook_delivery::Column::ScheduleStep, Expr::value(step))
-            .col_expr(webhook_delivery::Column::NextAttemptAt, Expr::value(next))
-            .col_expr(webhook_delivery::Column::LastAttemptAt, Expr::value(a.at))
-            .col_expr(webhook_delivery::Column::UpdatedAt, Expr::value(now))
-            .filter(webhook_delivery::Column::TenantId.eq(&d.tenant_id))
-            .filter(webhook_delivery::Column::Id.eq(&d.id))
-            .exec(txn)
-            .await?;
+        updates.push((d.tenant_id.clone(), d.id.clone(), status, number, step, next, a.at));
         rows.push(webhook_attempt::ActiveModel::from(webhook_attempt::Model {
             tenant_id: d.tenant_id.clone(),
             delivery_id: d.id.clone(),
@@ -268,6 +256,9 @@ async fn record(
             error: a.error.clone(),
             response_excerpt: a.excerpt.clone(),
         }));
+    }
+    for chunk in updates.chunks(500) {
+        update_deliveries(txn, chunk, now).await?;
     }
     for chunk in rows.chunks(500) {
         webhook_attempt::Entity::insert_many(chunk.to_vec())
@@ -319,6 +310,65 @@ async fn record(
     if gone {
         app.wake.relay.notify_one();
     }
+    Ok(())
+}
+
+type DeliveryUpdate = (
+    String,
+    String,
+    WebhookDeliveryStatus,
+    i64,
+    i64,
+    Option<DateTime<Utc>>,
+    DateTime<Utc>,
+);
+
+/// The outcome of a round's deliveries in one statement (one round trip, not one per delivery).
+async fn update_deliveries(
+    txn: &sea_orm::DatabaseTransaction,
+    updates: &[DeliveryUpdate],
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    let backend = txn.get_database_backend();
+    let mut values: Vec<sea_orm::Value> = Vec::with_capacity(updates.len() * 7 + 1);
+    let mut rows = Vec::with_capacity(updates.len());
+    values.push(now.into());
+    for (tenant, id, status, count, step, next, last) in updates {
+        let n = values.len();
+        rows.push(format!(
+            "(${}, ${}, ${}, ${}, ${}, ${}, ${})",
+            n + 1,
+            n + 2,
+            n + 3,
+            n + 4,
+            n + 5,
+            n + 6,
+            n + 7
+        ));
+        values.extend([
+            tenant.clone().into(),
+            id.clone().into(),
+            status.as_str().into(),
+            (*count).into(),
+            (*step).into(),
+            (*next).into(),
+            (*last).into(),
+        ]);
+    }
+    let sql = format!(
+        "WITH v (v_tenant, v_id, v_status, v_count, v_step, v_next, v_last) AS (VALUES {}) \
+         UPDATE webhook_deliveries SET status = v.v_status, attempt_count = v.v_count, \
+           schedule_step = v.v_step, next_attempt_at = v.v_next, last_attempt_at = v.v_last, \
+           updated_at = $1 \
+         FROM v WHERE webhook_deliveries.tenant_id = v.v_tenant AND webhook_deliveries.id = v.v_id",
+        rows.join(", ")
+    );
+    txn.execute_raw(Statement::from_sql_and_values(
+        backend,
+        dialect(backend, &sql),
+        values,
+    ))
+    .await?;
     Ok(())
 }
 
@@ -443,6 +493,7 @@ async fn work(
         let due = webhook_delivery::Entity::find()
             .filter(webhook_delivery::Column::TenantId.eq(&endpoint.tenant_id))
             .filter(webhook_delivery::Column::EndpointId.eq(&endpoint.id))
+            .filter(webhook_delivery::Column::NextAttemptAt.is_not_null())
             .filter(webhook_delivery::Column::NextAttemptAt.lte(Utc::now()))
             .order_by_asc(webhook_delivery::Column::Position)
             .order_by_asc(webhook_delivery::Column::Id)
