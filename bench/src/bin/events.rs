@@ -66,7 +66,12 @@ fn sku(i: usize) -> String {
     format!("EVB-{i:03}")
 }
 
-async fn gql(client: &reqwest::Client, args: &Args, query: &str, variables: Value) -> anyhow::Result<Value> {
+async fn gql(
+    client: &reqwest::Client,
+    args: &Args,
+    query: &str,
+    variables: Value,
+) -> anyhow::Result<Value> {
     let body: Value = client
         .post(format!("{}/graphql", args.url))
         .bearer_auth(&args.key)
@@ -96,7 +101,12 @@ async fn setup(client: &reqwest::Client, args: &Args) -> anyhow::Result<()> {
 }
 
 /// One write touching `changes` levels (one stock.changed event each); returns its group id.
-async fn write(client: &reqwest::Client, args: &Args, first: usize, changes: usize) -> anyhow::Result<String> {
+async fn write(
+    client: &reqwest::Client,
+    args: &Args,
+    first: usize,
+    changes: usize,
+) -> anyhow::Result<String> {
     let changes: Vec<Value> = (0..changes)
         .map(|i| json!({ "sku": sku((first + i) % SKUS), "locationCode": "EVB-WH", "delta": 1 }))
         .collect();
@@ -119,8 +129,12 @@ fn verify(secret: &str, headers: &axum::http::HeaderMap, body: &[u8]) -> bool {
         .unwrap_or_default();
     let (Some(id), Some(ts), Some(sig)) = (
         headers.get("webhook-id").and_then(|v| v.to_str().ok()),
-        headers.get("webhook-timestamp").and_then(|v| v.to_str().ok()),
-        headers.get("webhook-signature").and_then(|v| v.to_str().ok()),
+        headers
+            .get("webhook-timestamp")
+            .and_then(|v| v.to_str().ok()),
+        headers
+            .get("webhook-signature")
+            .and_then(|v| v.to_str().ok()),
     ) else {
         return false;
     };
@@ -226,7 +240,9 @@ async fn webhooks(client: &reqwest::Client, args: &Args) -> anyhow::Result<()> {
         json!({ "e": endpoint_id }),
     )
     .await?;
-    let replayed = replay["data"]["replayWebhookDeliveries"]["replayedCount"].as_u64().unwrap_or(0);
+    let replayed = replay["data"]["replayWebhookDeliveries"]["replayedCount"]
+        .as_u64()
+        .unwrap_or(0);
     if !wait_for(&receiver.received, replayed, Duration::from_secs(300)).await {
         bail!("the replay of {replayed} deliveries did not finish");
     }
@@ -309,7 +325,10 @@ fn chrono_now() -> u64 {
 
 /// Writes at `rate` per second for `seconds`, one level each; the group id and the time of
 /// each acknowledgement.
-async fn latency_writes(client: &reqwest::Client, args: &Args) -> anyhow::Result<Vec<(String, Instant)>> {
+async fn latency_writes(
+    client: &reqwest::Client,
+    args: &Args,
+) -> anyhow::Result<Vec<(String, Instant)>> {
     let mut acks = Vec::new();
     let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / args.rate.max(1)));
     let total = args.rate * args.seconds;
@@ -345,7 +364,12 @@ type Arrivals = Arc<Mutex<HashMap<String, Vec<Instant>>>>;
 
 /// Opens one WebSocket with `count` stockChanged subscriptions (SKUs round robin from `first`),
 /// recording every arrival by group id. Resolves once every subscription is started.
-async fn open_connection(args: &Args, first: usize, count: usize, arrivals: Arrivals) -> anyhow::Result<()> {
+async fn open_connection(
+    args: &Args,
+    first: usize,
+    count: usize,
+    arrivals: Arrivals,
+) -> anyhow::Result<()> {
     let ws_url = format!("{}/graphql/ws", args.url.replacen("http", "ws", 1));
     let mut request = ws_url.into_client_request()?;
     request
@@ -368,7 +392,8 @@ async fn open_connection(args: &Args, first: usize, count: usize, arrivals: Arri
         );
         socket
             .send(Message::text(
-                json!({"id": i.to_string(), "type": "subscribe", "payload": {"query": query}}).to_string(),
+                json!({"id": i.to_string(), "type": "subscribe", "payload": {"query": query}})
+                    .to_string(),
             ))
             .await?;
     }
@@ -377,7 +402,9 @@ async fn open_connection(args: &Args, first: usize, count: usize, arrivals: Arri
             match message {
                 Message::Text(text) => {
                     let now = Instant::now();
-                    let Ok(v) = serde_json::from_str::<Value>(&text) else { continue };
+                    let Ok(v) = serde_json::from_str::<Value>(&text) else {
+                        continue;
+                    };
                     if v["type"] == "ping" {
                         let _ = socket.send(Message::text(r#"{"type":"pong"}"#)).await;
                         continue;
@@ -399,7 +426,11 @@ async fn open_connection(args: &Args, first: usize, count: usize, arrivals: Arri
     Ok(())
 }
 
-async fn subscription_run(client: &reqwest::Client, args: &Args, subscriptions: usize) -> anyhow::Result<Value> {
+async fn subscription_run(
+    client: &reqwest::Client,
+    args: &Args,
+    subscriptions: usize,
+) -> anyhow::Result<Value> {
     let arrivals: Arrivals = Arc::default();
     let before = args.server_pid.and_then(rss_kib);
     let per = args.per_connection.max(1);

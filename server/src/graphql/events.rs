@@ -197,7 +197,9 @@ impl Subscription {
                     // Compare the raw fields first: with thousands of subscribers, each event
                     // is decoded only by those it is for.
                     let raw = &e.data["level"];
-                    let wanted = sku.as_deref().is_none_or(|s| raw["sku"].as_str() == Some(s))
+                    let wanted = sku
+                        .as_deref()
+                        .is_none_or(|s| raw["sku"].as_str() == Some(s))
                         && location_code
                             .as_deref()
                             .is_none_or(|c| raw["locationCode"].as_str() == Some(c));

@@ -245,7 +245,15 @@ async fn record(
             last_succeeded = Some(false);
             first_failure.get_or_insert(a.at);
         }
-        updates.push((d.tenant_id.clone(), d.id.clone(), status, number, step, next, a.at));
+        updates.push((
+            d.tenant_id.clone(),
+            d.id.clone(),
+            status,
+            number,
+            step,
+            next,
+            a.at,
+        ));
         rows.push(webhook_attempt::ActiveModel::from(webhook_attempt::Model {
             tenant_id: d.tenant_id.clone(),
             delivery_id: d.id.clone(),

@@ -492,7 +492,11 @@ async fn replicas_share_events_over_redis() {
         replica.bus.channel().map(str::to_owned)
     })
     .await;
-    assert_eq!(Some(channel.as_str()), app.state.bus.channel(), "one database, one channel");
+    assert_eq!(
+        Some(channel.as_str()),
+        app.state.bus.channel(),
+        "one database, one channel"
+    );
     let mut on_replica = replica.bus.subscribe(&app.tenant_id);
     let client = redis::Client::open(redis_url.as_str()).unwrap();
     let mut raw = client.get_async_pubsub().await.unwrap();
@@ -507,7 +511,11 @@ async fn replicas_share_events_over_redis() {
         .unwrap();
     let batch: Vec<twh_server::events::Published> =
         serde_json::from_str(&message.get_payload::<String>().unwrap()).unwrap();
-    assert!(batch.iter().any(|e| e.tenant_id == app.tenant_id && e.event_type == "item.created"));
+    assert!(
+        batch
+            .iter()
+            .any(|e| e.tenant_id == app.tenant_id && e.event_type == "item.created")
+    );
     let event = tokio::time::timeout(Duration::from_secs(5), on_replica.recv())
         .await
         .expect("the replica's subscriber got the event")
@@ -561,6 +569,9 @@ async fn a_slow_receiver_does_not_hold_up_another_endpoint() {
     // The slow one needs 20 s for its ten (one at a time: they share a stock level); the fast
     // one had all of its own before that.
     let slow_done = slow.lock().unwrap().len();
-    assert!(slow_done < 10, "the fast endpoint waited for the slow one ({slow_done} slow deliveries done first)");
+    assert!(
+        slow_done < 10,
+        "the fast endpoint waited for the slow one ({slow_done} slow deliveries done first)"
+    );
     app.shutdown().await;
 }
