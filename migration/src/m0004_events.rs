@@ -70,7 +70,13 @@ impl MigrationTrait for Migration {
                     .take(),
             )
             .await?;
-        db.execute_unprepared("INSERT INTO relay_cursors (name, position) VALUES ('outbox', 0)")
+        // `installation` names this database on a shared Redis: the bus channel of its
+        // replicas. Random, not a clock reading: databases migrated at the same moment
+        // (parallel test runs on one Redis) must not share a channel.
+        let installation = (uuid::Uuid::new_v4().as_u128() as i64) & i64::MAX;
+        db.execute_unprepared(&format!(
+            "INSERT INTO relay_cursors (name, position) VALUES ('outbox', 0), ('installation', {installation})"
+        ))
             .await?;
 
         manager

@@ -120,6 +120,26 @@ pub fn start_background(state: &AppState, stop: &watch::Sender<bool>) {
     state
         .bus
         .start(state.background_db.clone(), stop.subscribe());
+    // Revocations made on any replica reach this one's key cache through the bus.
+    let mut all = state.bus.all();
+    let mut revocations_stop = stop.subscribe();
+    let revocations = state.clone();
+    tokio::spawn(async move {
+        use tokio::sync::broadcast::error::RecvError;
+        loop {
+            tokio::select! {
+                event = all.recv() => match event {
+                    Ok(event) if event.event_type == crate::auth::keys::API_KEY_REVOKED => {
+                        revocations.key_cache.evict_key(&event.aggregate_id);
+                    }
+                    Ok(_) => {}
+                    Err(RecvError::Lagged(_)) => revocations.key_cache.clear(),
+                    Err(RecvError::Closed) => return,
+                },
+                _ = revocations_stop.changed() => return,
+            }
+        }
+    });
     tokio::spawn(crate::events::relay::run(
         state.clone(),
         Duration::from_millis(state.config.events.relay_poll_ms),

@@ -114,8 +114,14 @@ fn status_and_body(
                 keys.join(", ")
             ));
         }
-        // A document read or changed by id is the one asked for.
-        for binding in flow.bindings.get(operation.id).into_iter().flatten() {
+        // A document read or changed by id is the one asked for (a 201 made another one).
+        let bindings = flow
+            .bindings
+            .get(operation.id)
+            .into_iter()
+            .flatten()
+            .filter(|_| status != 201);
+        for binding in bindings {
             if binding.location == "path" && !schema["properties"][&binding.name].is_null() {
                 lines.push(format!(
                     "    pm.expect(body[{}]).to.equal(pm.variables.get({}));",

@@ -92,6 +92,20 @@ impl KeyCache {
         (at.elapsed() < CACHE_TTL).then(|| principal.clone())
     }
 
+    /// Forgets a key (revoked here or, through the bus, on another replica).
+    pub fn evict_key(&self, key_id: &str) {
+        if let Ok(mut entries) = self.entries.write() {
+            entries.retain(|_, (p, _)| p.key_id != key_id);
+        }
+    }
+
+    /// Forgets every key (when revocations may have been missed).
+    pub fn clear(&self) {
+        if let Ok(mut entries) = self.entries.write() {
+            entries.clear();
+        }
+    }
+
     fn put(&self, hash: String, principal: Principal) {
         if let Ok(mut entries) = self.entries.write() {
             if entries.len() >= CACHE_MAX {

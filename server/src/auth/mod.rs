@@ -3,6 +3,8 @@
 
 mod api_key;
 
+pub mod keys;
+
 pub use api_key::{ApiKeyKind, GeneratedKey, KeyCache, authenticate, generate_key};
 
 use async_graphql::{Context, Enum};
@@ -41,6 +43,17 @@ impl Role {
             "viewer" => Role::Viewer,
             _ => return None,
         })
+    }
+
+    /// Order of privilege: owner above admin above developer above operator above viewer.
+    pub fn rank(self) -> u8 {
+        match self {
+            Role::Owner => 5,
+            Role::Admin => 4,
+            Role::Developer => 3,
+            Role::Operator => 2,
+            Role::Viewer => 1,
+        }
     }
 
     /// Everyone but viewers may change stock and the catalog.
@@ -89,6 +102,27 @@ pub fn writer<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a Principal> {
         Err(request_error(
             ErrorCode::Forbidden,
             format!("the {} role may not change data", principal.role.as_str()),
+        ))
+    }
+}
+
+/// The caller if its role is at least `least`, or `FORBIDDEN` naming the role needed.
+pub fn at_least<'a>(
+    ctx: &Context<'a>,
+    least: Role,
+    what: &str,
+) -> async_graphql::Result<&'a Principal> {
+    let principal = principal(ctx)?;
+    if principal.role.rank() >= least.rank() {
+        Ok(principal)
+    } else {
+        Err(request_error(
+            ErrorCode::Forbidden,
+            format!(
+                "{what} needs the {} role or above; this key is {}",
+                least.as_str(),
+                principal.role.as_str()
+            ),
         ))
     }
 }

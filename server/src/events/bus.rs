@@ -31,6 +31,8 @@ enum Inbound {
 
 pub struct Bus {
     tenants: Mutex<HashMap<String, broadcast::Sender<Arc<Published>>>>,
+    /// Every tenant's events, for the server's own consumers (key revocations).
+    all: broadcast::Sender<Arc<Published>>,
     capacity: usize,
     inbox: mpsc::UnboundedSender<Inbound>,
     inbox_rx: Mutex<Option<mpsc::UnboundedReceiver<Inbound>>>,
@@ -52,6 +54,7 @@ impl Bus {
         let (inbox, rx) = mpsc::unbounded_channel();
         Self {
             tenants: Mutex::default(),
+            all: broadcast::channel(4096).0,
             capacity: capacity.max(1),
             inbox,
             inbox_rx: Mutex::new(Some(rx)),
@@ -108,13 +111,22 @@ impl Bus {
         .boxed()
     }
 
+    /// Every tenant's events from now on (internal consumers only, never a subscriber).
+    pub fn all(&self) -> broadcast::Receiver<Arc<Published>> {
+        self.all.subscribe()
+    }
+
     fn deliver(&self, event: Published) {
+        let event = Arc::new(event);
+        if self.all.receiver_count() > 0 {
+            let _ = self.all.send(event.clone());
+        }
         let mut tenants = self.tenants.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(sender) = tenants.get(&event.tenant_id) {
             if sender.receiver_count() == 0 {
                 tenants.remove(&event.tenant_id);
             } else {
-                let _ = sender.send(Arc::new(event));
+                let _ = sender.send(event);
             }
         }
     }
@@ -238,10 +250,12 @@ async fn channel_of(db: &DatabaseConnection) -> Result<String, DbErr> {
             "SELECT position FROM relay_cursors WHERE name = 'installation'",
         ))
         .await?;
-    let id: i64 = match row {
-        Some(row) => row.try_get("", "position")?,
-        None => 0,
+    let Some(row) = row else {
+        return Err(DbErr::RecordNotFound(
+            "the installation id (relay_cursors 'installation') is missing".into(),
+        ));
     };
+    let id: i64 = row.try_get("", "position")?;
     Ok(format!("{CHANNEL_PREFIX}{id}"))
 }
 

@@ -1,6 +1,7 @@
 //! The GraphQL schema: per-domain Query and Mutation objects merged into one schema, with depth
 //! and complexity limits and an extension that gives parse and validation failures their codes.
 
+mod access;
 mod catalog;
 mod depth;
 pub mod events;
@@ -37,6 +38,7 @@ pub struct Query(
     orders::OrdersQuery,
     events::EventsQuery,
     webhooks::WebhooksQuery,
+    access::AccessQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -45,6 +47,7 @@ pub struct Mutation(
     stock::StockMutation,
     orders::OrdersMutation,
     webhooks::WebhooksMutation,
+    access::AccessMutation,
 );
 
 pub type TwhSchema = Schema<Query, Mutation, events::Subscription>;

@@ -492,6 +492,10 @@ async fn replicas_share_events_over_redis() {
         replica.bus.channel().map(str::to_owned)
     })
     .await;
+    assert_ne!(
+        channel,
+        format!("{}0", twh_server::events::bus::CHANNEL_PREFIX)
+    );
     assert_eq!(
         Some(channel.as_str()),
         app.state.bus.channel(),

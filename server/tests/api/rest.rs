@@ -1279,6 +1279,97 @@ async fn every_route_matches_its_graphql_twin() {
     assert_eq!(gql["data"]["deleteWebhookEndpoint"]["deletedId"], gid);
     covered.push("deleteWebhookEndpoint");
 
+    // API keys and the audit log.
+    let (status, headers, key) = app
+        .rest(
+            Method::POST,
+            "/v1/api-keys",
+            Some(json!({ "role": "VIEWER", "name": "Twin" })),
+            &[],
+        )
+        .await;
+    assert_eq!(status, 201, "{key}");
+    let kid = key["id"].as_str().unwrap().to_owned();
+    assert_eq!(headers["location"], format!("/v1/api-keys/{kid}").as_str());
+    assert!(key["secret"].as_str().unwrap().starts_with("twh_"), "{key}");
+    let (_, gql) = app
+        .gql(
+            &doc("createApiKey"),
+            json!({ "input": { "role": "VIEWER", "name": "Twin" } }),
+        )
+        .await;
+    let gql_key = gql["data"]["createApiKey"]["apiKey"].clone();
+    assert_eq!(
+        (gql_key["role"].as_str(), key["role"].as_str()),
+        (Some("VIEWER"), Some("VIEWER"))
+    );
+    covered.push("createApiKey");
+    let (_, _, rest) = app
+        .rest(Method::GET, &format!("/v1/api-keys/{kid}"), None, &[])
+        .await;
+    let (_, gql) = app.gql(&doc("getApiKey"), json!({ "id": kid })).await;
+    assert_eq!(rest, gql["data"]["apiKey"]);
+    assert!(
+        rest["secret"].is_null(),
+        "a read never shows the secret: {rest}"
+    );
+    covered.push("getApiKey");
+    let (_, _, rest) = app.rest(Method::GET, "/v1/api-keys", None, &[]).await;
+    let (_, gql) = app.gql(&doc("listApiKeys"), json!({})).await;
+    assert_eq!(rest["data"], nodes(&gql["data"]["apiKeys"]));
+    covered.push("listApiKeys");
+    let (status, _, revoked) = app
+        .rest(
+            Method::POST,
+            &format!("/v1/api-keys/{kid}/revoke"),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(status, 200, "{revoked}");
+    assert!(revoked["revokedAt"].is_string());
+    let (_, gql) = app
+        .gql(&doc("revokeApiKey"), json!({ "id": gql_key["id"] }))
+        .await;
+    assert!(
+        gql["data"]["revokeApiKey"]["apiKey"]["revokedAt"].is_string(),
+        "{gql}"
+    );
+    let (status, _, again) = app
+        .rest(
+            Method::POST,
+            &format!("/v1/api-keys/{kid}/revoke"),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (status.as_u16(), problem_code(&again)),
+        (409, "INVALID_TRANSITION")
+    );
+    covered.push("revokeApiKey");
+    let (_, _, rest) = app
+        .rest(
+            Method::GET,
+            "/v1/audit-events?targetType=api_key",
+            None,
+            &[],
+        )
+        .await;
+    let (_, gql) = app
+        .gql(
+            &doc("listAuditEvents"),
+            json!({ "filter": { "targetType": "api_key" } }),
+        )
+        .await;
+    assert_eq!(rest["data"], nodes(&gql["data"]["auditEvents"]));
+    assert_eq!(
+        rest["data"].as_array().unwrap().len(),
+        4,
+        "two creates, two revokes: {rest}"
+    );
+    covered.push("listAuditEvents");
+
     for route in ROUTES {
         assert!(
             covered.contains(&route.operation_id),

@@ -106,6 +106,14 @@ class ReturnOrderStatus(str, Enum):
     RECEIVED = "RECEIVED"
 
 
+class Role(str, Enum):
+    ADMIN = "ADMIN"
+    DEVELOPER = "DEVELOPER"
+    OPERATOR = "OPERATOR"
+    OWNER = "OWNER"
+    VIEWER = "VIEWER"
+
+
 class SalesOrderStatus(str, Enum):
     ALLOCATED = "ALLOCATED"
     CANCELLED = "CANCELLED"

@@ -10,6 +10,7 @@ from .enums import (
     LocationKind,
     MovementReason,
     QuantityState,
+    Role,
     WebhookDeliveryStatus,
 )
 
@@ -35,6 +36,21 @@ class AdjustStockInput(BaseModel):
         alias="referenceDocumentUri", default=None
     )
     "The document that caused the change, as a URI (e.g. `gid://pos/Sale/981`)."
+
+
+class AuditEventFilter(BaseModel):
+    action: Optional[str] = None
+    actor: Optional[str] = None
+    since: Optional[datetime] = None
+    target_id: Optional[str] = Field(alias="targetId", default=None)
+    target_type: Optional[str] = Field(alias="targetType", default=None)
+    until: Optional[datetime] = None
+
+
+class CreateApiKeyInput(BaseModel):
+    name: str
+    'What the key is for, e.g. "POS integration".'
+    role: Role
 
 
 class CreateItemInput(BaseModel):
