@@ -17,6 +17,9 @@ pub struct Model {
     pub status: String,
     pub sandbox: bool,
     pub created_at: DateTimeUtc,
+    /// A custom deal's limits over the plan's (JSON object), if any.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub plan_overrides: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -7,6 +7,7 @@ mod m0001_ledger_core;
 mod m0002_level_location_index;
 mod m0003_orders;
 mod m0004_events;
+mod m0005_plan_overrides;
 
 pub struct Migrator;
 
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0002_level_location_index::Migration),
             Box::new(m0003_orders::Migration),
             Box::new(m0004_events::Migration),
+            Box::new(m0005_plan_overrides::Migration),
         ]
     }
 }

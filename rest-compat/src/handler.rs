@@ -16,7 +16,7 @@ use axum::routing::{MethodFilter, MethodRouter};
 use serde_json::{Map, Value, json};
 
 use crate::routes::{Method, Route, Shape, Source};
-use crate::types::{Field, Types};
+use crate::types::{Field, TypeRef, Types};
 use crate::{Backend, Failure};
 
 /// A route with its generated GraphQL operation.
@@ -480,10 +480,16 @@ fn variables(
                         "the body must be a JSON object".into(),
                     ));
                 }
+                if let Some(arg) = arg {
+                    lists_are_arrays(types, &arg.ty, &value, "the body")?;
+                }
                 vars.insert((*name).into(), integral_numbers(value));
             }
             Source::BodyField(field) => match fields.get(*field) {
                 Some(value) => {
+                    if let Some(arg) = arg {
+                        lists_are_arrays(types, &arg.ty, value, field)?;
+                    }
                     vars.insert((*name).into(), integral_numbers(value.clone()));
                 }
                 None if arg.is_some_and(|a| a.ty.non_null() && a.default_value.is_none()) => {
@@ -553,6 +559,44 @@ fn variables(
         ));
     }
     Ok(vars)
+}
+
+/// GraphQL turns a single value into a one-element list (input coercion); the JSON body's
+/// schema says array, so a body that sends anything else for a list is refused here (400)
+/// rather than taken as a list of one.
+fn lists_are_arrays(types: &Types, ty: &TypeRef, value: &Value, path: &str) -> Result<(), Reject> {
+    if value.is_null() {
+        return Ok(());
+    }
+    let inner = if ty.non_null() {
+        match &ty.of_type {
+            Some(inner) => inner.as_ref(),
+            None => return Ok(()),
+        }
+    } else {
+        ty
+    };
+    if inner.kind == "LIST" {
+        let Value::Array(items) = value else {
+            return Err(Reject("BAD_REQUEST", format!("{path} must be an array")));
+        };
+        if let Some(item_type) = &inner.of_type {
+            for (i, item) in items.iter().enumerate() {
+                lists_are_arrays(types, item_type, item, &format!("{path}[{i}]"))?;
+            }
+        }
+        return Ok(());
+    }
+    if let (Value::Object(fields), Some(def)) = (value, types.get(inner.named()))
+        && let Some(inputs) = &def.input_fields
+    {
+        for input in inputs {
+            if let Some(field) = fields.get(&input.name) {
+                lists_are_arrays(types, &input.ty, field, &format!("{path}.{}", input.name))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A body of fields: a JSON object, or nothing at all (`{}` then).

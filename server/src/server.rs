@@ -132,6 +132,9 @@ pub fn start_background(state: &AppState, stop: &watch::Sender<bool>) {
                     Ok(event) if event.event_type == crate::auth::keys::API_KEY_REVOKED => {
                         revocations.key_cache.evict_key(&event.aggregate_id);
                     }
+                    Ok(event) if event.event_type == crate::tenancy::operator::TENANT_SUSPENDED => {
+                        revocations.key_cache.evict_tenant(&event.tenant_id);
+                    }
                     Ok(_) => {}
                     Err(RecvError::Lagged(_)) => revocations.key_cache.clear(),
                     Err(RecvError::Closed) => return,

@@ -99,6 +99,13 @@ impl KeyCache {
         }
     }
 
+    /// Forgets every key of a tenant (suspended here or on another replica).
+    pub fn evict_tenant(&self, tenant_id: &str) {
+        if let Ok(mut entries) = self.entries.write() {
+            entries.retain(|_, (p, _)| p.tenant_id != tenant_id);
+        }
+    }
+
     /// Forgets every key (when revocations may have been missed).
     pub fn clear(&self) {
         if let Ok(mut entries) = self.entries.write() {

@@ -77,6 +77,28 @@ impl Principal {
     }
 }
 
+/// The platform operator (`TWH_ADMIN_TOKEN`): runs the operator operations (tenants, plans,
+/// suspension) and nothing of a tenant's.
+#[derive(Clone, Copy, Debug)]
+pub struct Operator;
+
+/// Who a request runs as.
+#[derive(Clone, Debug)]
+pub enum Caller {
+    Tenant(Principal),
+    Operator,
+}
+
+/// The platform operator, or `FORBIDDEN`.
+pub fn operator(ctx: &Context<'_>) -> async_graphql::Result<Operator> {
+    ctx.data_opt::<Operator>().copied().ok_or_else(|| {
+        request_error(
+            ErrorCode::Forbidden,
+            "only the platform operator (TWH_ADMIN_TOKEN) may do this",
+        )
+    })
+}
+
 /// Per-request data the HTTP layer hands to resolvers.
 #[derive(Clone, Debug)]
 pub struct RequestMeta {
@@ -85,6 +107,12 @@ pub struct RequestMeta {
 
 /// The caller, or `UNAUTHENTICATED`.
 pub fn principal<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a Principal> {
+    if ctx.data_opt::<Operator>().is_some() {
+        return Err(request_error(
+            ErrorCode::Forbidden,
+            "the platform operator credential runs operator operations only (tenants, createTenant, updateTenantPlan, suspendTenant, resumeTenant); use a tenant's API key for its data",
+        ));
+    }
     ctx.data_opt::<Principal>().ok_or_else(|| {
         request_error(
             ErrorCode::Unauthenticated,

@@ -6,6 +6,7 @@ mod catalog;
 mod depth;
 pub mod events;
 pub mod loaders;
+mod operator;
 pub mod orders;
 mod stock;
 mod webhooks;
@@ -39,6 +40,7 @@ pub struct Query(
     events::EventsQuery,
     webhooks::WebhooksQuery,
     access::AccessQuery,
+    operator::OperatorQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -48,6 +50,7 @@ pub struct Mutation(
     orders::OrdersMutation,
     webhooks::WebhooksMutation,
     access::AccessMutation,
+    operator::OperatorMutation,
 );
 
 pub type TwhSchema = Schema<Query, Mutation, events::Subscription>;

@@ -202,7 +202,7 @@ impl WebhooksMutation {
         &self,
         ctx: &Context<'_>,
         id: ID,
-        overlap_seconds: Option<i32>,
+        overlap_seconds: Option<i64>,
         idempotency_key: Option<String>,
     ) -> async_graphql::Result<WebhookEndpointPayload> {
         let (endpoint, user_errors) = mutate(

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::RequestId;
 use crate::app::AppState;
-use crate::auth::{Principal, RequestMeta, authenticate};
+use crate::auth::{Caller, Principal, RequestMeta, authenticate};
 use crate::error::ErrorCode;
 use crate::graphql::TwhSchema;
 
@@ -70,6 +70,31 @@ pub fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     error_response(&HeaderMap::new(), ErrorCode::Internal, "internal error", "")
 }
 
+/// The caller: the platform operator when the bearer is `TWH_ADMIN_TOKEN`, else a tenant's key.
+pub async fn caller(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Caller, (ErrorCode, &'static str)> {
+    if let Some(admin) = &state.config.admin_token {
+        let presented = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map(str::trim);
+        if let Some(token) = presented {
+            use subtle::ConstantTimeEq;
+            let same: bool = token.as_bytes().ct_eq(admin.as_bytes()).into();
+            if same {
+                return Ok(Caller::Operator);
+            }
+        }
+    }
+    principal(state, headers).await.map(Caller::Tenant)
+}
+
 pub async fn principal(
     state: &AppState,
     headers: &HeaderMap,
@@ -119,8 +144,8 @@ pub async fn run(
             return Ok(schema.execute(request).await);
         }
     }
-    let principal = principal(state, headers).await?;
-    run_as(state, schema, principal, request_id, request).await
+    let caller = caller(state, headers).await?;
+    run_as(state, schema, caller, request_id, request).await
 }
 
 /// Whether the operation the request selects reads nothing but `__schema`, `__type` and
@@ -172,11 +197,10 @@ fn selected_operation<'a>(
 pub async fn run_as(
     state: &AppState,
     schema: &TwhSchema,
-    principal: Principal,
+    caller: Caller,
     request_id: &str,
     mut request: async_graphql::Request,
 ) -> Result<async_graphql::Response, (ErrorCode, &'static str)> {
-    tracing::Span::current().record("tenant.id", principal.tenant_id.as_str());
     // Postgres text cannot hold NUL; refuse it here rather than fail in the database.
     if request.query.contains('\0') || request.variables.iter().any(|(_, v)| has_nul(v)) {
         return Err((
@@ -184,6 +208,22 @@ pub async fn run_as(
             "text may not contain NUL (U+0000) characters",
         ));
     }
+    let principal = match caller {
+        Caller::Tenant(principal) => principal,
+        Caller::Operator => {
+            tracing::Span::current().record("tenant.id", "platform_operator");
+            state.documents.attach(&mut request);
+            let meta = RequestMeta {
+                request_id: request_id.to_owned(),
+            };
+            let request = request
+                .data(crate::auth::Operator)
+                .data(meta)
+                .data(crate::graphql::loaders::Loaders::default());
+            return Ok(schema.execute(request).await);
+        }
+    };
+    tracing::Span::current().record("tenant.id", principal.tenant_id.as_str());
     state.documents.attach(&mut request);
     // A read that met a connection the database had dropped is run once more: the pool pings
     // its connections for a while after such a failure, so the second run gets a live one.

@@ -10,7 +10,7 @@ use twh_rest::{Backend, Failure};
 
 use super::graphql;
 use crate::app::AppState;
-use crate::auth::Principal;
+use crate::auth::Caller;
 use crate::error::ErrorCode;
 use crate::graphql::TwhSchema;
 
@@ -21,17 +21,15 @@ pub struct RestBackend {
 }
 
 impl Backend for RestBackend {
-    type Caller = Principal;
+    type Caller = Caller;
 
-    async fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, Failure> {
-        graphql::principal(&self.state, headers)
-            .await
-            .map_err(failure)
+    async fn authenticate(&self, headers: &HeaderMap) -> Result<Caller, Failure> {
+        graphql::caller(&self.state, headers).await.map_err(failure)
     }
 
     async fn execute(
         &self,
-        caller: Principal,
+        caller: Caller,
         request_id: &str,
         request: async_graphql::Request,
     ) -> Result<async_graphql::Response, Failure> {

@@ -1,5 +1,6 @@
 //! Tenants and their plans, API key issuing, and the sandbox tenant created on first start.
 
+pub mod operator;
 pub mod sandbox;
 
 use chrono::Utc;
@@ -63,6 +64,7 @@ pub async fn create(
         status: Set("active".into()),
         sandbox: Set(sandbox),
         created_at: Set(now),
+        plan_overrides: Set(None),
     })
     .exec_without_returning(db)
     .await?;

@@ -28,8 +28,8 @@ pub const DELIVERY_PREFIX: &str = "whd";
 pub const MAX_EVENT_TYPES: usize = 100;
 pub const MAX_DESCRIPTION_LEN: usize = 500;
 /// Longest overlap a rotation may keep the previous secret signing.
-pub const MAX_OVERLAP_SECONDS: i32 = 7 * 24 * 3600;
-pub const DEFAULT_OVERLAP_SECONDS: i32 = 24 * 3600;
+pub const MAX_OVERLAP_SECONDS: i64 = 7 * 24 * 3600;
+pub const DEFAULT_OVERLAP_SECONDS: i64 = 24 * 3600;
 
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum WebhookEndpointStatus {
@@ -342,7 +342,7 @@ pub async fn rotate_secret(
     principal: &Principal,
     request_id: &str,
     id: &str,
-    overlap_seconds: Option<i32>,
+    overlap_seconds: Option<i64>,
 ) -> Result<WebhookEndpoint, DomainError> {
     let overlap = overlap_seconds.unwrap_or(DEFAULT_OVERLAP_SECONDS);
     if !(0..=MAX_OVERLAP_SECONDS).contains(&overlap) {
@@ -372,7 +372,7 @@ pub async fn rotate_secret(
         )
         .col_expr(
             webhook_endpoint::Column::PreviousSecretUntil,
-            Expr::value((overlap > 0).then(|| now + Duration::seconds(overlap.into()))),
+            Expr::value((overlap > 0).then(|| now + Duration::seconds(overlap))),
         )
         .filter(webhook_endpoint::Column::TenantId.eq(&principal.tenant_id))
         .filter(webhook_endpoint::Column::Id.eq(id))

@@ -1443,3 +1443,42 @@ async fn a_starred_transition_replays_under_its_key() {
     assert_eq!(app.level("STAR", "STAR-WH").await["incoming"], 2);
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_single_value_where_the_body_takes_a_list_is_refused() {
+    let app = TestApp::spawn().await;
+    // GraphQL would coerce 5 into [5]; the body's schema says array, so REST refuses it.
+    let (status, _, body) = app
+        .rest(
+            Method::POST,
+            "/v1/sales-orders/so_nope/allocate",
+            Some(json!({ "reservationIds": 526765 })),
+            &[("if-match", "W/\"B\"")],
+        )
+        .await;
+    assert_eq!(
+        (status.as_u16(), problem_code(&body)),
+        (400, "BAD_REQUEST"),
+        "{body}"
+    );
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("reservationIds must be an array")
+    );
+    let (status, _, body) = app
+        .rest(
+            Method::POST,
+            "/v1/stock/adjustments",
+            Some(json!({ "reason": "RECEIVED", "changes": { "sku": "X", "locationCode": "Y", "delta": 1 } })),
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (status.as_u16(), problem_code(&body)),
+        (400, "BAD_REQUEST"),
+        "{body}"
+    );
+    app.shutdown().await;
+}

@@ -108,6 +108,12 @@ class CreateSalesOrderInput(BaseModel):
     notes: Optional[str] = None
 
 
+class CreateTenantInput(BaseModel):
+    name: str
+    plan: Optional[str] = None
+    "Defaults to free."
+
+
 class CreateTransferInput(BaseModel):
     external_reference: Optional[str] = Field(alias="externalReference", default=None)
     from_location_code: str = Field(alias="fromLocationCode")
@@ -311,6 +317,13 @@ class UpdatePurchaseOrderInput(BaseModel):
     notes: Optional[str] = None
     "`null` clears it."
     supplier: Optional[str] = None
+
+
+class UpdateTenantPlanInput(BaseModel):
+    overrides: Optional[Any] = None
+    'A JSON object of limits over the plan\'s (e.g. `{"callLimit": 5000000}`); null clears.'
+    plan: str
+    tenant_id: str = Field(alias="tenantId")
 
 
 class UpdateWebhookEndpointInput(BaseModel):
