@@ -3,6 +3,7 @@
 
 mod api_key;
 
+pub mod guards;
 pub mod keys;
 
 pub use api_key::{ApiKeyKind, GeneratedKey, KeyCache, authenticate, generate_key};

@@ -16,7 +16,8 @@ use std::sync::Arc;
 
 use async_graphql::connection::{Connection, Edge};
 use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextRequest, NextValidation,
+    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextRequest, NextResolve,
+    NextValidation, ResolveInfo,
 };
 use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::{
@@ -162,6 +163,25 @@ impl Extension for ErrorCodes {
             metrics::counter!("twh_errors_total", "code" => code.as_str()).increment(1);
         }
         response
+    }
+
+    /// Every root field passes the guard table ([`crate::auth::guards`]) before it runs.
+    async fn resolve(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        info: ResolveInfo<'_>,
+        next: NextResolve<'_>,
+    ) -> ServerResult<Option<async_graphql::Value>> {
+        if info.path_node.parent.is_none() {
+            let role = ctx.data_opt::<crate::auth::Principal>().map(|p| p.role);
+            let operator = ctx.data_opt::<crate::auth::Operator>().is_some();
+            if let Err(message) =
+                crate::auth::guards::check(info.parent_type, info.name, role, operator)
+            {
+                return Err(tag(ServerError::new(message, None), ErrorCode::Forbidden));
+            }
+        }
+        next.run(ctx, info).await
     }
 
     async fn parse_query(

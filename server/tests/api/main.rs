@@ -14,6 +14,7 @@ mod protocol;
 mod reconcile;
 mod resilience;
 mod rest;
+mod roles;
 mod schema;
 mod startup;
 mod validation;
