@@ -27,6 +27,8 @@ pub struct App {
     pub wake: Wake,
     /// Names this process in leases (webhook endpoints, jobs).
     pub instance_id: String,
+    /// Keys revoked and tenants suspended (here or on another replica): open WebSockets close.
+    pub revoked: tokio::sync::broadcast::Sender<Revoked>,
     /// Open WebSocket connections per tenant (the per-tenant limit).
     pub ws_connections: std::sync::Mutex<std::collections::HashMap<String, usize>>,
     /// SQLite admits one writer at a time; queueing writers here (FIFO) instead of in SQLite's
@@ -38,6 +40,13 @@ pub struct App {
 pub struct WriteTxn<'a> {
     pub txn: DatabaseTransaction,
     _writer: Option<MutexGuard<'a, ()>>,
+}
+
+/// A credential that stopped being valid.
+#[derive(Clone, Debug)]
+pub enum Revoked {
+    Key(String),
+    Tenant(String),
 }
 
 #[derive(Default)]
@@ -74,6 +83,7 @@ impl App {
             bus,
             wake: Wake::default(),
             instance_id: format!("{}:{}", std::process::id(), uuid::Uuid::now_v7().simple()),
+            revoked: tokio::sync::broadcast::channel(256).0,
             ws_connections: Default::default(),
             sqlite_writer,
         })

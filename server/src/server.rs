@@ -131,9 +131,15 @@ pub fn start_background(state: &AppState, stop: &watch::Sender<bool>) {
                 event = all.recv() => match event {
                     Ok(event) if event.event_type == crate::auth::keys::API_KEY_REVOKED => {
                         revocations.key_cache.evict_key(&event.aggregate_id);
+                        let _ = revocations
+                            .revoked
+                            .send(crate::app::Revoked::Key(event.aggregate_id.clone()));
                     }
                     Ok(event) if event.event_type == crate::tenancy::operator::TENANT_SUSPENDED => {
                         revocations.key_cache.evict_tenant(&event.tenant_id);
+                        let _ = revocations
+                            .revoked
+                            .send(crate::app::Revoked::Tenant(event.tenant_id.clone()));
                     }
                     Ok(_) => {}
                     Err(RecvError::Lagged(_)) => revocations.key_cache.clear(),

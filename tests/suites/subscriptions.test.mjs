@@ -362,3 +362,28 @@ test("limits: a second connection over TWH_WS_MAX_CONNECTIONS_PER_TENANT=1 is cl
     await limited.stop();
   }
 });
+
+test("an open connection closes with 4403 when its key is revoked", async () => {
+  const owner = client(server);
+  const created = await owner.mutate(
+    "createApiKey",
+    `mutation { createApiKey(input: {role: VIEWER, name: "revoked while connected"}) { apiKey { id secret } userErrors { code message } } }`,
+  );
+  const raw = rawConnect(server);
+  await raw.init({ authorization: `Bearer ${created.apiKey.secret}` });
+  await waitFor("connection_ack for the new key", async () => raw.messages, (m) => m.some((x) => x.type === "connection_ack"));
+  raw.send({ id: "1", type: "subscribe", payload: { query: "subscription { events { type } }" } });
+  await owner.mutate(
+    "revokeApiKey",
+    `mutation($id: ID!) { revokeApiKey(id: $id) { apiKey { revokedAt } userErrors { code message } } }`,
+    { id: created.apiKey.id },
+  );
+  const { code, reason } = await closeOf(raw, 5000);
+  assert.equal(code, 4403, `closed with ${code} ${reason}; messages ${show(raw.messages)}`);
+  assert.match(reason, /revoked/i);
+  // Other connections (the owner's) are untouched.
+  const other = rawConnect(server);
+  await other.init({ authorization: `Bearer ${server.apiKey}` });
+  await waitFor("the owner's connection_ack", async () => other.messages, (m) => m.some((x) => x.type === "connection_ack"));
+  other.close();
+});

@@ -10,6 +10,8 @@
 //!   message with 4400.
 //! - The server pings every `TWH_WS_PING_SECS`, and closes a connection that has not answered
 //!   or sent anything for three intervals.
+//! - A connection whose key is revoked, or whose tenant is suspended, on any replica, closes
+//!   with 4403 as soon as the event reaches this one.
 //! - Backpressure: each operation's results pass through a bounded queue; a client that stops
 //!   reading stalls its operations, their bus receivers fall behind and end with SLOW_CONSUMER,
 //!   and a socket that accepts nothing for 10 s is closed. Nothing buffers without bound.
@@ -194,8 +196,21 @@ impl Connection {
         let mut ping =
             tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
         let mut last_heard = Instant::now();
+        let mut revoked = self.state.revoked.subscribe();
         let outcome: Option<(u16, String)> = loop {
             let message = tokio::select! {
+                gone = revoked.recv(), if self.principal.is_some() => {
+                    let Some(principal) = &self.principal else { continue };
+                    match gone {
+                        Ok(crate::app::Revoked::Key(id)) if id == principal.key_id => {
+                            break Some((4403, "Forbidden: the key was revoked".into()));
+                        }
+                        Ok(crate::app::Revoked::Tenant(id)) if id == principal.tenant_id => {
+                            break Some((4403, "Forbidden: the tenant is suspended".into()));
+                        }
+                        _ => continue,
+                    }
+                }
                 incoming = stream.next() => match incoming {
                     Some(Ok(Message::Text(text))) => {
                         last_heard = Instant::now();
