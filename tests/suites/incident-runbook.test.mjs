@@ -7,59 +7,16 @@
 // refused at the end, the replacement works, and the audit log shows the rotation.
 
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { after, before, test } from "node:test";
 import { client, waitFor } from "../lib/api.mjs";
 import { startServer } from "../lib/server.mjs";
+import { bash, shellBlocks } from "../lib/runbook.mjs";
 
 const RUNBOOK = fileURLToPath(new URL("../../runbooks/INCIDENT.md", import.meta.url));
 const ADMIN_TOKEN = `optok-${crypto.randomUUID()}`;
-
-/** The ```sh blocks in order, each with the `## ` heading it stands under. */
-function shellBlocks(markdown) {
-  const blocks = [];
-  let heading = "";
-  let current = null;
-  let otherFence = false;
-  for (const line of markdown.split("\n")) {
-    if (otherFence) {
-      if (/^```\s*$/.test(line)) otherFence = false;
-    } else if (current) {
-      if (/^```\s*$/.test(line)) {
-        blocks.push(current);
-        current = null;
-      } else {
-        current.script += `${line}\n`;
-      }
-    } else if (/^```sh\s*$/.test(line)) {
-      current = { heading, script: "" };
-    } else if (/^```/.test(line)) {
-      otherFence = true; // another kind of fence: not commands
-    } else if (line.startsWith("## ")) {
-      heading = line.slice(3).trim();
-    }
-  }
-  assert.equal(current, null, "an unclosed ```sh block");
-  return blocks;
-}
-
-function bash(script, env) {
-  return new Promise((resolve) => {
-    const child = spawn("bash", ["-euo", "pipefail", "-c", script], { env, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (chunk) => (stdout += chunk));
-    child.stderr.on("data", (chunk) => (stderr += chunk));
-    const timer = setTimeout(() => child.kill("SIGKILL"), 2 * 60_000);
-    child.on("close", (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? signal, stdout, stderr });
-    });
-  });
-}
 
 let server;
 
@@ -113,7 +70,7 @@ test("the incident runbook's commands, run in order, triage, find a request, sus
   let replacement;
   for (const [i, block] of blocks.entries()) {
     writeFileSync(logFile, server.stderr()); // the log so far, as a log shipper would have it
-    const result = await bash(block.script, env);
+    const result = await bash(block.script, env, 2 * 60_000);
     transcript.push(`--- block ${i + 1} (${block.heading}) exit ${result.code}\n${result.stdout}${result.stderr}`);
     assert.equal(
       result.code,

@@ -5,59 +5,15 @@
 // 200) just before the "After the fix" section, and at the end the delivery is SUCCEEDED.
 
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { after, before, test } from "node:test";
 import { client, show, waitFor } from "../lib/api.mjs";
 import { startReceiver } from "../lib/receiver.mjs";
 import { startServer } from "../lib/server.mjs";
+import { bash, shellBlocks } from "../lib/runbook.mjs";
 
 const RUNBOOK = fileURLToPath(new URL("../../runbooks/WEBHOOK_DLQ.md", import.meta.url));
-
-/** The ```sh blocks in order, each with the `## ` heading it stands under. */
-function shellBlocks(markdown) {
-  const blocks = [];
-  let heading = "";
-  let current = null;
-  let otherFence = false;
-  for (const line of markdown.split("\n")) {
-    if (otherFence) {
-      if (/^```\s*$/.test(line)) otherFence = false;
-    } else if (current) {
-      if (/^```\s*$/.test(line)) {
-        blocks.push(current);
-        current = null;
-      } else {
-        current.script += `${line}\n`;
-      }
-    } else if (/^```sh\s*$/.test(line)) {
-      current = { heading, script: "" };
-    } else if (/^```/.test(line)) {
-      otherFence = true; // another kind of fence: not commands
-    } else if (line.startsWith("## ")) {
-      heading = line.slice(3).trim();
-    }
-  }
-  assert.equal(current, null, "an unclosed ```sh block");
-  return blocks;
-}
-
-function bash(script, env) {
-  return new Promise((resolve) => {
-    // stdin is not a socket, so bash does not take itself for a remote shell and read bashrc.
-    const child = spawn("bash", ["-euo", "pipefail", "-c", script], { env, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (chunk) => (stdout += chunk));
-    child.stderr.on("data", (chunk) => (stderr += chunk));
-    const timer = setTimeout(() => child.kill("SIGKILL"), 6 * 60_000);
-    child.on("close", (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? signal, stdout, stderr });
-    });
-  });
-}
 
 let server;
 let receiver;

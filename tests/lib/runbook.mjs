@@ -1,0 +1,49 @@
+// Runbooks are tested by running their commands: the ```sh blocks of a runbook, in order.
+
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+
+/** The ```sh blocks in order, each with the `## ` heading it stands under. */
+export function shellBlocks(markdown) {
+  const blocks = [];
+  let heading = "";
+  let current = null;
+  let otherFence = false;
+  for (const line of markdown.split("\n")) {
+    if (otherFence) {
+      if (/^```\s*$/.test(line)) otherFence = false;
+    } else if (current) {
+      if (/^```\s*$/.test(line)) {
+        blocks.push(current);
+        current = null;
+      } else {
+        current.script += `${line}\n`;
+      }
+    } else if (/^```sh\s*$/.test(line)) {
+      current = { heading, script: "" };
+    } else if (/^```/.test(line)) {
+      otherFence = true; // another kind of fence: not commands
+    } else if (line.startsWith("## ")) {
+      heading = line.slice(3).trim();
+    }
+  }
+  assert.equal(current, null, "an unclosed ```sh block");
+  return blocks;
+}
+
+/** Runs one block with `bash -euo pipefail`; resolves with {code, stdout, stderr}. */
+export function bash(script, env, timeoutMs = 6 * 60_000) {
+  return new Promise((resolve) => {
+    // stdin is not a socket, so bash does not take itself for a remote shell and read bashrc.
+    const child = spawn("bash", ["-euo", "pipefail", "-c", script], { env, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (chunk) => (stdout += chunk));
+    child.stderr.on("data", (chunk) => (stderr += chunk));
+    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+    child.on("close", (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? signal, stdout, stderr });
+    });
+  });
+}
