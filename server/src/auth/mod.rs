@@ -135,27 +135,6 @@ pub fn writer<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a Principal> {
     }
 }
 
-/// The caller if its role is at least `least`, or `FORBIDDEN` naming the role needed.
-pub fn at_least<'a>(
-    ctx: &Context<'a>,
-    least: Role,
-    what: &str,
-) -> async_graphql::Result<&'a Principal> {
-    let principal = principal(ctx)?;
-    if principal.role.rank() >= least.rank() {
-        Ok(principal)
-    } else {
-        Err(request_error(
-            ErrorCode::Forbidden,
-            format!(
-                "{what} needs the {} role or above; this key is {}",
-                least.as_str(),
-                principal.role.as_str()
-            ),
-        ))
-    }
-}
-
 pub fn request_id(ctx: &Context<'_>) -> String {
     ctx.data_opt::<RequestMeta>()
         .map(|m| m.request_id.clone())

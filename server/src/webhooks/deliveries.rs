@@ -14,7 +14,6 @@ use serde::{Deserialize, Serialize};
 use twh_entity::{webhook_attempt, webhook_delivery, webhook_endpoint};
 
 use super::{DELIVERY_PREFIX, WebhookEndpointStatus, wants};
-use crate::catalog::not_found;
 use crate::error::{DomainError, ErrorCode, UserError};
 use crate::events::{self, Published};
 use crate::ids;
@@ -515,15 +514,4 @@ pub async fn replay(
         replayed += result.rows_affected;
     }
     Ok(replayed)
-}
-
-/// The delivery, or NOT_FOUND.
-pub async fn require(
-    db: &impl ConnectionTrait,
-    tenant_id: &str,
-    id: &str,
-) -> Result<WebhookDelivery, DomainError> {
-    get(db, tenant_id, id)
-        .await?
-        .ok_or_else(|| DomainError::user(not_found("webhook delivery")))
 }
