@@ -171,6 +171,16 @@ fn parse_description(raw: Option<&str>) -> Result<Option<String>, UserError> {
         .map(|d| d.filter(|d| !d.is_empty()))
 }
 
+/// An update of endpoint rows that moves their version on (every change of an endpoint does).
+fn versioned_update(now: DateTime<Utc>) -> sea_orm::UpdateMany<webhook_endpoint::Entity> {
+    webhook_endpoint::Entity::update_many()
+        .col_expr(
+            webhook_endpoint::Column::Version,
+            Expr::col(webhook_endpoint::Column::Version).add(1),
+        )
+        .col_expr(webhook_endpoint::Column::UpdatedAt, Expr::value(now))
+}
+
 /// Whether an endpoint takes an event type.
 pub fn wants(event_types: &[String], event_type: &str) -> bool {
     event_types.is_empty()
@@ -233,12 +243,7 @@ pub async fn update(
     input: UpdateWebhookEndpointInput,
 ) -> Result<WebhookEndpoint, DomainError> {
     let now = Utc::now();
-    let mut update = webhook_endpoint::Entity::update_many()
-        .col_expr(
-            webhook_endpoint::Column::Version,
-            Expr::col(webhook_endpoint::Column::Version).add(1),
-        )
-        .col_expr(webhook_endpoint::Column::UpdatedAt, Expr::value(now));
+    let mut update = versioned_update(now);
     if let Some(url) = &input.url {
         let url = parse_url(url, allow_private).map_err(DomainError::user)?;
         update = update.col_expr(webhook_endpoint::Column::Url, Expr::value(url));
@@ -356,12 +361,7 @@ pub async fn rotate_secret(
         return Err(DomainError::user(not_found("webhook endpoint")));
     };
     let now = Utc::now();
-    let updated = webhook_endpoint::Entity::update_many()
-        .col_expr(
-            webhook_endpoint::Column::Version,
-            Expr::col(webhook_endpoint::Column::Version).add(1),
-        )
-        .col_expr(webhook_endpoint::Column::UpdatedAt, Expr::value(now))
+    let updated = versioned_update(now)
         .col_expr(
             webhook_endpoint::Column::Secret,
             Expr::value(signing::new_secret()),
@@ -483,12 +483,7 @@ pub async fn disable_by_server(
     id: &str,
     reason: &str,
 ) -> Result<bool, DomainError> {
-    let updated = webhook_endpoint::Entity::update_many()
-        .col_expr(
-            webhook_endpoint::Column::Version,
-            Expr::col(webhook_endpoint::Column::Version).add(1),
-        )
-        .col_expr(webhook_endpoint::Column::UpdatedAt, Expr::value(Utc::now()))
+    let updated = versioned_update(Utc::now())
         .col_expr(
             webhook_endpoint::Column::Status,
             Expr::value(WebhookEndpointStatus::Disabled.as_str()),
