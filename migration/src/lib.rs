@@ -8,6 +8,7 @@ mod m0002_level_location_index;
 mod m0003_orders;
 mod m0004_events;
 mod m0005_plan_overrides;
+mod m0006_usage;
 
 pub struct Migrator;
 
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0003_orders::Migration),
             Box::new(m0004_events::Migration),
             Box::new(m0005_plan_overrides::Migration),
+            Box::new(m0006_usage::Migration),
         ]
     }
 }

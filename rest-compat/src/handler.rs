@@ -219,6 +219,14 @@ pub fn problem<B: Backend>(
     response
 }
 
+/// A response with the headers the execution set (rate limits, `Idempotent-Replayed`).
+fn with_headers(mut response: Response, headers: &HeaderMap) -> Response {
+    for (name, value) in headers {
+        response.headers_mut().insert(name.clone(), value.clone());
+    }
+    response
+}
+
 /// A problem the REST layer itself decided (credentials, parameters, a missing document), and
 /// so counts; failures that come out of executing the operation are counted by the backend.
 fn refuse<B: Backend>(backend: &B, code: &str, detail: &str, request_id: &str) -> Response {
@@ -787,12 +795,15 @@ async fn handle<B: Backend>(
         && (response.data == async_graphql::Value::Null || p.route.method == Method::Get)
     {
         let first = &response.errors[0];
-        return problem(
-            backend,
-            &error_code(first),
-            &first.message,
-            &request_id,
-            None,
+        return with_headers(
+            problem(
+                backend,
+                &error_code(first),
+                &first.message,
+                &request_id,
+                None,
+            ),
+            &response.http_headers,
         );
     }
     let data = response.data.clone().into_json().unwrap_or(Value::Null);
@@ -830,12 +841,15 @@ async fn handle<B: Backend>(
                     .unwrap_or("BAD_REQUEST")
                     .to_owned();
                 let detail = errors[0]["message"].as_str().unwrap_or_default().to_owned();
-                return problem(
-                    backend,
-                    &code,
-                    &detail,
-                    &request_id,
-                    Some(Value::Array(errors.clone())),
+                return with_headers(
+                    problem(
+                        backend,
+                        &code,
+                        &detail,
+                        &request_id,
+                        Some(Value::Array(errors.clone())),
+                    ),
+                    &response.http_headers,
                 );
             }
             match p.route.shape {

@@ -97,6 +97,14 @@ fn error_responses(
         .collect()
 }
 
+/// The IETF rate-limit fields every metered response carries (when limits are enforced).
+fn rate_limit_headers() -> Map<String, Value> {
+    let mut headers = Map::new();
+    headers.insert("RateLimit-Policy".into(), json!({ "description": "The tenant's quota policies (IETF RateLimit fields): the token bucket, `\"burst\";q=<size>;w=<seconds to refill>`, and the month's calls, `\"month\";q=<calls>;w=<seconds>`.", "schema": { "type": "string" } }));
+    headers.insert("RateLimit".into(), json!({ "description": "What is left of each policy and in how many seconds it is back: `\"burst\";r=<units>;t=<seconds>, \"month\";r=<calls>;t=<seconds>`.", "schema": { "type": "string" } }));
+    headers
+}
+
 fn named_ref(name: &str) -> crate::types::TypeRef {
     crate::types::TypeRef {
         kind: "OBJECT".into(),
@@ -322,12 +330,18 @@ pub fn document(types: &Types, prepared: &[Prepared], codes: &[(&'static str, u1
         if route.args.iter().any(|(_, s)| *s == Source::IdempotencyKey) {
             success_headers.insert("Idempotent-Replayed".into(), json!({ "description": "true when this is the stored response to an earlier request with the same key.", "schema": { "type": "string", "enum": ["true"] } }));
         }
+        success_headers.extend(rate_limit_headers());
         let mut responses = error_responses(
             route.method,
             route.args.iter().any(|(_, s)| *s == Source::IfMatch),
             route.shape,
             codes,
         );
+        if let Some(throttled) = responses.get_mut("429") {
+            let mut headers = rate_limit_headers();
+            headers.insert("Retry-After".into(), json!({ "description": "Seconds to wait before the request can succeed.", "schema": { "type": "integer" } }));
+            throttled["headers"] = Value::Object(headers);
+        }
         let mut success = json!({
             "description": route.summary,
             "headers": success_headers,

@@ -23,6 +23,8 @@ pub struct App {
     pub statements: Arc<std::sync::atomic::AtomicU64>,
     /// Relayed events on their way to this process's subscribers.
     pub bus: Arc<crate::events::bus::Bus>,
+    /// Metering, rate limits and quotas.
+    pub limiter: crate::tenancy::limits::Limiter,
     /// Wakes the background relay and webhook dispatcher after a commit.
     pub wake: Wake,
     /// Names this process in leases (webhook endpoints, jobs).
@@ -69,6 +71,10 @@ impl App {
             )),
             None => None,
         };
+        let limiter = crate::tenancy::limits::Limiter::new(
+            config.limits.enforce,
+            redis.as_ref().map(|(pool, _)| pool.clone()),
+        );
         let bus = Arc::new(crate::events::bus::Bus::new(
             config.events.subscriber_buffer,
             redis,
@@ -81,6 +87,7 @@ impl App {
             key_cache: KeyCache::default(),
             documents: Default::default(),
             bus,
+            limiter,
             wake: Wake::default(),
             instance_id: format!("{}:{}", std::process::id(), uuid::Uuid::now_v7().simple()),
             revoked: tokio::sync::broadcast::channel(256).0,

@@ -18,6 +18,33 @@ pub struct Config {
     pub redis_url: Option<String>,
     pub events: EventsConfig,
     pub webhooks: WebhookConfig,
+    pub limits: LimitsConfig,
+}
+
+#[derive(Clone, Debug)]
+pub struct LimitsConfig {
+    /// `TWH_RATE_LIMITS=off` turns rate limits and quota refusals off (calls are still
+    /// metered): for load tests and private installations.
+    pub enforce: bool,
+    /// How often each process adds what it metered to `usage_daily`.
+    pub flush_ms: u64,
+}
+
+/// `on`/`off` (also true/false, 1/0, yes/no).
+fn switch(name: &'static str, default: bool) -> Result<bool, StartupError> {
+    match std::env::var(name) {
+        Ok(raw) if !raw.trim().is_empty() => match raw.trim().to_ascii_lowercase().as_str() {
+            "on" | "true" | "1" | "yes" => Ok(true),
+            "off" | "false" | "0" | "no" => Ok(false),
+            _ => Err(StartupError::InvalidSetting {
+                name,
+                reason: "use on or off".into(),
+                value: raw,
+                default: if default { "on" } else { "off" }.into(),
+            }),
+        },
+        _ => Ok(default),
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -188,6 +215,10 @@ impl Default for Config {
                 lease_secs: 30,
                 dispatch_poll_ms: 250,
             },
+            limits: LimitsConfig {
+                enforce: true,
+                flush_ms: 1000,
+            },
         }
     }
 }
@@ -284,6 +315,10 @@ impl Config {
                 lease_secs: env_or("TWH_WEBHOOK_LEASE_SECS", d.webhooks.lease_secs)?.max(1),
                 dispatch_poll_ms: env_or("TWH_WEBHOOK_POLL_MS", d.webhooks.dispatch_poll_ms)?
                     .max(10),
+            },
+            limits: LimitsConfig {
+                enforce: switch("TWH_RATE_LIMITS", d.limits.enforce)?,
+                flush_ms: env_or("TWH_USAGE_FLUSH_MS", d.limits.flush_ms)?.max(10),
             },
         })
     }

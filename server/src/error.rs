@@ -14,6 +14,8 @@ pub enum ErrorCode {
     Forbidden,
     /// Too many requests for the tenant's plan.
     RateLimited,
+    /// The tenant's plan has no calls left this period (Free; paid plans go into overage).
+    QuotaExceeded,
     /// The request body or query string could not be read.
     BadRequest,
     /// The GraphQL document could not be parsed.
@@ -68,6 +70,7 @@ impl ErrorCode {
             Unauthenticated => "UNAUTHENTICATED",
             Forbidden => "FORBIDDEN",
             RateLimited => "RATE_LIMITED",
+            QuotaExceeded => "QUOTA_EXCEEDED",
             BadRequest => "BAD_REQUEST",
             GraphqlParseFailed => "GRAPHQL_PARSE_FAILED",
             GraphqlValidationFailed => "GRAPHQL_VALIDATION_FAILED",
@@ -100,6 +103,7 @@ impl ErrorCode {
             Unauthenticated => 401,
             Forbidden => 403,
             RateLimited => 429,
+            QuotaExceeded => 429,
             BadRequest | GraphqlParseFailed | GraphqlValidationFailed => 400,
             PayloadTooLarge => 413,
             UnsupportedMediaType => 415,
@@ -138,6 +142,9 @@ impl ErrorCode {
             }
             Forbidden => "The credentials are valid but their role may not do this.",
             RateLimited => "Too many requests for the tenant's plan. Wait for Retry-After.",
+            QuotaExceeded => {
+                "The plan's calls for this period are used up (Free plans stop; paid plans are counted as overage). Upgrade the plan or wait for the period to end (Retry-After)."
+            }
             BadRequest => "The request body, query string or a header could not be read.",
             GraphqlParseFailed => "The GraphQL document could not be parsed.",
             GraphqlValidationFailed => {
@@ -207,12 +214,13 @@ impl ErrorCode {
     }
 
     /// Every code, for documentation and tests.
-    pub const ALL: [ErrorCode; 25] = {
+    pub const ALL: [ErrorCode; 26] = {
         use ErrorCode::*;
         [
             Unauthenticated,
             Forbidden,
             RateLimited,
+            QuotaExceeded,
             BadRequest,
             GraphqlParseFailed,
             GraphqlValidationFailed,

@@ -135,6 +135,9 @@ pub fn start_background(state: &AppState, stop: &watch::Sender<bool>) {
                             .revoked
                             .send(crate::app::Revoked::Key(event.aggregate_id.clone()));
                     }
+                    Ok(event) if event.event_type == crate::tenancy::operator::TENANT_PLAN_CHANGED => {
+                        revocations.limiter.evict_plan(&event.tenant_id);
+                    }
                     Ok(event) if event.event_type == crate::tenancy::operator::TENANT_SUSPENDED => {
                         revocations.key_cache.evict_tenant(&event.tenant_id);
                         let _ = revocations
@@ -149,6 +152,7 @@ pub fn start_background(state: &AppState, stop: &watch::Sender<bool>) {
             }
         }
     });
+    tokio::spawn(meter_flush(state.clone(), stop.subscribe()));
     tokio::spawn(crate::events::relay::run(
         state.clone(),
         Duration::from_millis(state.config.events.relay_poll_ms),
@@ -180,5 +184,31 @@ pub async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => {}
         _ = term => {}
+    }
+}
+
+/// Names the limiter's Redis keys once the bus knows the installation, then adds what this
+/// process metered to `usage_daily` every `TWH_USAGE_FLUSH_MS`, and once more on the way out.
+async fn meter_flush(state: AppState, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(state.config.limits.flush_ms));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut named = !state.limiter.uses_redis();
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => break,
+        }
+        if !named && let Some(channel) = state.bus.channel() {
+            state
+                .limiter
+                .set_installation(channel.trim_start_matches(crate::events::bus::CHANNEL_PREFIX));
+            named = true;
+        }
+        if let Err(err) = state.limiter.flush(&state.background_db).await {
+            tracing::warn!(error = %err, "writing metered usage failed; it stays pending");
+        }
+    }
+    if let Err(err) = state.limiter.flush(&state.background_db).await {
+        tracing::warn!(error = %err, "writing metered usage at shutdown failed");
     }
 }

@@ -21,7 +21,8 @@ export function binaryPath() {
  * `dataDir` and `databaseUrl` let a test run other `twh` commands (`tenant create`) on the same data.
  *
  * Options, all optional:
- * - `env`: extra environment for the server (`env.DATABASE_URL` is honoured as before).
+ * - `env`: extra environment for the server (`env.DATABASE_URL` is honoured as before). Rate
+ *   limits are off (`TWH_RATE_LIMITS=off`) unless `env` turns them on.
  * - `databaseUrl`: the database to serve (e.g. a Postgres URL shared by several servers); by
  *   default a fresh SQLite file in the data folder.
  * - `dataDir`: the folder to run in (also the default `cwd`); by default a fresh temporary folder.
@@ -53,6 +54,8 @@ export async function startServer({
       ...process.env,
       TWH_BIND: "127.0.0.1:0",
       RUST_LOG: process.env.RUST_LOG || "warn",
+      // Suites send bursts past the sandbox's Free plan; the limits suite turns them back on.
+      TWH_RATE_LIMITS: "off",
       ...env,
       DATABASE_URL: databaseUrl,
     },

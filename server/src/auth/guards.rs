@@ -53,6 +53,8 @@ pub const GUARDS: &[(&str, &str, Needs)] = &[
     ("Query", "apiKey", DEVELOPER),
     ("Query", "apiKeys", DEVELOPER),
     ("Query", "auditEvents", ADMIN),
+    ("Query", "usage", VIEWER),
+    ("Query", "usageRecords", ADMIN),
     ("Query", "tenants", PlatformOperator),
     // The catalog and the stock.
     ("Mutation", "createItem", OPERATOR),

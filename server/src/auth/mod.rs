@@ -104,6 +104,17 @@ pub fn operator(ctx: &Context<'_>) -> async_graphql::Result<Operator> {
 #[derive(Clone, Debug)]
 pub struct RequestMeta {
     pub request_id: String,
+    /// The request's metering, shared by every execution of the request.
+    pub meter: std::sync::Arc<crate::tenancy::limits::RequestMeter>,
+}
+
+impl RequestMeta {
+    pub fn new(request_id: &str) -> Self {
+        Self {
+            request_id: request_id.to_owned(),
+            meter: Default::default(),
+        }
+    }
 }
 
 /// The caller, or `UNAUTHENTICATED`.

@@ -6,9 +6,11 @@ mod catalog;
 mod depth;
 pub mod events;
 pub mod loaders;
+pub mod metering;
 mod operator;
 pub mod orders;
 mod stock;
+pub mod usage;
 mod webhooks;
 
 use std::future::Future;
@@ -41,6 +43,7 @@ pub struct Query(
     events::EventsQuery,
     webhooks::WebhooksQuery,
     access::AccessQuery,
+    usage::UsageQuery,
     operator::OperatorQuery,
 );
 
@@ -204,12 +207,15 @@ impl Extension for ErrorCodes {
         ctx: &ExtensionContext<'_>,
         next: NextValidation<'_>,
     ) -> Result<ValidationResult, Vec<ServerError>> {
-        next.run(ctx).await.map_err(|errors| {
+        let result = next.run(ctx).await.map_err(|errors| {
             errors
                 .into_iter()
                 .map(|e| tag(e, ErrorCode::GraphqlValidationFailed))
-                .collect()
-        })
+                .collect::<Vec<_>>()
+        })?;
+        // A valid operation is metered and passes the tenant's limits before it runs.
+        metering::check(ctx, &result).await.map_err(|e| vec![e])?;
+        Ok(result)
     }
 }
 

@@ -53,6 +53,17 @@ where
     }
 }
 
+#[async_graphql::ComplexObject]
+impl Tenant {
+    /// The tenant's month so far against its plan (platform operator only).
+    async fn usage(&self, ctx: &Context<'_>) -> async_graphql::Result<super::usage::Usage> {
+        operator(ctx)?;
+        super::usage::usage_of(state(ctx)?, &self.id)
+            .await
+            .map_err(|e| db_error(ctx, e))
+    }
+}
+
 #[derive(Default)]
 pub struct OperatorQuery;
 
@@ -115,6 +126,11 @@ impl OperatorMutation {
             (txn, result)
         })
         .await?;
+        // The new limits apply here at once; other replicas drop their cached plan when the
+        // `tenant.plan_changed` event reaches them (within a second).
+        if let Some(t) = &tenant {
+            state(ctx)?.limiter.evict_plan(&t.id);
+        }
         Ok(TenantPayload {
             tenant,
             user_errors,

@@ -122,14 +122,25 @@ impl WebhooksMutation {
         input: CreateWebhookEndpointInput,
         idempotency_key: Option<String>,
     ) -> async_graphql::Result<WebhookEndpointPayload> {
-        let allow = state(ctx)?.config.webhooks.allow_private;
+        let app = state(ctx)?;
+        let allow = app.config.webhooks.allow_private;
+        let tenant_id = &principal(ctx)?.tenant_id;
+        let limits = app
+            .limiter
+            .limits(&app.background_db, tenant_id)
+            .await
+            .map_err(|e| db_error(ctx, e))?;
+        let limit = webhooks::EndpointLimit {
+            plan: limits.plan.clone(),
+            max: limits.webhook_endpoints,
+        };
         let (endpoint, user_errors) = mutate(
             ctx,
             "createWebhookEndpoint",
             idempotency_key,
             input,
             |txn, p, rid, input| async move {
-                let result = webhooks::create(&txn, &p, &rid, allow, input).await;
+                let result = webhooks::create(&txn, &p, &rid, allow, limit, input).await;
                 (txn, result)
             },
         )

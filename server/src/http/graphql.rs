@@ -145,7 +145,7 @@ pub async fn run(
         }
     }
     let caller = caller(state, headers).await?;
-    run_as(state, schema, caller, request_id, request).await
+    run_as(state, schema, caller, RequestMeta::new(request_id), request).await
 }
 
 /// Whether the operation the request selects reads nothing but `__schema`, `__type` and
@@ -198,7 +198,7 @@ pub async fn run_as(
     state: &AppState,
     schema: &TwhSchema,
     caller: Caller,
-    request_id: &str,
+    meta: RequestMeta,
     mut request: async_graphql::Request,
 ) -> Result<async_graphql::Response, (ErrorCode, &'static str)> {
     // Postgres text cannot hold NUL; refuse it here rather than fail in the database.
@@ -213,9 +213,6 @@ pub async fn run_as(
         Caller::Operator => {
             tracing::Span::current().record("tenant.id", "platform_operator");
             state.documents.attach(&mut request);
-            let meta = RequestMeta {
-                request_id: request_id.to_owned(),
-            };
             let request = request
                 .data(crate::auth::Operator)
                 .data(meta)
@@ -234,24 +231,21 @@ pub async fn run_as(
         again.operation_name = request.operation_name.clone();
         again
     });
-    let meta = RequestMeta {
-        request_id: request_id.to_owned(),
-    };
-    let Some(mut again) = retry else {
-        return Ok(schema.execute(for_caller(request, principal, meta)).await);
-    };
-    let response = schema
+    let mut response = schema
         .execute(for_caller(request, principal.clone(), meta.clone()))
         .await;
     let connection_lost = response
         .errors
         .first()
         .is_some_and(|e| e.source::<crate::error::ConnectionLost>().is_some());
-    if !connection_lost {
-        return Ok(response);
+    if let (true, Some(mut again)) = (connection_lost, retry) {
+        state.documents.attach(&mut again);
+        response = schema
+            .execute(for_caller(again, principal.clone(), meta.clone()))
+            .await;
     }
-    state.documents.attach(&mut again);
-    Ok(schema.execute(for_caller(again, principal, meta)).await)
+    crate::graphql::metering::report(state, &principal, &meta, &mut response).await;
+    Ok(response)
 }
 
 /// The request with what resolvers read from it: the caller, the request's metadata and its
@@ -330,6 +324,7 @@ async fn execute(
             ErrorCode::Unauthenticated
                 | ErrorCode::Forbidden
                 | ErrorCode::RateLimited
+                | ErrorCode::QuotaExceeded
                 | ErrorCode::PayloadTooLarge
                 | ErrorCode::Internal
                 | ErrorCode::Unavailable

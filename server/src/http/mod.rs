@@ -155,7 +155,16 @@ async fn request_context(mut req: Request, next: Next) -> Response {
 
 async fn readyz(State((state, _)): State<(AppState, crate::graphql::TwhSchema)>) -> Response {
     match state.db.execute_unprepared("SELECT 1").await {
-        Ok(_) => (StatusCode::OK, "ready").into_response(),
+        // Requests are served without Redis (limits and counts fall back to each process),
+        // so an outage degrades readiness instead of failing it; the detail says so.
+        Ok(_) => match state.limiter.ping_redis().await {
+            Some(false) => (
+                StatusCode::OK,
+                "ready (degraded: Redis is unreachable; rate limits and usage counts run per process until it returns)",
+            )
+                .into_response(),
+            _ => (StatusCode::OK, "ready").into_response(),
+        },
         Err(err) => {
             tracing::warn!(error = %err, "readiness check failed");
             (StatusCode::SERVICE_UNAVAILABLE, "database unreachable").into_response()

@@ -1,6 +1,8 @@
 //! The REST surface: the route table of `twh-rest` served through this server's GraphQL
 //! schema and authentication, and the OpenAPI document built from both.
 
+use std::sync::Arc;
+
 use axum::http::HeaderMap;
 use serde_json::Value;
 use twh_rest::handler::{self, Prepared};
@@ -10,9 +12,10 @@ use twh_rest::{Backend, Failure};
 
 use super::graphql;
 use crate::app::AppState;
-use crate::auth::Caller;
+use crate::auth::{Caller, RequestMeta};
 use crate::error::ErrorCode;
 use crate::graphql::TwhSchema;
+use crate::tenancy::limits::RequestMeter;
 
 #[derive(Clone)]
 pub struct RestBackend {
@@ -20,20 +23,39 @@ pub struct RestBackend {
     pub schema: TwhSchema,
 }
 
-impl Backend for RestBackend {
-    type Caller = Caller;
+/// A REST request's caller and its metering, which every execution of the request shares (a
+/// conditional update reads the version first; `If-Match: *` retries a conflict): the request
+/// is checked and counted once.
+#[derive(Clone)]
+pub struct Metered {
+    caller: Caller,
+    meter: Arc<RequestMeter>,
+}
 
-    async fn authenticate(&self, headers: &HeaderMap) -> Result<Caller, Failure> {
-        graphql::caller(&self.state, headers).await.map_err(failure)
+impl Backend for RestBackend {
+    type Caller = Metered;
+
+    async fn authenticate(&self, headers: &HeaderMap) -> Result<Metered, Failure> {
+        let caller = graphql::caller(&self.state, headers)
+            .await
+            .map_err(failure)?;
+        Ok(Metered {
+            caller,
+            meter: Default::default(),
+        })
     }
 
     async fn execute(
         &self,
-        caller: Caller,
+        caller: Metered,
         request_id: &str,
         request: async_graphql::Request,
     ) -> Result<async_graphql::Response, Failure> {
-        graphql::run_as(&self.state, &self.schema, caller, request_id, request)
+        let meta = RequestMeta {
+            request_id: request_id.to_owned(),
+            meter: caller.meter,
+        };
+        graphql::run_as(&self.state, &self.schema, caller.caller, meta, request)
             .await
             .map_err(failure)
     }

@@ -363,6 +363,7 @@ impl Connection {
         request.operation_name = payload.operation_name;
         self.state.documents.attach(&mut request);
         let meta = RequestMeta {
+            meter: Default::default(),
             request_id: format!("{}-{}", self.id, id),
         };
         let request = crate::http::graphql::for_caller(request, principal, meta);

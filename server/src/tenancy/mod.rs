@@ -1,6 +1,8 @@
 //! Tenants and their plans, API key issuing, and the sandbox tenant created on first start.
 
+pub mod limits;
 pub mod operator;
+pub mod plans;
 pub mod sandbox;
 
 use chrono::Utc;

@@ -23,6 +23,7 @@ pub const TENANT_RESUMED: &str = "tenant.resumed";
 pub const ACTOR: &str = "platform_operator";
 
 #[derive(SimpleObject, Clone, Debug, Serialize, Deserialize)]
+#[graphql(complex)]
 #[serde(rename_all = "camelCase")]
 pub struct Tenant {
     pub id: ID,
@@ -146,6 +147,8 @@ pub async fn update_plan(
     let overrides = match input.overrides {
         None | Some(serde_json::Value::Null) => None,
         Some(value @ serde_json::Value::Object(_)) => {
+            super::plans::Overrides::parse(&value)
+                .map_err(|e| invalid(&["input", "overrides"], e))?;
             let text = value.to_string();
             if text.len() > 4096 {
                 return Err(invalid(

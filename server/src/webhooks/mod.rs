@@ -11,8 +11,8 @@ use async_graphql::{Enum, ID, InputObject, SimpleObject};
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect,
 };
 use serde::{Deserialize, Serialize};
 use twh_entity::webhook_endpoint;
@@ -189,16 +189,43 @@ pub fn wants(event_types: &[String], event_type: &str) -> bool {
             .any(|p| events::type_matches(p, event_type))
 }
 
+/// The plan's cap on a tenant's endpoints, with the plan named for the message.
+pub struct EndpointLimit {
+    pub plan: String,
+    pub max: u64,
+}
+
 pub async fn create(
     txn: &DatabaseTransaction,
     principal: &Principal,
     request_id: &str,
     allow_private: bool,
+    limit: EndpointLimit,
     input: CreateWebhookEndpointInput,
 ) -> Result<WebhookEndpoint, DomainError> {
     let url = parse_url(&input.url, allow_private).map_err(DomainError::user)?;
     let event_types = parse_event_types(input.event_types).map_err(DomainError::user)?;
     let description = parse_description(input.description.as_deref()).map_err(DomainError::user)?;
+    // The tenant's row, locked (Postgres), serialises creations, so two racing requests
+    // cannot both take the last slot.
+    twh_entity::tenant::Entity::find_by_id(principal.tenant_id.clone())
+        .lock_exclusive()
+        .one(txn)
+        .await?;
+    let existing = webhook_endpoint::Entity::find()
+        .filter(webhook_endpoint::Column::TenantId.eq(principal.tenant_id.as_str()))
+        .count(txn)
+        .await?;
+    if existing >= limit.max {
+        return Err(DomainError::user(UserError::new(
+            ErrorCode::LimitExceeded,
+            &["input"],
+            format!(
+                "the {} plan allows {} webhook endpoints and the tenant has {existing} - Hint: delete one, or move to a larger plan",
+                limit.plan, limit.max
+            ),
+        )));
+    }
     let now = Utc::now();
     let model = webhook_endpoint::Model {
         tenant_id: principal.tenant_id.clone(),

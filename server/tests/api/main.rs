@@ -8,6 +8,7 @@ mod catalog;
 mod concurrency;
 mod events;
 mod idempotency;
+mod limits;
 mod operator;
 mod orders;
 mod protocol;

@@ -76,6 +76,10 @@ impl TestApp {
         config.redis_url = std::env::var("TWH_TEST_REDIS_URL")
             .ok()
             .filter(|u| !u.is_empty());
+        // Most tests send bursts no Free plan allows; the limits tests turn enforcement on.
+        // Calls are metered either way, and flushed often so tests read them soon.
+        config.limits.enforce = false;
+        config.limits.flush_ms = 50;
         configure(&mut config);
         let state = server::prepare(config).await.expect("prepare the app");
         let tenant = tenancy::create(&state.db, "Test tenant", "free", true)

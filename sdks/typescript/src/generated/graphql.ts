@@ -89,6 +89,8 @@ export type ErrorCode =
   | 'PRECONDITION_REQUIRED'
   /** The change would take a quantity beyond the largest supported value. */
   | 'QUANTITY_OUT_OF_RANGE'
+  /** The tenant's plan has no calls left this period (Free; paid plans go into overage). */
+  | 'QUOTA_EXCEEDED'
   /** Too many requests for the tenant's plan. */
   | 'RATE_LIMITED'
   /** A subscriber fell too far behind its events and was dropped. */
