@@ -25,6 +25,8 @@ pub struct App {
     pub bus: Arc<crate::events::bus::Bus>,
     /// Metering, rate limits and quotas.
     pub limiter: crate::tenancy::limits::Limiter,
+    /// Console session keys (JWT).
+    pub sessions: crate::auth::jwt::Sessions,
     /// Wakes the background relay and webhook dispatcher after a commit.
     pub wake: Wake,
     /// Names this process in leases (webhook endpoints, jobs).
@@ -75,6 +77,7 @@ impl App {
             config.limits.enforce,
             redis.as_ref().map(|(pool, _)| pool.clone()),
         );
+        let sessions = crate::auth::jwt::Sessions::new(config.jwt_keys.as_deref());
         let bus = Arc::new(crate::events::bus::Bus::new(
             config.events.subscriber_buffer,
             redis,
@@ -88,6 +91,7 @@ impl App {
             documents: Default::default(),
             bus,
             limiter,
+            sessions,
             wake: Wake::default(),
             instance_id: format!("{}:{}", std::process::id(), uuid::Uuid::now_v7().simple()),
             revoked: tokio::sync::broadcast::channel(256).0,

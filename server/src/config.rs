@@ -19,6 +19,8 @@ pub struct Config {
     pub events: EventsConfig,
     pub webhooks: WebhookConfig,
     pub limits: LimitsConfig,
+    /// `TWH_JWT_KEYS`: console session keys, `kid:secret` pairs, the first signing.
+    pub jwt_keys: Option<Vec<(String, String)>>,
 }
 
 #[derive(Clone, Debug)]
@@ -219,6 +221,7 @@ impl Default for Config {
                 enforce: true,
                 flush_ms: 1000,
             },
+            jwt_keys: None,
         }
     }
 }
@@ -319,6 +322,20 @@ impl Config {
             limits: LimitsConfig {
                 enforce: switch("TWH_RATE_LIMITS", d.limits.enforce)?,
                 flush_ms: env_or("TWH_USAGE_FLUSH_MS", d.limits.flush_ms)?.max(10),
+            },
+            jwt_keys: match std::env::var("TWH_JWT_KEYS") {
+                Ok(raw) if !raw.trim().is_empty() => {
+                    Some(crate::auth::jwt::parse_keys(&raw).map_err(|reason| {
+                        StartupError::InvalidSetting {
+                            name: "TWH_JWT_KEYS",
+                            reason,
+                            // The setting holds secrets: never echo it.
+                            value: "(hidden)".into(),
+                            default: "a key made up per process".into(),
+                        }
+                    })?)
+                }
+                _ => None,
             },
         })
     }

@@ -163,6 +163,50 @@ pub async fn authenticate(
         tenant_id: key.tenant_id,
         key_id: key.id,
         role,
+        session: None,
+    };
+    cache.put(hash, principal.clone());
+    Ok(Some(principal))
+}
+
+/// The principal of a verified session token: valid while the key that minted it is (not
+/// revoked, its tenant active), cached like a key and evicted with it.
+pub async fn authenticate_session(
+    db: &impl ConnectionTrait,
+    cache: &KeyCache,
+    token: &str,
+    claims: super::jwt::Claims,
+) -> anyhow::Result<Option<Principal>> {
+    let hash = hash_key(token);
+    if let Some(principal) = cache.get(&hash) {
+        return Ok(Some(principal));
+    }
+    let Some(key) = api_key::Entity::find()
+        .filter(api_key::Column::TenantId.eq(claims.tid.as_str()))
+        .filter(api_key::Column::Id.eq(claims.sub.as_str()))
+        .one(db)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let Some(tenant) = tenant::Entity::find_by_id(key.tenant_id.clone())
+        .one(db)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let key_role = Role::parse(&key.role);
+    if key.revoked_at.is_some()
+        || tenant.status != "active"
+        || key_role.is_none_or(|r| r.rank() < claims.role.rank())
+    {
+        return Ok(None);
+    }
+    let principal = Principal {
+        tenant_id: key.tenant_id,
+        key_id: key.id,
+        role: claims.role,
+        session: Some(claims.jti),
     };
     cache.put(hash, principal.clone());
     Ok(Some(principal))

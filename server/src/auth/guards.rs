@@ -54,6 +54,7 @@ pub const GUARDS: &[(&str, &str, Needs)] = &[
     ("Query", "apiKeys", DEVELOPER),
     ("Query", "auditEvents", ADMIN),
     ("Query", "usage", VIEWER),
+    ("Mutation", "createSession", VIEWER),
     ("Query", "usageRecords", ADMIN),
     ("Query", "tenants", PlatformOperator),
     // The catalog and the stock.

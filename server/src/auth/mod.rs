@@ -4,9 +4,22 @@
 mod api_key;
 
 pub mod guards;
+pub mod jwt;
 pub mod keys;
 
 pub use api_key::{ApiKeyKind, GeneratedKey, KeyCache, authenticate, generate_key};
+
+/// Resolves a bearer token (an API key or a console session's JWT) to a principal; `None` for
+/// anything unknown, expired, revoked or suspended.
+pub async fn verify(app: &crate::app::App, token: &str) -> anyhow::Result<Option<Principal>> {
+    if jwt::looks_like_jwt(token) {
+        let Some(claims) = app.sessions.verify(token) else {
+            return Ok(None);
+        };
+        return api_key::authenticate_session(&app.db, &app.key_cache, token, claims).await;
+    }
+    authenticate(&app.db, &app.key_cache, token).await
+}
 
 use async_graphql::{Context, Enum};
 use serde::{Deserialize, Serialize};
@@ -67,14 +80,21 @@ impl Role {
 #[derive(Clone, Debug)]
 pub struct Principal {
     pub tenant_id: String,
+    /// The API key, or for a console session the key that minted it.
     pub key_id: String,
     pub role: Role,
+    /// The console session's id (`jti`), when the caller is one.
+    pub session: Option<String>,
 }
 
 impl Principal {
-    /// How the ledger and the audit trail name this caller.
+    /// How the ledger and the audit trail name this caller: the key, and the session when the
+    /// call came through one.
     pub fn actor(&self) -> String {
-        format!("api_key:{}", self.key_id)
+        match &self.session {
+            Some(session) => format!("api_key:{}/session:{session}", self.key_id),
+            None => format!("api_key:{}", self.key_id),
+        }
     }
 }
 

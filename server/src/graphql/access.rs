@@ -12,6 +12,31 @@ use crate::auth::keys::{self, ApiKey, CreateApiKeyInput};
 use crate::auth::principal;
 use crate::error::UserError;
 
+/// A console session: a short-lived bearer token standing for the key that minted it.
+#[derive(SimpleObject)]
+pub struct Session {
+    /// The session's id (in the audit trail as `api_key:<key>/session:<id>`).
+    pub id: String,
+    /// The bearer token (a JWT), shown in this answer only.
+    pub token: String,
+    pub role: crate::auth::Role,
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(InputObject)]
+pub struct CreateSessionInput {
+    /// At most the minting key's role; by default the key's own.
+    pub role: Option<crate::auth::Role>,
+    /// 60 to 43200 seconds (12 hours); by default 3600.
+    pub ttl_seconds: Option<i32>,
+}
+
+#[derive(SimpleObject)]
+pub struct SessionPayload {
+    pub session: Option<Session>,
+    pub user_errors: Vec<UserError>,
+}
+
 #[derive(SimpleObject)]
 pub struct ApiKeyPayload {
     pub api_key: Option<ApiKey>,
@@ -171,6 +196,87 @@ impl AccessMutation {
         Ok(ApiKeyPayload {
             api_key,
             user_errors,
+        })
+    }
+
+    /// Mints a console session for the calling key: a JWT to send as `Authorization: Bearer`,
+    /// with the key's role or a lower one, ending at its expiry or when the key is revoked.
+    async fn create_session(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateSessionInput,
+    ) -> async_graphql::Result<SessionPayload> {
+        use crate::error::{ErrorCode, internal_error};
+        let principal = principal(ctx)?;
+        let app = state(ctx)?;
+        let rid = crate::auth::request_id(ctx);
+        let request = rid.as_str();
+        let refuse = |field: &'static str, code: ErrorCode, message: String| async move {
+            let data = serde_json::json!({ "outcome": "rejected", "codes": [code.as_str()] });
+            super::audit_request(app, principal, "createSession", request, data).await;
+            SessionPayload {
+                session: None,
+                user_errors: vec![UserError::new(code, &["input", field], message)],
+            }
+        };
+        if principal.session.is_some() {
+            return Ok(refuse(
+                "role",
+                ErrorCode::Forbidden,
+                "a session cannot mint sessions; use an API key".into(),
+            )
+            .await);
+        }
+        let role = input.role.unwrap_or(principal.role);
+        if role.rank() > principal.role.rank() {
+            return Ok(refuse(
+                "role",
+                ErrorCode::Forbidden,
+                format!(
+                    "a {} key mints sessions up to its own role, not {}",
+                    principal.role.as_str(),
+                    role.as_str()
+                ),
+            )
+            .await);
+        }
+        let ttl = input
+            .ttl_seconds
+            .map_or(crate::auth::jwt::DEFAULT_TTL_SECS as i64, i64::from);
+        if !(60..=crate::auth::jwt::MAX_TTL_SECS as i64).contains(&ttl) {
+            return Ok(refuse(
+                "ttlSeconds",
+                ErrorCode::InvalidInput,
+                format!("ttlSeconds must be 60 to 43200, got {ttl}"),
+            )
+            .await);
+        }
+        let (token, claims) = app
+            .sessions
+            .mint(&principal.key_id, &principal.tenant_id, role, ttl as u64)
+            .map_err(|e| internal_error(&rid, &e))?;
+        let expires_at = DateTime::from_timestamp(claims.exp as i64, 0).unwrap_or_default();
+        crate::audit::record(
+            &app.db,
+            principal,
+            crate::audit::AuditEntry {
+                action: "session.created",
+                target_type: "session",
+                target_id: &claims.jti,
+                request_id: Some(&rid),
+                data: serde_json::json!({ "role": role.as_str(), "expiresAt": expires_at }),
+            },
+        )
+        .await
+        .map_err(|e| db_error(ctx, e))?;
+        Ok(SessionPayload {
+            session: Some(Session {
+                id: claims.jti,
+                token,
+                role,
+                expires_at,
+            }),
+            user_errors: Vec::new(),
         })
     }
 

@@ -300,6 +300,27 @@ pub fn connection<T: OutputType>(
     conn
 }
 
+/// Appends the audit record of a mutation request that changed nothing (its target is the
+/// request). A failure to write it is logged, not returned: the caller's answer stands.
+pub async fn audit_request(
+    app: &crate::app::App,
+    principal: &Principal,
+    operation: &str,
+    request_id: &str,
+    data: serde_json::Value,
+) {
+    let entry = crate::audit::AuditEntry {
+        action: operation,
+        target_type: "request",
+        target_id: request_id,
+        request_id: Some(request_id),
+        data,
+    };
+    if let Err(err) = crate::audit::record(&app.db, principal, entry).await {
+        tracing::warn!(error = %err, operation, "writing the audit record of a refused request failed");
+    }
+}
+
 /// Maps a storage failure to an opaque, logged error.
 pub fn db_error(ctx: &Context<'_>, err: sea_orm::DbErr) -> async_graphql::Error {
     internal_error(&request_id(ctx), &anyhow::Error::new(err))
@@ -340,6 +361,22 @@ where
         |txn| work(txn, principal.clone(), rid.clone(), input),
     )
     .await;
+    // A change audits itself in its own transaction; a request that changed nothing (refused,
+    // or a replay answered from the stored result) is audited here, so every mutation request
+    // leaves exactly one record.
+    let unaudited = match &outcome.result {
+        _ if outcome.replayed => Some(serde_json::json!({ "outcome": "replayed" })),
+        Ok(_) => None,
+        Err(DomainError::User(errors)) => Some(serde_json::json!({
+            "outcome": "rejected",
+            "codes": errors.iter().map(|e| e.code.as_str()).collect::<Vec<_>>(),
+        })),
+        Err(DomainError::Internal(_)) => Some(serde_json::json!({ "outcome": "failed" })),
+    };
+    if let Some(mut data) = unaudited {
+        data["idempotencyKey"] = serde_json::json!(key);
+        audit_request(app, &principal, operation, &rid, data).await;
+    }
     if outcome.replayed {
         ctx.insert_http_header("Idempotent-Replayed", "true");
     } else if outcome.result.is_ok() {

@@ -788,6 +788,7 @@ impl WriteArgs {
             request_id: &self.request_id,
             idempotency_key: self.idempotency_key.as_deref(),
             operation: self.action,
+            audited_by_document: true,
         }
     }
 }

@@ -134,6 +134,7 @@ impl StockMutation {
                     principal: &p,
                     request_id: &rid,
                     idempotency_key: key.as_deref(),
+                    audited_by_document: false,
                     operation: "stock.adjust",
                 };
                 let result = write::adjust(&txn, &cx, &input).await;
@@ -162,6 +163,7 @@ impl StockMutation {
                     principal: &p,
                     request_id: &rid,
                     idempotency_key: key.as_deref(),
+                    audited_by_document: false,
                     operation: "stock.move",
                 };
                 let result = write::move_stock(&txn, &cx, &input).await;
@@ -190,6 +192,7 @@ impl StockMutation {
                     principal: &p,
                     request_id: &rid,
                     idempotency_key: key.as_deref(),
+                    audited_by_document: false,
                     operation: "stock.set",
                 };
                 let result = write::set(&txn, &cx, &input).await;

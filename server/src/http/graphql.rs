@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::RequestId;
 use crate::app::AppState;
-use crate::auth::{Caller, Principal, RequestMeta, authenticate};
+use crate::auth::{Caller, Principal, RequestMeta};
 use crate::error::ErrorCode;
 use crate::graphql::TwhSchema;
 
@@ -112,7 +112,7 @@ pub async fn principal(
         })
         .map(str::trim)
         .ok_or(unauthenticated)?;
-    match authenticate(&state.db, &state.key_cache, token).await {
+    match crate::auth::verify(state, token).await {
         Ok(Some(p)) => Ok(p),
         Ok(None) => Err(unauthenticated),
         Err(err) => {

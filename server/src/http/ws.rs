@@ -337,7 +337,7 @@ impl Connection {
             .or_else(|| header.strip_prefix("bearer "))
             .unwrap_or(header)
             .trim();
-        match crate::auth::authenticate(&self.state.db, &self.state.key_cache, token).await {
+        match crate::auth::verify(&self.state, token).await {
             Ok(found) => found,
             Err(err) => {
                 tracing::warn!(

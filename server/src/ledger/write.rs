@@ -130,6 +130,9 @@ pub struct Context<'a> {
     pub request_id: &'a str,
     pub idempotency_key: Option<&'a str>,
     pub operation: &'static str,
+    /// The write belongs to a document (an order's transition), whose own audit record
+    /// covers it: one record per request.
+    pub audited_by_document: bool,
 }
 
 #[derive(Clone)]
@@ -1019,20 +1022,23 @@ async fn record(
             payload,
         ));
     }
-    inserts.push(audit::insert(
-        cx.principal,
-        AuditEntry {
-            action: cx.operation,
-            target_type: "movement_group",
-            target_id: &group_id,
-            request_id: Some(cx.request_id),
-            data: serde_json::json!({
-                "reason": reason.as_str(),
-                "referenceDocumentUri": reference_document_uri,
-                "movements": movements.len(),
-            }),
-        },
-    ));
+    if !cx.audited_by_document {
+        inserts.push(audit::insert(
+            cx.principal,
+            AuditEntry {
+                action: cx.operation,
+                target_type: "movement_group",
+                target_id: &group_id,
+                request_id: Some(cx.request_id),
+                data: serde_json::json!({
+                    "reason": reason.as_str(),
+                    "referenceDocumentUri": reference_document_uri,
+                    "movements": movements.len(),
+                    "idempotencyKey": cx.idempotency_key,
+                }),
+            },
+        ));
+    }
     crate::db::insert_all(txn, inserts).await?;
     metrics::counter!("twh_ledger_movements_total").increment(movements.len() as u64);
     Ok(StockChange {

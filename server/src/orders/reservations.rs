@@ -341,12 +341,14 @@ pub async fn expire_due(app: &App, batch: u64) -> Result<usize, DomainError> {
             tenant_id,
             key_id: "reservation-sweeper".into(),
             role: Role::Operator,
+            session: None,
         };
         let cx = Context {
             principal: &principal,
             request_id: "reservation-sweeper",
             idempotency_key: None,
             operation: "reservation.expire",
+            audited_by_document: true,
         };
         let document = orders::lock(&txn, &principal, Kind::Reservation, &id, None).await?;
         if ReservationStatus::parse(&document.status) != ReservationStatus::Active {

@@ -29,6 +29,7 @@ pub async fn ensure(app: &App) -> anyhow::Result<Option<CreatedTenant>> {
         tenant_id: created.tenant_id.clone(),
         key_id: created.api_key_id.clone(),
         role: Role::Owner,
+        session: None,
     };
     seed(app, &principal).await?;
     Ok(Some(created))
@@ -96,6 +97,7 @@ async fn seed(app: &App, principal: &Principal) -> anyhow::Result<()> {
                     request_id: "sandbox",
                     idempotency_key: None,
                     operation: "stock.adjust",
+                    audited_by_document: false,
                 };
                 write::adjust(&txn, &cx, &input).await.map(|_| ())
             }

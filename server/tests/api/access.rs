@@ -267,3 +267,115 @@ async fn the_audit_log_names_who_did_what() {
     );
     app.shutdown().await;
 }
+
+const SESSION: &str = "mutation($input: CreateSessionInput!) { createSession(input: $input) { session { id token role expiresAt } userErrors { code field message } } }";
+
+#[tokio::test]
+async fn console_sessions_act_as_their_key_and_end_with_it() {
+    let app = TestApp::spawn().await;
+    let operator = create_key(&app, &app.key, "operator").await;
+    let key_id = operator["apiKey"]["id"].as_str().unwrap().to_owned();
+    let secret = operator["apiKey"]["secret"].as_str().unwrap().to_owned();
+
+    // A session with the key's own role: it reads and writes as the key, and the audit trail
+    // names both.
+    let (_, body) = app
+        .gql_as(&secret, SESSION, json!({ "input": { "ttlSeconds": 600 } }))
+        .await;
+    let session = body["data"]["createSession"]["session"].clone();
+    assert_eq!(session["role"], "OPERATOR", "{body}");
+    let token = session["token"].as_str().unwrap().to_owned();
+    assert_eq!(token.split('.').count(), 3, "a JWT");
+    assert_eq!(status_with(&app, &app.base, &token).await, 200);
+    let (_, body) = app
+        .gql_as(
+            &token,
+            "mutation { createItem(input: {sku: \"SESSION-1\", name: \"Made in a session\"}) { item { id } userErrors { code } } }",
+            json!({}),
+        )
+        .await;
+    let item_id = body["data"]["createItem"]["item"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{body}"))
+        .to_owned();
+    let (_, audit) = app
+        .gql(
+            "query($t: String) { auditEvents(filter: {targetId: $t}) { edges { node { actor action } } } }",
+            json!({ "t": item_id }),
+        )
+        .await;
+    let actor = audit["data"]["auditEvents"]["edges"][0]["node"]["actor"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{audit}"))
+        .to_owned();
+    let session_id = session["id"].as_str().unwrap();
+    assert_eq!(actor, format!("api_key:{key_id}/session:{session_id}"));
+
+    // A lower role: the viewer session reads but may not write.
+    let (_, body) = app
+        .gql_as(&secret, SESSION, json!({ "input": { "role": "VIEWER" } }))
+        .await;
+    let viewer = body["data"]["createSession"]["session"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, body) = app
+        .gql_as(
+            &viewer,
+            "mutation { createItem(input: {sku: \"SESSION-2\", name: \"No\"}) { item { id } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["errors"][0]["extensions"]["code"], "FORBIDDEN");
+
+    // No escalation, no session from a session, no endless sessions.
+    for (as_key, input, code) in [
+        (&secret, json!({ "role": "ADMIN" }), "FORBIDDEN"),
+        (&token, json!({}), "FORBIDDEN"),
+        (&secret, json!({ "ttlSeconds": 86400 }), "INVALID_INPUT"),
+        (&secret, json!({ "ttlSeconds": 5 }), "INVALID_INPUT"),
+    ] {
+        let (_, body) = app.gql_as(as_key, SESSION, json!({ "input": input })).await;
+        assert_eq!(
+            body["data"]["createSession"]["userErrors"][0]["code"], code,
+            "{input}: {body}"
+        );
+        assert_eq!(body["data"]["createSession"]["session"], Value::Null);
+    }
+
+    // REST mints too.
+    let (status, _, rest) = app
+        .rest(
+            reqwest::Method::POST,
+            "/v1/sessions",
+            Some(json!({ "role": "VIEWER", "ttlSeconds": 120 })),
+            &[],
+        )
+        .await;
+    assert_eq!(status, 201, "{rest}");
+    assert_eq!(rest["role"], "VIEWER");
+
+    // Tampered, unsigned and unknown tokens are refused like a wrong key.
+    let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
+    parts[2] = parts[2].chars().rev().collect();
+    let tampered = parts.join(".");
+    let unsigned = format!(
+        "{}.{}.",
+        "eyJhbGciOiJub25lIn0",
+        token.split('.').nth(1).unwrap()
+    );
+    for bad in [tampered.as_str(), unsigned.as_str(), "a.b.c"] {
+        assert_eq!(status_with(&app, &app.base, bad).await, 401, "{bad}");
+    }
+
+    // Revoking the key ends its sessions.
+    let (_, body) = app.gql(REVOKE, json!({ "id": key_id })).await;
+    assert_eq!(
+        body["data"]["revokeApiKey"]["userErrors"],
+        json!([]),
+        "{body}"
+    );
+    assert_eq!(status_with(&app, &app.base, &token).await, 401);
+    assert_eq!(status_with(&app, &app.base, &viewer).await, 401);
+}

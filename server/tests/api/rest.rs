@@ -1409,6 +1409,33 @@ async fn every_route_matches_its_graphql_twin() {
     );
     covered.push("listUsageRecords");
 
+    // A session from each surface: different tokens, the same role and shape.
+    let (status, _, rest) = app
+        .rest(
+            Method::POST,
+            "/v1/sessions",
+            Some(json!({ "role": "VIEWER", "ttlSeconds": 600 })),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{rest}");
+    let (_, gql) = app
+        .gql(
+            &doc("createSession"),
+            json!({ "input": { "role": "VIEWER", "ttlSeconds": 600 } }),
+        )
+        .await;
+    let gql = &gql["data"]["createSession"]["session"];
+    assert_eq!(rest["role"], gql["role"]);
+    assert_ne!(rest["token"], gql["token"]);
+    let keys = |v: &Value| {
+        let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        k.sort();
+        k
+    };
+    assert_eq!(keys(&rest), keys(gql));
+    covered.push("createSession");
+
     for route in ROUTES {
         assert!(
             covered.contains(&route.operation_id),

@@ -108,6 +108,13 @@ class CreateSalesOrderInput(BaseModel):
     notes: Optional[str] = None
 
 
+class CreateSessionInput(BaseModel):
+    role: Optional[Role] = None
+    "At most the minting key's role; by default the key's own."
+    ttl_seconds: Optional[int] = Field(alias="ttlSeconds", default=None)
+    "60 to 43200 seconds (12 hours); by default 3600."
+
+
 class CreateTenantInput(BaseModel):
     name: str
     plan: Optional[str] = None
