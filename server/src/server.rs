@@ -204,10 +204,12 @@ async fn meter_flush(state: AppState, mut stop: watch::Receiver<bool>) {
                 .set_installation(channel.trim_start_matches(crate::events::bus::CHANNEL_PREFIX));
             named = true;
         }
+        state.limiter.sync_counts().await;
         if let Err(err) = state.limiter.flush(&state.background_db).await {
             tracing::warn!(error = %err, "writing metered usage failed; it stays pending");
         }
     }
+    state.limiter.sync_counts().await;
     if let Err(err) = state.limiter.flush(&state.background_db).await {
         tracing::warn!(error = %err, "writing metered usage at shutdown failed");
     }

@@ -1,8 +1,12 @@
 //! Metering and limits: every call a tenant makes is counted once and passes its token bucket.
 //!
-//! With `REDIS_URL` one Lua script per call refills and spends the tenant's bucket and counts
-//! the call in the month's counter, atomically, so every replica shares one bucket and one
-//! count. Without Redis (or while it is unreachable: a failed call opens a one-second breaker)
+//! With `REDIS_URL` a Lua script refills and spends the tenant's bucket and counts calls in the
+//! month's counter, atomically, so every replica shares one bucket and one count. A bucket of
+//! 100 units or more lends each process a lease of 1% of it with each script call, spent
+//! locally (and for at most a second), and calls are counted in Redis with the next script
+//! call or flush: a busy tenant costs one Redis round trip per lease, not per call, at the price
+//! of each replica holding at most 1% of the bucket and the shared count lagging a second.
+//! Small buckets, and a Free tenant near its quota, go to Redis on every call, exactly. Without Redis (or while it is unreachable: a failed call opens a one-second breaker)
 //! the same rules run in process, against this process's view of the month (the durable count
 //! plus what it counted since). Either way each process adds what it counted to `usage_daily`
 //! every second (an upsert that adds), the durable record billing reads.
@@ -28,6 +32,10 @@ const REDIS_BREAKER: Duration = Duration::from_secs(1);
 /// Refills the bucket from the time elapsed (Redis' clock, the same for every replica), then
 /// either refuses (1: rate, 2: quota) or spends `cost` and counts the call. Returns the status,
 /// the tokens left (as text: Lua numbers become integers on the way out) and the month's calls.
+/// `ARGV[9]` calls counted locally since the last sync are added first; then this call is
+/// checked: refused (1: rate, 2: quota), or it spends `cost` (plus a lease of `extra` when the
+/// bucket has it) and is counted. Returns the status, the tokens left (as text: Lua numbers
+/// become integers on the way out), the month's calls and the lease granted.
 const SCRIPT: &str = r#"
 local now_parts = redis.call('TIME')
 local now = tonumber(now_parts[1]) + tonumber(now_parts[2]) / 1000000
@@ -39,10 +47,12 @@ local hard = ARGV[5] == '1'
 local seed = tonumber(ARGV[6])
 local enforce = ARGV[7] == '1'
 local month_ttl = tonumber(ARGV[8])
-local calls = tonumber(redis.call('GET', KEYS[2]) or seed)
+local unsynced = tonumber(ARGV[9])
+local extra = tonumber(ARGV[10])
+if redis.call('EXISTS', KEYS[2]) == 0 then redis.call('SET', KEYS[2], seed, 'EX', month_ttl) end
+local calls = tonumber(redis.call('INCRBY', KEYS[2], unsynced))
 if not enforce then
-  if redis.call('EXISTS', KEYS[2]) == 0 then redis.call('SET', KEYS[2], seed, 'EX', month_ttl) end
-  return {0, tostring(burst), redis.call('INCR', KEYS[2])}
+  return {0, tostring(burst), redis.call('INCR', KEYS[2]), '0'}
 end
 local bucket = redis.call('HMGET', KEYS[1], 'tokens', 'at')
 local tokens = tonumber(bucket[1]) or burst
@@ -50,19 +60,23 @@ local at = tonumber(bucket[2]) or now
 tokens = math.min(burst, tokens + math.max(0, now - at) * rate)
 local bucket_ttl = math.ceil(burst / rate * 1000) + 1000
 if hard and limit >= 0 and calls >= limit then
-  return {2, tostring(tokens), calls}
+  return {2, tostring(tokens), calls, '0'}
 end
 if tokens < cost then
   redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(now))
   redis.call('PEXPIRE', KEYS[1], bucket_ttl)
-  return {1, tostring(tokens), calls}
+  return {1, tostring(tokens), calls, '0'}
 end
-tokens = tokens - cost
+local lease = 0
+if tokens >= cost + extra then lease = extra end
+tokens = tokens - cost - lease
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(now))
 redis.call('PEXPIRE', KEYS[1], bucket_ttl)
-if redis.call('EXISTS', KEYS[2]) == 0 then redis.call('SET', KEYS[2], seed, 'EX', month_ttl) end
-return {0, tostring(tokens), redis.call('INCR', KEYS[2])}
+return {0, tostring(tokens), redis.call('INCR', KEYS[2]), tostring(lease)}
 "#;
+
+/// How long a lease may be spent locally.
+const LEASE_TTL: Duration = Duration::from_secs(1);
 
 /// Why a call was refused.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -142,6 +156,19 @@ struct Bucket {
     at: Instant,
 }
 
+/// Tokens this process took from the shared bucket ahead of use, and calls it has counted
+/// since it last told Redis.
+#[derive(Default)]
+struct Lease {
+    period: String,
+    allowance: f64,
+    granted_at: Option<Instant>,
+    /// The bucket and the month as Redis last reported them.
+    remaining_at_sync: f64,
+    calls_at_sync: u64,
+    unsynced: u64,
+}
+
 pub struct Limiter {
     enforce: bool,
     redis: Option<deadpool_redis::Pool>,
@@ -155,6 +182,7 @@ pub struct Limiter {
     buckets: Mutex<HashMap<String, Bucket>>,
     views: Mutex<HashMap<String, View>>,
     pending: Mutex<HashMap<(String, String), Pending>>,
+    leases: Mutex<HashMap<String, Lease>>,
 }
 
 /// `YYYY-MM` of a time (UTC).
@@ -187,6 +215,7 @@ impl Limiter {
             buckets: Mutex::default(),
             views: Mutex::default(),
             pending: Mutex::default(),
+            leases: Mutex::default(),
         }
     }
 
@@ -256,8 +285,21 @@ impl Limiter {
         let seen = self.view(db, tenant_id, &period).await?;
         let shared = match self.redis_keys(tenant_id, &period) {
             Some((pool, bucket_key, month_key)) => {
-                self.check_redis(pool, &bucket_key, &month_key, &limits, cost, seen)
-                    .await
+                match self.spend_lease(tenant_id, &period, &limits, cost) {
+                    Some(outcome) => Some(outcome),
+                    None => {
+                        self.check_redis(
+                            pool,
+                            tenant_id,
+                            &period,
+                            (&bucket_key, &month_key),
+                            &limits,
+                            cost,
+                            seen,
+                        )
+                        .await
+                    }
+                }
             }
             None => None,
         };
@@ -308,7 +350,18 @@ impl Limiter {
     pub async fn refund(&self, tenant_id: &str) {
         let now = Utc::now();
         let period = period_of(now);
-        if let Some((pool, _, month_key)) = self.redis_keys(tenant_id, &period) {
+        let taken_locally = self
+            .leases
+            .lock()
+            .ok()
+            .and_then(|mut leases| {
+                let lease = leases.get_mut(tenant_id)?;
+                (lease.period == period && lease.unsynced > 0).then(|| lease.unsynced -= 1)
+            })
+            .is_some();
+        if taken_locally {
+            // Not in Redis yet: nothing to give back there.
+        } else if let Some((pool, _, month_key)) = self.redis_keys(tenant_id, &period) {
             let result = tokio::time::timeout(REDIS_TIMEOUT, async {
                 let mut conn = pool.get().await?;
                 let _: i64 = redis::cmd("DECR")
@@ -355,7 +408,13 @@ impl Limiter {
             match result {
                 Ok(Ok(calls)) => {
                     self.redis_outcome(true, "usage");
-                    return Ok(calls.unwrap_or(seen));
+                    let unsynced = self
+                        .leases
+                        .lock()
+                        .ok()
+                        .and_then(|l| l.get(tenant_id).map(|l| l.unsynced))
+                        .unwrap_or(0);
+                    return Ok(calls.unwrap_or(seen) + unsynced);
                 }
                 _ => self.redis_outcome(false, "usage"),
             }
@@ -407,19 +466,145 @@ impl Limiter {
         }
     }
 
+    /// The lease a bucket of this size lends per script call: 1% of it, none below 100 units or
+    /// for a hard quota within 1,000 calls of its end.
+    fn lease_size(limits: &Limits, calls: u64) -> f64 {
+        let near_quota = !limits.overage
+            && limits
+                .call_limit
+                .is_some_and(|limit| calls.saturating_add(1000) >= limit);
+        if limits.burst < 100 || near_quota {
+            0.0
+        } else {
+            (limits.burst / 100) as f64
+        }
+    }
+
+    /// Spends `cost` from this process's lease when it has enough (counting the call locally).
+    fn spend_lease(
+        &self,
+        tenant_id: &str,
+        period: &str,
+        limits: &Limits,
+        cost: u64,
+    ) -> Option<(Option<Refusal>, f64, u64)> {
+        if !self.enforce {
+            return None;
+        }
+        let mut leases = self.leases.lock().ok()?;
+        let lease = leases.get_mut(tenant_id)?;
+        let fresh = lease.granted_at.is_some_and(|at| at.elapsed() < LEASE_TTL);
+        let calls = lease.calls_at_sync + lease.unsynced;
+        if lease.period != period
+            || !fresh
+            || lease.allowance < cost as f64
+            || Self::lease_size(limits, calls) == 0.0
+        {
+            return None;
+        }
+        lease.allowance -= cost as f64;
+        lease.unsynced += 1;
+        Some((
+            None,
+            lease.remaining_at_sync + lease.allowance,
+            lease.calls_at_sync + lease.unsynced,
+        ))
+    }
+
+    /// Calls counted locally and not yet in Redis, taken for a sync (given back on failure).
+    fn take_unsynced(&self, tenant_id: &str, period: &str) -> u64 {
+        let Ok(mut leases) = self.leases.lock() else {
+            return 0;
+        };
+        match leases.get_mut(tenant_id) {
+            Some(lease) if lease.period == period => std::mem::take(&mut lease.unsynced),
+            _ => 0,
+        }
+    }
+
+    fn give_back_unsynced(&self, tenant_id: &str, unsynced: u64) {
+        if unsynced > 0
+            && let Ok(mut leases) = self.leases.lock()
+            && let Some(lease) = leases.get_mut(tenant_id)
+        {
+            lease.unsynced += unsynced;
+        }
+    }
+
+    /// Writes every tenant's locally counted calls to Redis (with the flush, once a second).
+    pub async fn sync_counts(&self) {
+        let period = period_of(Utc::now());
+        let tenants: Vec<String> = match self.leases.lock() {
+            Ok(leases) => leases
+                .iter()
+                .filter(|(_, l)| l.unsynced > 0 && l.period == period)
+                .map(|(t, _)| t.clone())
+                .collect(),
+            Err(_) => return,
+        };
+        for tenant_id in tenants {
+            let Some((pool, _, month_key)) = self.redis_keys(&tenant_id, &period) else {
+                return;
+            };
+            let unsynced = self.take_unsynced(&tenant_id, &period);
+            if unsynced == 0 {
+                continue;
+            }
+            let result = tokio::time::timeout(REDIS_TIMEOUT, async {
+                let mut conn = pool.get().await?;
+                let calls: u64 = redis::cmd("INCRBY")
+                    .arg(&month_key)
+                    .arg(unsynced)
+                    .query_async(&mut conn)
+                    .await?;
+                anyhow::Ok(calls)
+            })
+            .await;
+            match result {
+                Ok(Ok(calls)) => {
+                    self.redis_outcome(true, "sync");
+                    if let Ok(mut leases) = self.leases.lock()
+                        && let Some(lease) = leases.get_mut(&tenant_id)
+                    {
+                        lease.calls_at_sync = calls;
+                    }
+                }
+                _ => {
+                    self.redis_outcome(false, "sync");
+                    self.give_back_unsynced(&tenant_id, unsynced);
+                }
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
     async fn check_redis(
         &self,
         pool: &deadpool_redis::Pool,
-        bucket_key: &str,
-        month_key: &str,
+        tenant_id: &str,
+        period: &str,
+        (bucket_key, month_key): (&str, &str),
         limits: &Limits,
         cost: u64,
         seen: u64,
     ) -> Option<(Option<Refusal>, f64, u64)> {
         let month_ttl = 40 * 24 * 3600;
+        let unsynced = self.take_unsynced(tenant_id, period);
+        let known = self
+            .leases
+            .lock()
+            .ok()
+            .and_then(|l| l.get(tenant_id).map(|l| l.calls_at_sync + unsynced))
+            .unwrap_or(0)
+            .max(seen);
+        let extra = if self.enforce {
+            Self::lease_size(limits, known)
+        } else {
+            0.0
+        };
         let result = tokio::time::timeout(REDIS_TIMEOUT, async {
             let mut conn = pool.get().await?;
-            let (status, tokens, calls): (i64, String, u64) = self
+            let (status, tokens, calls, lease): (i64, String, u64, String) = self
                 .script
                 .key(bucket_key)
                 .key(month_key)
@@ -431,28 +616,43 @@ impl Limiter {
                 .arg(seen)
                 .arg(if self.enforce { "1" } else { "0" })
                 .arg(month_ttl)
+                .arg(unsynced)
+                .arg(extra)
                 .invoke_async(&mut conn)
                 .await?;
-            anyhow::Ok((status, tokens, calls))
+            anyhow::Ok((status, tokens, calls, lease))
         })
         .await;
         match result {
-            Ok(Ok((status, tokens, calls))) => {
+            Ok(Ok((status, tokens, calls, lease))) => {
                 self.redis_outcome(true, "check");
                 let refused = match status {
                     1 => Some(Refusal::Rate),
                     2 => Some(Refusal::Quota),
                     _ => None,
                 };
-                Some((refused, tokens.parse().unwrap_or(0.0), calls))
+                let tokens: f64 = tokens.parse().unwrap_or(0.0);
+                let lease: f64 = lease.parse().unwrap_or(0.0);
+                if let Ok(mut leases) = self.leases.lock() {
+                    if leases.len() > 100_000 {
+                        leases.retain(|_, l| l.unsynced > 0);
+                    }
+                    let entry = leases.entry(tenant_id.to_owned()).or_default();
+                    entry.period = period.to_owned();
+                    entry.allowance = lease;
+                    entry.granted_at = Some(Instant::now());
+                    entry.remaining_at_sync = tokens;
+                    entry.calls_at_sync = calls;
+                }
+                // What this process holds is still spendable: report it as available.
+                Some((refused, tokens + lease, calls))
             }
-            Ok(Err(err)) => {
-                tracing::debug!(error = %err, "rate limit script failed");
+            failed => {
+                if let Ok(Err(err)) = failed {
+                    tracing::debug!(error = %err, "rate limit script failed");
+                }
                 self.redis_outcome(false, "check");
-                None
-            }
-            Err(_) => {
-                self.redis_outcome(false, "check");
+                self.give_back_unsynced(tenant_id, unsynced);
                 None
             }
         }

@@ -9,6 +9,7 @@ mod catalog;
 mod concurrency;
 mod events;
 mod idempotency;
+mod isolation;
 mod limits;
 mod operator;
 mod orders;
