@@ -167,6 +167,10 @@ struct Lease {
     remaining_at_sync: f64,
     calls_at_sync: u64,
     unsynced: u64,
+    /// Since when a script call asking for a lease is in flight: the calls meanwhile ask for
+    /// none, so a burst of concurrent calls does not take a lease each. (A call dropped in
+    /// flight leaves it set; it stops counting after the Redis timeout.)
+    refilling: Option<Instant>,
 }
 
 pub struct Limiter {
@@ -597,11 +601,22 @@ impl Limiter {
             .and_then(|l| l.get(tenant_id).map(|l| l.calls_at_sync + unsynced))
             .unwrap_or(0)
             .max(seen);
-        let extra = if self.enforce {
+        let mut extra = if self.enforce {
             Self::lease_size(limits, known)
         } else {
             0.0
         };
+        if extra > 0.0
+            && let Ok(mut leases) = self.leases.lock()
+        {
+            let lease = leases.entry(tenant_id.to_owned()).or_default();
+            if lease.refilling.is_some_and(|at| at.elapsed() < REDIS_TIMEOUT) {
+                extra = 0.0;
+            } else {
+                lease.refilling = Some(Instant::now());
+            }
+        }
+        let asked_lease = extra > 0.0;
         let result = tokio::time::timeout(REDIS_TIMEOUT, async {
             let mut conn = pool.get().await?;
             let (status, tokens, calls, lease): (i64, String, u64, String) = self
@@ -638,11 +653,17 @@ impl Limiter {
                         leases.retain(|_, l| l.unsynced > 0);
                     }
                     let entry = leases.entry(tenant_id.to_owned()).or_default();
+                    let fresh = entry.period == period
+                        && entry.granted_at.is_some_and(|at| at.elapsed() < LEASE_TTL);
+                    if asked_lease {
+                        entry.refilling = None;
+                        // What is left of an older lease stays spendable while it is fresh.
+                        entry.allowance = if fresh { entry.allowance + lease } else { lease };
+                        entry.granted_at = Some(Instant::now());
+                    }
                     entry.period = period.to_owned();
-                    entry.allowance = lease;
-                    entry.granted_at = Some(Instant::now());
                     entry.remaining_at_sync = tokens;
-                    entry.calls_at_sync = calls;
+                    entry.calls_at_sync = entry.calls_at_sync.max(calls);
                 }
                 // What this process holds is still spendable: report it as available.
                 Some((refused, tokens + lease, calls))
@@ -653,6 +674,12 @@ impl Limiter {
                 }
                 self.redis_outcome(false, "check");
                 self.give_back_unsynced(tenant_id, unsynced);
+                if asked_lease
+                    && let Ok(mut leases) = self.leases.lock()
+                    && let Some(lease) = leases.get_mut(tenant_id)
+                {
+                    lease.refilling = None;
+                }
                 None
             }
         }
