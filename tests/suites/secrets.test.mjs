@@ -17,6 +17,7 @@ import { closeOf, rawConnect } from "../lib/ws.mjs";
 const ADMIN_TOKEN = randomBytes(20).toString("hex"); // 40 characters
 const WRONG_ADMIN_TOKEN = randomBytes(20).toString("hex");
 const WRONG_API_KEY = `twh_live_${randomBytes(16).toString("hex")}`;
+const JWT_SECRET = randomBytes(24).toString("hex"); // 48 characters
 
 let server;
 let receiver;
@@ -29,6 +30,7 @@ before(async () => {
       TWH_ADMIN_TOKEN: ADMIN_TOKEN,
       TWH_WEBHOOK_ALLOW_PRIVATE_TARGETS: "true",
       TWH_WEBHOOK_RETRY_SCHEDULE: "0,0.2",
+      TWH_JWT_KEYS: `k1:${JWT_SECRET}`,
     },
   });
 });
@@ -66,6 +68,7 @@ test("no secret reaches the server's stdout, stderr or /metrics", async () => {
     { name: "TWH_ADMIN_TOKEN", value: ADMIN_TOKEN },
     { name: "a wrong admin token", value: WRONG_ADMIN_TOKEN },
     { name: "a wrong API key", value: WRONG_API_KEY },
+    { name: "the session key (TWH_JWT_KEYS)", value: JWT_SECRET },
   ];
   const addWhsec = (name, secret) => {
     assert.match(secret ?? "", /^whsec_[A-Za-z0-9+/=]+$/, `${name} is a whsec_ secret`);
@@ -152,6 +155,26 @@ test("no secret reaches the server's stdout, stderr or /metrics", async () => {
   });
   assert.equal(wrongAdmin.status, 401, "a wrong admin token is refused");
   assert.equal(await statusWith(WRONG_API_KEY), 401, "a wrong API key is refused");
+
+  // A console session: minted, used over HTTP and WebSocket, and a forged one refused.
+  const minted = await api.mutate(
+    "createSession",
+    `mutation { createSession(input: {role: VIEWER, ttlSeconds: 600}) { session { token } userErrors { code } } }`,
+  );
+  const sessionToken = minted.session.token;
+  secrets.push(
+    { name: "a session token", value: sessionToken },
+    { name: "a session token's signature", value: sessionToken.split(".")[2] },
+  );
+  assert.equal(await statusWith(sessionToken), 200, "the session works");
+  const forged = `${sessionToken.split(".").slice(0, 2).join(".")}.${randomBytes(32).toString("base64url")}`;
+  secrets.push({ name: "a forged session token's signature", value: forged.split(".")[2] });
+  assert.equal(await statusWith(forged), 401, "a forged session is refused");
+  const sessionWs = rawConnect(server);
+  await sessionWs.init({ authorization: `Bearer ${sessionToken}` });
+  await waitFor("connection_ack for the session", () => sessionWs.messages.some((m) => m.type === "connection_ack"));
+  sessionWs.close();
+  await closeOf(sessionWs);
 
   // WebSocket: connection_init with a good key, then with a bad one.
   const good = rawConnect(server);
