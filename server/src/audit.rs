@@ -16,6 +16,20 @@ pub struct AuditEntry<'a> {
     pub data: serde_json::Value,
 }
 
+tokio::task_local! {
+    /// The idempotency key of the mutation being run (set by the mutation runner), so every
+    /// audit record of a keyed request names its key without each change passing it along.
+    static IDEMPOTENCY_KEY: Option<String>;
+}
+
+/// Runs `work` with `key` as the idempotency key its audit records carry.
+pub fn with_idempotency_key<F: std::future::Future>(
+    key: Option<String>,
+    work: F,
+) -> impl std::future::Future<Output = F::Output> {
+    IDEMPOTENCY_KEY.scope(key, work)
+}
+
 pub async fn record(
     txn: &impl ConnectionTrait,
     principal: &Principal,
@@ -25,8 +39,31 @@ pub async fn record(
     Ok(())
 }
 
+/// Appends a record for an actor that is not a tenant's key (the command line, the operator).
+pub async fn record_as(
+    db: &impl ConnectionTrait,
+    tenant_id: &str,
+    actor: &str,
+    entry: AuditEntry<'_>,
+) -> Result<(), DbErr> {
+    db.execute(&insert_as(tenant_id, actor, entry)).await?;
+    Ok(())
+}
+
 /// The INSERT for one audit row, to run alone or batched with the change's other rows.
 pub fn insert(principal: &Principal, entry: AuditEntry<'_>) -> InsertStatement {
+    insert_as(&principal.tenant_id, &principal.actor(), entry)
+}
+
+fn insert_as(tenant_id: &str, actor: &str, entry: AuditEntry<'_>) -> InsertStatement {
+    let mut data = entry.data;
+    if let Some(key) = IDEMPOTENCY_KEY.try_with(|k| k.clone()).ok().flatten()
+        && let Some(object) = data.as_object_mut()
+    {
+        object
+            .entry("idempotencyKey")
+            .or_insert(serde_json::Value::String(key));
+    }
     Query::insert()
         .into_table("audit_events")
         .columns([
@@ -41,14 +78,14 @@ pub fn insert(principal: &Principal, entry: AuditEntry<'_>) -> InsertStatement {
             "created_at",
         ])
         .values_panic([
-            principal.tenant_id.clone().into(),
+            tenant_id.to_owned().into(),
             ids::new_id(ids::AUDIT).into(),
-            principal.actor().into(),
+            actor.to_owned().into(),
             entry.action.into(),
             entry.target_type.into(),
             entry.target_id.into(),
             entry.request_id.map(str::to_owned).into(),
-            entry.data.into(),
+            data.into(),
             Utc::now().into(),
         ])
         .to_owned()

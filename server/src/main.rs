@@ -118,7 +118,23 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         } => {
             let conn = db::connect(&config.database).await?;
             db::migrate(&conn).await?;
-            let created = tenancy::create(&conn, &name, &plan, sandbox).await?;
+            // The tenant and the record of who made it (the command line), together.
+            let txn = sea_orm::TransactionTrait::begin(&conn).await?;
+            let created = tenancy::create(&txn, &name, &plan, sandbox).await?;
+            twh_server::audit::record_as(
+                &txn,
+                &created.tenant_id,
+                "cli",
+                twh_server::audit::AuditEntry {
+                    action: "tenant.created",
+                    target_type: "tenant",
+                    target_id: &created.tenant_id,
+                    request_id: None,
+                    data: serde_json::json!({ "name": created.name, "plan": created.plan, "sandbox": created.sandbox }),
+                },
+            )
+            .await?;
+            txn.commit().await?;
             println!("{}", serde_json::to_string(&created)?);
             Ok(ExitCode::SUCCESS)
         }

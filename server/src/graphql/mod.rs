@@ -358,7 +358,12 @@ where
         operation,
         key.as_deref(),
         fingerprint,
-        |txn| work(txn, principal.clone(), rid.clone(), input),
+        |txn| {
+            crate::audit::with_idempotency_key(
+                key.clone(),
+                work(txn, principal.clone(), rid.clone(), input),
+            )
+        },
     )
     .await;
     // A change audits itself in its own transaction; a request that changed nothing (refused,

@@ -610,7 +610,10 @@ impl Limiter {
             && let Ok(mut leases) = self.leases.lock()
         {
             let lease = leases.entry(tenant_id.to_owned()).or_default();
-            if lease.refilling.is_some_and(|at| at.elapsed() < REDIS_TIMEOUT) {
+            if lease
+                .refilling
+                .is_some_and(|at| at.elapsed() < REDIS_TIMEOUT)
+            {
                 extra = 0.0;
             } else {
                 lease.refilling = Some(Instant::now());
@@ -658,7 +661,11 @@ impl Limiter {
                     if asked_lease {
                         entry.refilling = None;
                         // What is left of an older lease stays spendable while it is fresh.
-                        entry.allowance = if fresh { entry.allowance + lease } else { lease };
+                        entry.allowance = if fresh {
+                            entry.allowance + lease
+                        } else {
+                            lease
+                        };
                         entry.granted_at = Some(Instant::now());
                     }
                     entry.period = period.to_owned();

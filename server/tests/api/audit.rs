@@ -88,6 +88,15 @@ async fn every_mutation_request_leaves_exactly_one_record_with_its_actor() {
                 found.len()
             );
             assert_eq!(found[0].actor, actor, "{}", field.name);
+            if keyed {
+                assert_eq!(
+                    found[0].data["idempotencyKey"],
+                    json!(format!("audit-{}", field.name)),
+                    "{} (attempt {attempt}): the record names the idempotency key: {:?}",
+                    field.name,
+                    found[0]
+                );
+            }
             checked += 1;
         }
     }
@@ -96,4 +105,37 @@ async fn every_mutation_request_leaves_exactly_one_record_with_its_actor() {
         "only {checked} mutation requests were checked"
     );
     println!("{checked} mutation requests checked");
+}
+
+#[tokio::test]
+async fn the_command_line_audits_the_tenants_it_creates() {
+    let url = crate::support::fresh_database().await;
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_twh"))
+        .args([
+            "tenant",
+            "create",
+            "--name",
+            "From the CLI",
+            "--plan",
+            "startup",
+        ])
+        .env("DATABASE_URL", &url)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run twh tenant create");
+    assert!(output.status.success(), "{output:?}");
+    let created: Value = serde_json::from_slice(&output.stdout).expect("JSON on stdout");
+    let tenant = created["tenantId"].as_str().unwrap();
+    let db = sea_orm::Database::connect(url.as_str()).await.unwrap();
+    let found = audit_event::Entity::find()
+        .filter(audit_event::Column::TenantId.eq(tenant))
+        .all(&db)
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(
+        (found[0].actor.as_str(), found[0].action.as_str()),
+        ("cli", "tenant.created")
+    );
+    assert_eq!(found[0].data["plan"], "startup");
 }
