@@ -139,26 +139,17 @@ pub async fn authenticate(
     if let Some(principal) = cache.get(&hash) {
         return Ok(Some(principal));
     }
-    let Some(key) = api_key::Entity::find()
+    let key = api_key::Entity::find()
         .filter(api_key::Column::Lookup.eq(lookup))
         .one(db)
-        .await?
-    else {
-        return Ok(None);
-    };
-    let Some(tenant) = tenant::Entity::find_by_id(key.tenant_id.clone())
-        .one(db)
-        .await?
-    else {
+        .await?;
+    let Some((key, role)) = in_force(db, key).await? else {
         return Ok(None);
     };
     let matches: bool = key.key_hash.as_bytes().ct_eq(hash.as_bytes()).into();
-    if !matches || key.revoked_at.is_some() || tenant.status != "active" {
+    if !matches {
         return Ok(None);
     }
-    let Some(role) = Role::parse(&key.role) else {
-        return Ok(None);
-    };
     let principal = Principal {
         tenant_id: key.tenant_id,
         key_id: key.id,
@@ -167,6 +158,25 @@ pub async fn authenticate(
     };
     cache.put(hash, principal.clone());
     Ok(Some(principal))
+}
+
+/// The key and its role, if it exists, is not revoked and its tenant is active.
+async fn in_force(
+    db: &impl ConnectionTrait,
+    key: Option<api_key::Model>,
+) -> anyhow::Result<Option<(api_key::Model, Role)>> {
+    let Some(key) = key else {
+        return Ok(None);
+    };
+    let active = tenant::Entity::find_by_id(key.tenant_id.clone())
+        .one(db)
+        .await?
+        .is_some_and(|t| t.status == "active");
+    let role = Role::parse(&key.role);
+    Ok(match role {
+        Some(role) if active && key.revoked_at.is_none() => Some((key, role)),
+        _ => None,
+    })
 }
 
 /// The principal of a verified session token: valid while the key that minted it is (not
@@ -181,25 +191,15 @@ pub async fn authenticate_session(
     if let Some(principal) = cache.get(&hash) {
         return Ok(Some(principal));
     }
-    let Some(key) = api_key::Entity::find()
+    let key = api_key::Entity::find()
         .filter(api_key::Column::TenantId.eq(claims.tid.as_str()))
         .filter(api_key::Column::Id.eq(claims.sub.as_str()))
         .one(db)
-        .await?
-    else {
+        .await?;
+    let Some((key, key_role)) = in_force(db, key).await? else {
         return Ok(None);
     };
-    let Some(tenant) = tenant::Entity::find_by_id(key.tenant_id.clone())
-        .one(db)
-        .await?
-    else {
-        return Ok(None);
-    };
-    let key_role = Role::parse(&key.role);
-    if key.revoked_at.is_some()
-        || tenant.status != "active"
-        || key_role.is_none_or(|r| r.rank() < claims.role.rank())
-    {
+    if key_role.rank() < claims.role.rank() {
         return Ok(None);
     }
     let principal = Principal {

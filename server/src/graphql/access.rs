@@ -28,7 +28,7 @@ pub struct CreateSessionInput {
     /// At most the minting key's role; by default the key's own.
     pub role: Option<crate::auth::Role>,
     /// 60 to 43200 seconds (12 hours); by default 3600.
-    pub ttl_seconds: Option<i32>,
+    pub ttl_seconds: Option<i64>,
 }
 
 #[derive(SimpleObject)]
@@ -242,7 +242,7 @@ impl AccessMutation {
         }
         let ttl = input
             .ttl_seconds
-            .map_or(crate::auth::jwt::DEFAULT_TTL_SECS as i64, i64::from);
+            .unwrap_or(crate::auth::jwt::DEFAULT_TTL_SECS as i64);
         if !(60..=crate::auth::jwt::MAX_TTL_SECS as i64).contains(&ttl) {
             return Ok(refuse(
                 "ttlSeconds",

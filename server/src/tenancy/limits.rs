@@ -363,19 +363,11 @@ impl Limiter {
                 (lease.period == period && lease.unsynced > 0).then(|| lease.unsynced -= 1)
             })
             .is_some();
-        if taken_locally {
-            // Not in Redis yet: nothing to give back there.
-        } else if let Some((pool, _, month_key)) = self.redis_keys(tenant_id, &period) {
-            let result = tokio::time::timeout(REDIS_TIMEOUT, async {
-                let mut conn = pool.get().await?;
-                let _: i64 = redis::cmd("DECR")
-                    .arg(&month_key)
-                    .query_async(&mut conn)
-                    .await?;
-                anyhow::Ok(())
-            })
-            .await;
-            self.redis_outcome(matches!(result, Ok(Ok(()))), "refund");
+        // A call not in Redis yet has nothing to give back there.
+        if !taken_locally && let Some((pool, _, month_key)) = self.redis_keys(tenant_id, &period) {
+            let _: Option<i64> = self
+                .redis_command(pool, redis::cmd("DECR").arg(&month_key), "refund")
+                .await;
         }
         if let Ok(mut views) = self.views.lock()
             && let Some(view) = views.get_mut(tenant_id)
@@ -400,30 +392,45 @@ impl Limiter {
         let period = period_of(Utc::now());
         let seen = self.view(db, tenant_id, &period).await?;
         if let Some((pool, _, month_key)) = self.redis_keys(tenant_id, &period) {
-            let result = tokio::time::timeout(REDIS_TIMEOUT, async {
-                let mut conn = pool.get().await?;
-                let calls: Option<u64> = redis::cmd("GET")
-                    .arg(&month_key)
-                    .query_async(&mut conn)
-                    .await?;
-                anyhow::Ok(calls)
-            })
-            .await;
-            match result {
-                Ok(Ok(calls)) => {
-                    self.redis_outcome(true, "usage");
-                    let unsynced = self
-                        .leases
-                        .lock()
-                        .ok()
-                        .and_then(|l| l.get(tenant_id).map(|l| l.unsynced))
-                        .unwrap_or(0);
-                    return Ok(calls.unwrap_or(seen) + unsynced);
-                }
-                _ => self.redis_outcome(false, "usage"),
+            let calls: Option<Option<u64>> = self
+                .redis_command(pool, redis::cmd("GET").arg(&month_key), "usage")
+                .await;
+            if let Some(calls) = calls {
+                let unsynced = self
+                    .leases
+                    .lock()
+                    .ok()
+                    .and_then(|l| l.get(tenant_id).map(|l| l.unsynced))
+                    .unwrap_or(0);
+                return Ok(calls.unwrap_or(seen) + unsynced);
             }
         }
         Ok(seen)
+    }
+
+    /// One Redis command within the timeout, its success or failure noted (breaker, gauge);
+    /// `None` when it failed.
+    async fn redis_command<T: redis::FromRedisValue>(
+        &self,
+        pool: &deadpool_redis::Pool,
+        command: &redis::Cmd,
+        during: &'static str,
+    ) -> Option<T> {
+        let result = tokio::time::timeout(REDIS_TIMEOUT, async {
+            let mut conn = pool.get().await?;
+            anyhow::Ok(command.query_async::<T>(&mut conn).await?)
+        })
+        .await;
+        match result {
+            Ok(Ok(value)) => {
+                self.redis_outcome(true, during);
+                Some(value)
+            }
+            _ => {
+                self.redis_outcome(false, during);
+                None
+            }
+        }
     }
 
     fn redis_keys(
@@ -554,29 +561,22 @@ impl Limiter {
             if unsynced == 0 {
                 continue;
             }
-            let result = tokio::time::timeout(REDIS_TIMEOUT, async {
-                let mut conn = pool.get().await?;
-                let calls: u64 = redis::cmd("INCRBY")
-                    .arg(&month_key)
-                    .arg(unsynced)
-                    .query_async(&mut conn)
-                    .await?;
-                anyhow::Ok(calls)
-            })
-            .await;
-            match result {
-                Ok(Ok(calls)) => {
-                    self.redis_outcome(true, "sync");
+            let synced: Option<u64> = self
+                .redis_command(
+                    pool,
+                    redis::cmd("INCRBY").arg(&month_key).arg(unsynced),
+                    "sync",
+                )
+                .await;
+            match synced {
+                Some(calls) => {
                     if let Ok(mut leases) = self.leases.lock()
                         && let Some(lease) = leases.get_mut(&tenant_id)
                     {
                         lease.calls_at_sync = calls;
                     }
                 }
-                _ => {
-                    self.redis_outcome(false, "sync");
-                    self.give_back_unsynced(&tenant_id, unsynced);
-                }
+                None => self.give_back_unsynced(&tenant_id, unsynced),
             }
         }
     }
@@ -871,15 +871,8 @@ impl Limiter {
     /// Whether Redis answers a PING now (for `/readyz`).
     pub async fn ping_redis(&self) -> Option<bool> {
         let pool = self.redis.as_ref()?;
-        let result = tokio::time::timeout(REDIS_TIMEOUT, async {
-            let mut conn = pool.get().await?;
-            let _: String = redis::cmd("PING").query_async(&mut conn).await?;
-            anyhow::Ok(())
-        })
-        .await;
-        let ok = matches!(result, Ok(Ok(())));
-        self.redis_outcome(ok, "ping");
-        Some(ok)
+        let pong: Option<String> = self.redis_command(pool, &redis::cmd("PING"), "ping").await;
+        Some(pong.is_some())
     }
 }
 
