@@ -1280,3 +1280,42 @@ async fn raw_writes_cannot_pose_as_a_documents_movements() {
     reconciled(&app).await;
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_malformed_edit_is_refused_as_such_whatever_version_it_names() {
+    let app = TestApp::spawn().await;
+    app.create_location("WH-E", false).await;
+    app.create_item("EDIT-1").await;
+    let (_, body) = app
+        .gql(
+            "mutation { createPurchaseOrder(input: {supplier: \"S\", lines: [{sku: \"EDIT-1\", locationCode: \"WH-E\", quantity: 2}]}) { purchaseOrder { id version } userErrors { code } } }",
+            json!({}),
+        )
+        .await;
+    let id = body["data"]["createPurchaseOrder"]["purchaseOrder"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{body}"))
+        .to_owned();
+    // A stale version and a bad line: the line is what is wrong with the request (422), the
+    // version is checked only for a well-formed one (RFC 9110 13.2.1).
+    let (_, body) = app
+        .gql(
+            "mutation($id: ID!) { updatePurchaseOrder(id: $id, expectedVersion: 7, input: {lines: [{sku: \"EDIT-1\", locationCode: \"WH-E\", quantity: -5}]}) { purchaseOrder { id } userErrors { code field } } }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert_eq!(
+        body["data"]["updatePurchaseOrder"]["userErrors"][0]["code"], "INVALID_INPUT",
+        "{body}"
+    );
+    let (_, body) = app
+        .gql(
+            "mutation($id: ID!) { updatePurchaseOrder(id: $id, expectedVersion: 7, input: {notes: \"fine\"}) { purchaseOrder { id } userErrors { code } } }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert_eq!(
+        body["data"]["updatePurchaseOrder"]["userErrors"][0]["code"], "VERSION_CONFLICT",
+        "{body}"
+    );
+}

@@ -32,17 +32,8 @@ pub async fn update(
     expected_version: i64,
     input: UpdatePurchaseOrderInput,
 ) -> Result<Document, DomainError> {
-    let document = orders::lock(
-        txn,
-        cx.principal,
-        Kind::PurchaseOrder,
-        id,
-        Some(expected_version),
-    )
-    .await?;
-    if PurchaseOrderStatus::parse(&document.status) != PurchaseOrderStatus::Draft {
-        return Err(orders::invalid_transition(&document, "edit"));
-    }
+    // The request's own checks come first, the precondition (the version) after them (RFC 9110
+    // 13.2.1): a malformed edit is refused as such whatever version it names.
     let value = |field: &MaybeUndefined<String>| field.value().cloned();
     let header = NewDocument {
         party: input.supplier.clone(),
@@ -61,6 +52,36 @@ pub async fn update(
             &["input", "supplier"],
             "name the supplier",
         )));
+    }
+    let lines = match input.lines {
+        Some(lines) => {
+            let lines: Vec<NewLine> = lines
+                .into_iter()
+                .map(|l| NewLine {
+                    sku: l.sku,
+                    location_code: l.location_code,
+                    quantity: l.quantity,
+                    unit_cost: l.unit_cost,
+                    disposition: None,
+                })
+                .collect();
+            let resolved =
+                orders::resolve_lines(txn, &cx.principal.tenant_id, &lines, &orders::INPUT_LINES)
+                    .await?;
+            Some((lines, resolved))
+        }
+        None => None,
+    };
+    let document = orders::lock(
+        txn,
+        cx.principal,
+        Kind::PurchaseOrder,
+        id,
+        Some(expected_version),
+    )
+    .await?;
+    if PurchaseOrderStatus::parse(&document.status) != PurchaseOrderStatus::Draft {
+        return Err(orders::invalid_transition(&document, "edit"));
     }
     let mut update = Query::update();
     update
@@ -95,20 +116,7 @@ pub async fn update(
         }
     }
     txn.execute(&update).await?;
-    if let Some(lines) = input.lines {
-        let lines: Vec<NewLine> = lines
-            .into_iter()
-            .map(|l| NewLine {
-                sku: l.sku,
-                location_code: l.location_code,
-                quantity: l.quantity,
-                unit_cost: l.unit_cost,
-                disposition: None,
-            })
-            .collect();
-        let resolved =
-            orders::resolve_lines(txn, &cx.principal.tenant_id, &lines, &orders::INPUT_LINES)
-                .await?;
+    if let Some((lines, resolved)) = lines {
         orders::replace_lines(txn, &cx.principal.tenant_id, id, &lines, resolved).await?;
     }
     let current = orders::get(txn, &cx.principal.tenant_id, Kind::PurchaseOrder, id)
