@@ -30,6 +30,30 @@ pub struct PurchaseOrderLineInput {
     pub unit_cost: Option<String>,
 }
 
+impl From<PurchaseOrderLineInput> for NewLine {
+    fn from(l: PurchaseOrderLineInput) -> Self {
+        NewLine {
+            sku: l.sku,
+            location_code: l.location_code,
+            quantity: l.quantity,
+            unit_cost: l.unit_cost,
+            disposition: None,
+        }
+    }
+}
+
+/// A supplier, when given, is a name, not blank.
+pub(super) fn check_supplier(supplier: Option<&str>) -> Result<(), DomainError> {
+    if supplier.is_some_and(|s| s.trim().is_empty()) {
+        return Err(DomainError::user(crate::error::UserError::new(
+            crate::error::ErrorCode::InvalidInput,
+            &["input", "supplier"],
+            "name the supplier",
+        )));
+    }
+    Ok(())
+}
+
 pub async fn create(
     txn: &DatabaseTransaction,
     cx: &Context<'_>,
@@ -43,24 +67,8 @@ pub async fn create(
         ..Default::default()
     };
     orders::check_header(&header, "supplier")?;
-    if header.party.as_deref().is_some_and(|s| s.trim().is_empty()) {
-        return Err(DomainError::user(crate::error::UserError::new(
-            crate::error::ErrorCode::InvalidInput,
-            &["input", "supplier"],
-            "name the supplier",
-        )));
-    }
-    let lines: Vec<NewLine> = input
-        .lines
-        .into_iter()
-        .map(|l| NewLine {
-            sku: l.sku,
-            location_code: l.location_code,
-            quantity: l.quantity,
-            unit_cost: l.unit_cost,
-            disposition: None,
-        })
-        .collect();
+    check_supplier(header.party.as_deref())?;
+    let lines: Vec<NewLine> = input.lines.into_iter().map(NewLine::from).collect();
     let resolved =
         orders::resolve_lines(txn, &cx.principal.tenant_id, &lines, &orders::INPUT_LINES).await?;
     let document = orders::insert(

@@ -8,7 +8,7 @@ use sea_orm::{ConnectionTrait, DatabaseTransaction};
 use serde::Serialize;
 
 use super::{PurchaseOrderLineInput, PurchaseOrderStatus, UPDATED};
-use crate::error::{DomainError, ErrorCode, UserError};
+use crate::error::DomainError;
 use crate::ledger::write::Context;
 use crate::orders::{self, Document, Kind, NewDocument, NewLine};
 
@@ -42,29 +42,10 @@ pub async fn update(
         ..Default::default()
     };
     orders::check_header(&header, "supplier")?;
-    if input
-        .supplier
-        .as_deref()
-        .is_some_and(|s| s.trim().is_empty())
-    {
-        return Err(DomainError::user(UserError::new(
-            ErrorCode::InvalidInput,
-            &["input", "supplier"],
-            "name the supplier",
-        )));
-    }
+    super::create::check_supplier(input.supplier.as_deref())?;
     let lines = match input.lines {
         Some(lines) => {
-            let lines: Vec<NewLine> = lines
-                .into_iter()
-                .map(|l| NewLine {
-                    sku: l.sku,
-                    location_code: l.location_code,
-                    quantity: l.quantity,
-                    unit_cost: l.unit_cost,
-                    disposition: None,
-                })
-                .collect();
+            let lines: Vec<NewLine> = lines.into_iter().map(NewLine::from).collect();
             let resolved =
                 orders::resolve_lines(txn, &cx.principal.tenant_id, &lines, &orders::INPUT_LINES)
                     .await?;
