@@ -97,8 +97,6 @@ pub struct Decision {
     pub limits: Arc<Limits>,
     /// The month's calls, this one included when it was counted.
     pub calls: u64,
-    /// Whether this call went past the quota (counted as overage).
-    pub overage: bool,
     /// Seconds to wait before a retry can succeed (refusals only).
     pub retry_after: u64,
     /// Whether limits were enforced (`TWH_RATE_LIMITS`).
@@ -344,7 +342,6 @@ impl Limiter {
             remaining,
             limits,
             calls,
-            overage,
             retry_after,
             enforced: self.enforce,
         })
