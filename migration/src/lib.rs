@@ -9,6 +9,7 @@ mod m0003_orders;
 mod m0004_events;
 mod m0005_plan_overrides;
 mod m0006_usage;
+mod m0007_jobs;
 
 pub struct Migrator;
 
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0004_events::Migration),
             Box::new(m0005_plan_overrides::Migration),
             Box::new(m0006_usage::Migration),
+            Box::new(m0007_jobs::Migration),
         ]
     }
 }

@@ -41,7 +41,7 @@ pub(crate) fn time_null(name: &'static str) -> ColumnDef {
         .take()
 }
 
-fn boolean(name: &'static str) -> ColumnDef {
+pub(crate) fn boolean(name: &'static str) -> ColumnDef {
     ColumnDef::new(name)
         .boolean()
         .not_null()
@@ -49,7 +49,7 @@ fn boolean(name: &'static str) -> ColumnDef {
         .take()
 }
 
-fn json(name: &'static str) -> ColumnDef {
+pub(crate) fn json(name: &'static str) -> ColumnDef {
     ColumnDef::new(name).json().not_null().take()
 }
 

@@ -25,6 +25,8 @@ pub struct App {
     pub bus: Arc<crate::events::bus::Bus>,
     /// Metering, rate limits and quotas.
     pub limiter: crate::tenancy::limits::Limiter,
+    /// Where artifacts (uploads, exports, reports) are kept.
+    pub artifacts: crate::artifacts::Store,
     /// Console session keys (JWT).
     pub sessions: crate::auth::jwt::Sessions,
     /// Wakes the background relay and webhook dispatcher after a commit.
@@ -57,6 +59,8 @@ pub enum Revoked {
 pub struct Wake {
     pub relay: tokio::sync::Notify,
     pub dispatcher: tokio::sync::Notify,
+    /// Wakes idle job workers after a job is queued.
+    pub jobs: tokio::sync::Notify,
 }
 
 impl App {
@@ -78,6 +82,7 @@ impl App {
             redis.as_ref().map(|(pool, _)| pool.clone()),
         );
         let sessions = crate::auth::jwt::Sessions::new(config.jwt_keys.as_deref());
+        let artifacts = crate::artifacts::Store::open(&config.artifacts)?;
         let bus = Arc::new(crate::events::bus::Bus::new(
             config.events.subscriber_buffer,
             redis,
@@ -91,6 +96,7 @@ impl App {
             documents: Default::default(),
             bus,
             limiter,
+            artifacts,
             sessions,
             wake: Wake::default(),
             instance_id: format!("{}:{}", std::process::id(), uuid::Uuid::now_v7().simple()),

@@ -21,6 +21,75 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// `TWH_JWT_KEYS`: console session keys, `kid:secret` pairs, the first signing.
     pub jwt_keys: Option<Vec<(String, String)>>,
+    pub artifacts: ArtifactsConfig,
+    pub jobs: JobsConfig,
+}
+
+#[derive(Clone, Debug)]
+pub struct ArtifactsConfig {
+    /// `TWH_OBJECT_STORE_URL`: `s3://bucket/prefix` or `file:///path`; unset, a folder.
+    pub store_url: Option<String>,
+    /// The folder used without a store URL: `artifacts` under `TWH_DATA_DIR` (default `data`).
+    pub local_dir: std::path::PathBuf,
+    /// `TWH_ARTIFACT_MAX_BYTES`: the largest upload.
+    pub max_upload_bytes: u64,
+    /// `TWH_ARTIFACT_RETENTION_DAYS`: how long a file is kept.
+    pub retention_days: i64,
+}
+
+#[derive(Clone, Debug)]
+pub struct JobsConfig {
+    /// `TWH_JOB_WORKERS`: jobs run at once by this process (0: this process runs none).
+    pub workers: usize,
+    /// `TWH_JOB_LEASE_SECS`: how long a worker's claim lasts without renewal; a crashed
+    /// worker's job is taken up again after this.
+    pub lease_secs: u64,
+    /// `TWH_JOB_POLL_MS`: how often an idle worker looks for work.
+    pub poll_ms: u64,
+    /// `TWH_JOB_BATCH_ROWS`: import rows committed together (at most 250).
+    pub batch_rows: usize,
+    /// `TWH_JOB_MAX_ATTEMPTS`: runs of a job before it fails for good.
+    pub max_attempts: i64,
+    /// `TWH_RECONCILE_SCHEDULE`: `daily@HH:MM` (UTC), `every:SECONDS` or `off`.
+    pub reconcile_schedule: ReconcileSchedule,
+}
+
+/// When the scheduled reconciliation runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReconcileSchedule {
+    Off,
+    /// Every day at this UTC time (hour, minute).
+    Daily(u32, u32),
+    /// Every this many seconds.
+    Every(u64),
+}
+
+impl ReconcileSchedule {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let raw = raw.trim();
+        if raw.eq_ignore_ascii_case("off") {
+            return Ok(Self::Off);
+        }
+        if let Some(time) = raw.strip_prefix("daily@") {
+            let (h, m) = time.split_once(':').ok_or("write daily@HH:MM")?;
+            let (h, m) = (
+                h.parse::<u32>().map_err(|e| e.to_string())?,
+                m.parse::<u32>().map_err(|e| e.to_string())?,
+            );
+            if h > 23 || m > 59 {
+                return Err("the time is HH:MM, 00:00 to 23:59 (UTC)".into());
+            }
+            return Ok(Self::Daily(h, m));
+        }
+        if let Some(secs) = raw.strip_prefix("every:") {
+            let secs = secs.parse::<u64>().map_err(|e| e.to_string())?;
+            if !(1..=31 * 86400).contains(&secs) {
+                return Err("every:SECONDS takes 1 to 2678400".into());
+            }
+            return Ok(Self::Every(secs));
+        }
+        Err("use daily@HH:MM (UTC), every:SECONDS or off".into())
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -222,6 +291,20 @@ impl Default for Config {
                 flush_ms: 1000,
             },
             jwt_keys: None,
+            artifacts: ArtifactsConfig {
+                store_url: None,
+                local_dir: std::path::PathBuf::from("data").join("artifacts"),
+                max_upload_bytes: 100 * 1024 * 1024,
+                retention_days: 30,
+            },
+            jobs: JobsConfig {
+                workers: 2,
+                lease_secs: 30,
+                poll_ms: 500,
+                batch_rows: 250,
+                max_attempts: 5,
+                reconcile_schedule: ReconcileSchedule::Daily(2, 0),
+            },
         }
     }
 }
@@ -336,6 +419,41 @@ impl Config {
                     })?)
                 }
                 _ => None,
+            },
+            artifacts: ArtifactsConfig {
+                store_url: std::env::var("TWH_OBJECT_STORE_URL")
+                    .ok()
+                    .filter(|u| !u.trim().is_empty()),
+                local_dir: std::path::PathBuf::from(env_or(
+                    "TWH_DATA_DIR",
+                    "data".to_owned(),
+                )?)
+                .join("artifacts"),
+                max_upload_bytes: env_or("TWH_ARTIFACT_MAX_BYTES", d.artifacts.max_upload_bytes)?
+                    .max(1),
+                retention_days: env_or(
+                    "TWH_ARTIFACT_RETENTION_DAYS",
+                    d.artifacts.retention_days,
+                )?
+                .clamp(1, 3650),
+            },
+            jobs: JobsConfig {
+                workers: env_or("TWH_JOB_WORKERS", d.jobs.workers)?.min(64),
+                lease_secs: env_or("TWH_JOB_LEASE_SECS", d.jobs.lease_secs)?.max(1),
+                poll_ms: env_or("TWH_JOB_POLL_MS", d.jobs.poll_ms)?.max(10),
+                batch_rows: env_or("TWH_JOB_BATCH_ROWS", d.jobs.batch_rows)?.clamp(1, 250),
+                max_attempts: env_or("TWH_JOB_MAX_ATTEMPTS", d.jobs.max_attempts)?.clamp(1, 100),
+                reconcile_schedule: match std::env::var("TWH_RECONCILE_SCHEDULE") {
+                    Ok(raw) if !raw.trim().is_empty() => ReconcileSchedule::parse(&raw).map_err(
+                        |reason| StartupError::InvalidSetting {
+                            name: "TWH_RECONCILE_SCHEDULE",
+                            reason,
+                            value: raw.clone(),
+                            default: "daily@02:00".into(),
+                        },
+                    )?,
+                    _ => d.jobs.reconcile_schedule,
+                },
             },
         })
     }

@@ -21,6 +21,8 @@ pub const SALES_ORDER: &str = "so";
 pub const RESERVATION: &str = "rsv";
 pub const TRANSFER: &str = "trf";
 pub const RETURN_ORDER: &str = "ret";
+pub const JOB: &str = "job";
+pub const ARTIFACT: &str = "art";
 
 #[cfg(test)]
 mod tests {

@@ -2,6 +2,7 @@
 //! Postgres or SQLite). `twh` (src/main.rs) is the command line on top of this library.
 
 pub mod app;
+pub mod artifacts;
 pub mod audit;
 pub mod auth;
 pub mod catalog;
@@ -13,6 +14,7 @@ pub mod graphql;
 pub mod http;
 pub mod idempotency;
 pub mod ids;
+pub mod jobs;
 pub mod ledger;
 pub mod observability;
 pub mod orders;

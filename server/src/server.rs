@@ -75,6 +75,11 @@ pub async fn spawn_on(listener: TcpListener, state: AppState) -> anyhow::Result<
                         Ok(n) => tracing::info!(idempotency.expired = n, "swept expired idempotency keys"),
                         Err(err) => tracing::warn!(error = %err, "sweeping idempotency keys failed"),
                     }
+                    match crate::artifacts::sweep_expired(&sweeper_state.artifacts, &sweeper_state.background_db).await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(artifacts.expired = n, "deleted expired artifacts"),
+                        Err(err) => tracing::warn!(error = %err, "deleting expired artifacts failed"),
+                    }
                 }
                 _ = sweeper_stop.changed() => break,
             }
@@ -158,6 +163,7 @@ pub fn start_background(state: &AppState, stop: &watch::Sender<bool>) {
         Duration::from_millis(state.config.events.relay_poll_ms),
         stop.subscribe(),
     ));
+    crate::jobs::worker::start(state, stop);
     tokio::spawn(crate::webhooks::dispatch::run(
         state.clone(),
         Duration::from_millis(state.config.webhooks.dispatch_poll_ms),
