@@ -92,6 +92,13 @@ pub const GUARDS: &[(&str, &str, Needs)] = &[
     ("Mutation", "replayWebhookDeliveries", DEVELOPER),
     ("Mutation", "createApiKey", DEVELOPER),
     ("Mutation", "revokeApiKey", DEVELOPER),
+    // Jobs, reports and the reconciliation.
+    ("Query", "job", VIEWER),
+    ("Query", "jobs", VIEWER),
+    ("Mutation", "startJob", OPERATOR),
+    ("Mutation", "cancelJob", OPERATOR),
+    ("Mutation", "setReorderPoint", OPERATOR),
+    ("Mutation", "repairReconciliation", ADMIN),
     // The platform.
     ("Mutation", "createTenant", PlatformOperator),
     ("Mutation", "updateTenantPlan", PlatformOperator),
@@ -105,6 +112,7 @@ pub const GUARDS: &[(&str, &str, Needs)] = &[
     ("Subscription", "transferUpdated", VIEWER),
     ("Subscription", "returnOrderUpdated", VIEWER),
     ("Subscription", "reservationUpdated", VIEWER),
+    ("Subscription", "jobUpdated", VIEWER),
 ];
 
 /// What a root field needs; `None` for a field the table does not know (refused).

@@ -289,6 +289,25 @@ impl Subscription {
         document_stream(ctx, "return_order", id, ReturnOrder)
     }
 
+    /// The job after each of its changes: started, progress (at most every second),
+    /// completed, failed or cancelled.
+    async fn job_updated(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+    ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<crate::jobs::Job>>> {
+        Ok(live(ctx)?.filter_map(move |item| {
+            let out = match item {
+                Err(lagged) => Some(Err(slow_consumer(lagged))),
+                Ok(e) if e.aggregate_type == "job" && e.aggregate_id == id.as_str() => {
+                    decode::<crate::jobs::Job>(&e.data).map(Ok)
+                }
+                Ok(_) => None,
+            };
+            std::future::ready(out)
+        }))
+    }
+
     /// The reservation after each of its changes (release, expiry, conversion).
     async fn reservation_updated(
         &self,

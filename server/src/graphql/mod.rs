@@ -5,6 +5,7 @@ mod access;
 mod catalog;
 mod depth;
 pub mod events;
+mod jobs;
 pub mod loaders;
 pub mod metering;
 mod operator;
@@ -42,6 +43,7 @@ pub struct Query(
     orders::OrdersQuery,
     events::EventsQuery,
     webhooks::WebhooksQuery,
+    jobs::JobsQuery,
     access::AccessQuery,
     usage::UsageQuery,
     operator::OperatorQuery,
@@ -53,6 +55,7 @@ pub struct Mutation(
     stock::StockMutation,
     orders::OrdersMutation,
     webhooks::WebhooksMutation,
+    jobs::JobsMutation,
     access::AccessMutation,
     operator::OperatorMutation,
 );

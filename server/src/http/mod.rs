@@ -1,6 +1,7 @@
 //! The HTTP surface: `/graphql` (POST, GET and GraphiQL), `/healthz`, `/readyz`, `/metrics`,
 //! with request ids, authentication, body limits, timeouts and metrics on every request.
 
+pub mod artifacts;
 pub mod graphiql;
 pub mod graphql;
 pub mod rest;
@@ -38,6 +39,11 @@ pub async fn router(state: AppState) -> anyhow::Result<Router> {
         state: state.clone(),
         schema: schema.clone(),
     };
+    let artifact_routes = Router::new()
+        .route("/v1/artifacts", axum::routing::post(artifacts::upload))
+        .route("/v1/artifacts/{id}", get(artifacts::download))
+        .layer(DefaultBodyLimit::disable())
+        .with_state(backend.clone());
     let rest_routes = twh_rest::handler::router(backend, Arc::new(types), prepared).route(
         "/v1/openapi.json",
         get(move || {
@@ -63,6 +69,7 @@ pub async fn router(state: AppState) -> anyhow::Result<Router> {
         )
         .with_state((state, schema))
         .merge(rest_routes)
+        .merge(artifact_routes)
         .layer(DefaultBodyLimit::max(limit))
         .layer(CatchPanicLayer::custom(graphql::panic_response))
         .layer(TimeoutLayer::with_status_code(

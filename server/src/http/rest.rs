@@ -104,6 +104,7 @@ pub async fn types(schema: &TwhSchema) -> anyhow::Result<Types> {
 pub async fn contract(schema: &TwhSchema) -> anyhow::Result<(Types, Vec<Prepared>, Value)> {
     let types = types(schema).await?;
     let prepared = handler::prepare(&types, ROUTES).map_err(anyhow::Error::msg)?;
-    let document = twh_rest::openapi::document(&types, &prepared, &codes());
+    let mut document = twh_rest::openapi::document(&types, &prepared, &codes());
+    super::artifacts::describe(&mut document);
     Ok((types, prepared, document))
 }

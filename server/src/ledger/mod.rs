@@ -101,11 +101,14 @@ pub enum MovementReason {
     Cancellation,
     /// Less arrived than was sent; the shortfall is written off with this reason.
     Discrepancy,
+    /// A repair after a reconciliation found the ledger and the snapshot apart: the ledger is
+    /// brought to the quantities the snapshot showed (`repairReconciliation`).
+    Reconciliation,
     Other,
 }
 
 impl MovementReason {
-    pub const ALL: [MovementReason; 19] = [
+    pub const ALL: [MovementReason; 20] = [
         MovementReason::Received,
         MovementReason::Correction,
         MovementReason::CycleCount,
@@ -124,6 +127,7 @@ impl MovementReason {
         MovementReason::Return,
         MovementReason::Cancellation,
         MovementReason::Discrepancy,
+        MovementReason::Reconciliation,
         MovementReason::Other,
     ];
 
@@ -147,6 +151,7 @@ impl MovementReason {
             MovementReason::Return => "return",
             MovementReason::Cancellation => "cancellation",
             MovementReason::Discrepancy => "discrepancy",
+            MovementReason::Reconciliation => "reconciliation",
             MovementReason::Other => "other",
         }
     }

@@ -12,7 +12,7 @@ use serde::Serialize;
 use super::QuantityState;
 use crate::ids;
 
-#[derive(Serialize, Debug, Clone, PartialEq)]
+#[derive(Serialize, serde::Deserialize, Debug, Clone, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Mismatch {
     pub tenant_id: String,
@@ -213,4 +213,195 @@ pub async fn run(db: &DatabaseConnection, tenant_id: Option<&str>) -> Result<Rep
         .to_owned();
     db.execute(&insert).await?;
     Ok(report)
+}
+
+/// What `repairReconciliation` did.
+#[derive(async_graphql::SimpleObject, Serialize, serde::Deserialize, Debug, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct Repair {
+    pub run_id: async_graphql::ID,
+    /// Levels whose ledger was brought to the snapshot.
+    pub repaired_levels: i64,
+    /// The compensating movements (reason `RECONCILIATION`), one per differing state.
+    pub movements: Vec<super::Movement>,
+    /// What a movement cannot repair (gaps in a sequence, unknown states): the runbook says
+    /// what to do about each.
+    pub unrepaired: Vec<String>,
+}
+
+/// Repairs what a run found for the caller's tenant: for each level it named, every state whose
+/// ledger sum differs from the snapshot gets a movement of the difference (reason
+/// `RECONCILIATION`), so the ledger comes to the quantities the snapshot showed and every unit
+/// of the change stays on record. Nothing is overwritten; the next run is clean.
+pub async fn repair(
+    txn: &sea_orm::DatabaseTransaction,
+    principal: &crate::auth::Principal,
+    request_id: &str,
+    run_id: &str,
+) -> Result<Repair, crate::error::DomainError> {
+    use crate::error::{DomainError, ErrorCode, UserError};
+    let backend = txn.get_database_backend();
+    let tenant = principal.tenant_id.as_str();
+    let run = txn
+        .query_one_raw(Statement::from_sql_and_values(
+            backend,
+            "SELECT report FROM reconciliation_runs WHERE id = $1 AND (tenant_id = $2 OR tenant_id = '*')",
+            [run_id.into(), tenant.into()],
+        ))
+        .await?;
+    let Some(run) = run else {
+        return Err(DomainError::user(UserError::new(
+            ErrorCode::NotFound,
+            &["runId"],
+            format!("no reconciliation run {run_id:?}"),
+        )));
+    };
+    let rows: Vec<Mismatch> =
+        serde_json::from_value(run.try_get::<serde_json::Value>("", "report")?)
+            .map_err(anyhow::Error::from)?;
+    let mut pairs: Vec<(String, String)> = rows
+        .iter()
+        .filter(|m| m.tenant_id == tenant)
+        .map(|m| (m.item_id.clone(), m.location_id.clone()))
+        .collect();
+    pairs.sort();
+    pairs.dedup();
+    let now = Utc::now();
+    let group_id = ids::new_id(ids::MOVEMENT_GROUP);
+    let actor = principal.actor();
+    let mut movements = Vec::new();
+    let mut unrepaired = Vec::new();
+    let mut repaired_levels = 0;
+    let mut inserts = Vec::new();
+    for (item_id, location_id) in &pairs {
+        let ensure = format!(
+            "INSERT INTO stock_levels (tenant_id, item_id, location_id, available, committed, \
+             reserved, incoming, damaged, safety_stock, quality_control, sequence, version, updated_at) \
+             VALUES ($1, $2, $3, 0, 0, 0, 0, 0, 0, 0, 0, 0, $4) \
+             ON CONFLICT (tenant_id, item_id, location_id) DO NOTHING"
+        );
+        txn.execute_raw(Statement::from_sql_and_values(
+            backend,
+            ensure,
+            [tenant.into(), item_id.clone().into(), location_id.clone().into(), now.into()],
+        ))
+        .await?;
+        let lock = if backend == DbBackend::Postgres { " FOR UPDATE OF s" } else { "" };
+        let level = txn
+            .query_one_raw(Statement::from_sql_and_values(
+                backend,
+                format!(
+                    "SELECT s.*, i.sku, l.code FROM stock_levels s \
+                     JOIN items i ON i.tenant_id = s.tenant_id AND i.id = s.item_id \
+                     JOIN locations l ON l.tenant_id = s.tenant_id AND l.id = s.location_id \
+                     WHERE s.tenant_id = $1 AND s.item_id = $2 AND s.location_id = $3{lock}"
+                ),
+                [tenant.into(), item_id.clone().into(), location_id.clone().into()],
+            ))
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("level row missing after its insert"))?;
+        let sums = txn
+            .query_all_raw(Statement::from_sql_and_values(
+                backend,
+                "SELECT state, CAST(SUM(delta) AS BIGINT) AS total, CAST(MAX(sequence) AS BIGINT) AS max_seq, \
+                 CAST(COUNT(*) AS BIGINT) AS n FROM movements \
+                 WHERE tenant_id = $1 AND item_id = $2 AND location_id = $3 GROUP BY state",
+                [tenant.into(), item_id.clone().into(), location_id.clone().into()],
+            ))
+            .await?;
+        let (sku, code): (String, String) = (level.try_get("", "sku")?, level.try_get("", "code")?);
+        let mut ledger = std::collections::HashMap::new();
+        let (mut max_seq, mut count) = (0i64, 0i64);
+        for row in &sums {
+            let state: String = row.try_get("", "state")?;
+            max_seq = max_seq.max(row.try_get::<i64>("", "max_seq")?);
+            count += row.try_get::<i64>("", "n")?;
+            match QuantityState::parse(&state) {
+                Some(s) => {
+                    ledger.insert(s, row.try_get::<i64>("", "total")?);
+                }
+                None => unrepaired.push(format!(
+                    "{sku} at {code}: movements in an unknown state {state:?}"
+                )),
+            }
+        }
+        if count != max_seq {
+            unrepaired.push(format!(
+                "{sku} at {code}: the sequence has gaps ({count} movements numbered up to {max_seq})"
+            ));
+        }
+        let mut sequence = max_seq;
+        let mut changed = false;
+        for state in QuantityState::ALL {
+            let snapshot: i64 = level.try_get("", state.column())?;
+            let diff = snapshot - ledger.get(&state).copied().unwrap_or(0);
+            if diff == 0 {
+                continue;
+            }
+            sequence += 1;
+            changed = true;
+            movements.push(super::Movement {
+                id: async_graphql::ID(ids::new_id(ids::MOVEMENT)),
+                group_id: async_graphql::ID(group_id.clone()),
+                item_id: async_graphql::ID(item_id.clone()),
+                sku: sku.clone(),
+                location_id: async_graphql::ID(location_id.clone()),
+                location_code: code.clone(),
+                state,
+                delta: diff,
+                quantity_after_change: snapshot,
+                sequence,
+                counterparty: super::Counterparty::Adjustment,
+                counterparty_location_code: None,
+                counterparty_location_id: None,
+                counterparty_state: None,
+                reason: super::MovementReason::Reconciliation,
+                reference_document_uri: Some(format!("twh://reconciliations/{run_id}")),
+                actor: actor.clone(),
+                effective_at: now,
+                recorded_at: now,
+            });
+        }
+        let snapshot_sequence: i64 = level.try_get("", "sequence")?;
+        if changed || snapshot_sequence != sequence {
+            repaired_levels += 1;
+            txn.execute_raw(Statement::from_sql_and_values(
+                backend,
+                "UPDATE stock_levels SET sequence = $1, version = version + 1, updated_at = $2 \
+                 WHERE tenant_id = $3 AND item_id = $4 AND location_id = $5",
+                [sequence.into(), now.into(), tenant.into(), item_id.clone().into(), location_id.clone().into()],
+            ))
+            .await?;
+        }
+    }
+    if !movements.is_empty() {
+        inserts.push(super::write::insert_movements(tenant, &movements, None));
+    }
+    let result = Repair {
+        run_id: async_graphql::ID(run_id.to_owned()),
+        repaired_levels,
+        movements,
+        unrepaired,
+    };
+    inserts.push(crate::events::insert(
+        tenant,
+        crate::jobs::RECONCILIATION_REPAIRED,
+        "reconciliation_run",
+        run_id,
+        serde_json::json!({ "runId": run_id, "repairedLevels": result.repaired_levels,
+            "movements": result.movements.len(), "unrepaired": result.unrepaired }),
+    ));
+    inserts.push(crate::audit::insert(
+        principal,
+        crate::audit::AuditEntry {
+            action: "reconciliation.repair",
+            target_type: "reconciliation_run",
+            target_id: run_id,
+            request_id: Some(request_id),
+            data: serde_json::json!({ "repairedLevels": result.repaired_levels,
+                "movements": result.movements.len(), "groupId": group_id }),
+        },
+    ));
+    crate::db::insert_all(txn, inserts).await?;
+    Ok(result)
 }

@@ -1048,7 +1048,7 @@ async fn record(
     })
 }
 
-fn insert_movements(
+pub(crate) fn insert_movements(
     tenant_id: &str,
     movements: &[Movement],
     idempotency_key: Option<&str>,
