@@ -116,7 +116,11 @@ impl MigrationTrait for Migration {
             .create_index(index("ix_artifacts_expiry", "artifacts", &["expires_at"]))
             .await?;
         manager
-            .create_index(index("ix_artifacts_job", "artifacts", &["tenant_id", "job_id"]))
+            .create_index(index(
+                "ix_artifacts_job",
+                "artifacts",
+                &["tenant_id", "job_id"],
+            ))
             .await?;
         manager
             .create_table(

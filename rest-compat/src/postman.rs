@@ -209,6 +209,14 @@ fn request(operation: &Operation<'_>, flow: &Flow) -> (Value, Vec<String>) {
                 headers.push(json!({ "key": "Content-Type", "value": "application/json" }));
             }
         }
+        // A file upload: its example is sent as it is, with its media type.
+        None if operation.spec["requestBody"]["content"]["text/csv"]["example"].is_string() => {
+            let example = &operation.spec["requestBody"]["content"]["text/csv"]["example"];
+            request["body"] = json!({ "mode": "raw", "raw": example });
+            if let Some(headers) = request["header"].as_array_mut() {
+                headers.push(json!({ "key": "Content-Type", "value": "text/csv" }));
+            }
+        }
         None if operation.spec["requestBody"]["required"] == json!(true) => {
             blockers.push("the request body has no JSON example to send".to_owned());
         }

@@ -52,7 +52,9 @@ impl Store {
                     .map_err(|e| anyhow::anyhow!("TWH_OBJECT_STORE_URL={url} is not a URL: {e}"))?;
                 let bucket = parsed.host_str().unwrap_or_default().to_owned();
                 if bucket.is_empty() {
-                    anyhow::bail!("TWH_OBJECT_STORE_URL={url} names no bucket: use s3://bucket/prefix");
+                    anyhow::bail!(
+                        "TWH_OBJECT_STORE_URL={url} names no bucket: use s3://bucket/prefix"
+                    );
                 }
                 let s3 = object_store::aws::AmazonS3Builder::from_env()
                     .with_bucket_name(&bucket)
@@ -329,7 +331,11 @@ pub async fn get(
         .and_where(Expr::col("id").eq(id))
         .and_where(Expr::col("expires_at").gt(Utc::now()))
         .to_owned();
-    db.query_one(&select).await?.as_ref().map(from_row).transpose()
+    db.query_one(&select)
+        .await?
+        .as_ref()
+        .map(from_row)
+        .transpose()
 }
 
 /// The artifacts a job wrote (or read), oldest first.
@@ -424,7 +430,10 @@ mod tests {
             acceptable_type(Some("text/csv; charset=utf-8")).as_deref(),
             Some("text/csv")
         );
-        assert_eq!(acceptable_type(Some("TEXT/CSV")).as_deref(), Some("text/csv"));
+        assert_eq!(
+            acceptable_type(Some("TEXT/CSV")).as_deref(),
+            Some("text/csv")
+        );
         assert_eq!(acceptable_type(Some("image/png")), None);
         assert_eq!(acceptable_type(None), None);
     }

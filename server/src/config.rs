@@ -424,18 +424,12 @@ impl Config {
                 store_url: std::env::var("TWH_OBJECT_STORE_URL")
                     .ok()
                     .filter(|u| !u.trim().is_empty()),
-                local_dir: std::path::PathBuf::from(env_or(
-                    "TWH_DATA_DIR",
-                    "data".to_owned(),
-                )?)
-                .join("artifacts"),
+                local_dir: std::path::PathBuf::from(env_or("TWH_DATA_DIR", "data".to_owned())?)
+                    .join("artifacts"),
                 max_upload_bytes: env_or("TWH_ARTIFACT_MAX_BYTES", d.artifacts.max_upload_bytes)?
                     .max(1),
-                retention_days: env_or(
-                    "TWH_ARTIFACT_RETENTION_DAYS",
-                    d.artifacts.retention_days,
-                )?
-                .clamp(1, 3650),
+                retention_days: env_or("TWH_ARTIFACT_RETENTION_DAYS", d.artifacts.retention_days)?
+                    .clamp(1, 3650),
             },
             jobs: JobsConfig {
                 workers: env_or("TWH_JOB_WORKERS", d.jobs.workers)?.min(64),
@@ -444,14 +438,16 @@ impl Config {
                 batch_rows: env_or("TWH_JOB_BATCH_ROWS", d.jobs.batch_rows)?.clamp(1, 250),
                 max_attempts: env_or("TWH_JOB_MAX_ATTEMPTS", d.jobs.max_attempts)?.clamp(1, 100),
                 reconcile_schedule: match std::env::var("TWH_RECONCILE_SCHEDULE") {
-                    Ok(raw) if !raw.trim().is_empty() => ReconcileSchedule::parse(&raw).map_err(
-                        |reason| StartupError::InvalidSetting {
-                            name: "TWH_RECONCILE_SCHEDULE",
-                            reason,
-                            value: raw.clone(),
-                            default: "daily@02:00".into(),
-                        },
-                    )?,
+                    Ok(raw) if !raw.trim().is_empty() => {
+                        ReconcileSchedule::parse(&raw).map_err(|reason| {
+                            StartupError::InvalidSetting {
+                                name: "TWH_RECONCILE_SCHEDULE",
+                                reason,
+                                value: raw.clone(),
+                                default: "daily@02:00".into(),
+                            }
+                        })?
+                    }
                     _ => d.jobs.reconcile_schedule,
                 },
             },

@@ -1,10 +1,10 @@
 //! `twh`: the command line of The Warehouse Hub.
-//! serve (default) | migrate | tenant create | reconcile | export-schema
+//! serve (default) | worker | migrate | tenant create | reconcile | export-schema
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use twh_server::config::Config;
-use twh_server::{db, graphql, http, ledger, observability, server, startup, tenancy};
+use twh_server::{db, graphql, http, jobs, ledger, observability, server, startup, tenancy};
 
 /// mimalloc: the request path allocates many short-lived buffers; measured faster than the
 /// system allocator in bench/ (see bench/RESULTS.md).
@@ -26,6 +26,9 @@ struct Cli {
 enum Command {
     /// Run the API server (the default).
     Serve,
+    /// Run the background work without the HTTP API: job workers, the outbox relay and the
+    /// webhook dispatcher (scale these apart from `serve`).
+    Worker,
     /// Apply database migrations and exit.
     Migrate,
     /// Manage tenants.
@@ -102,6 +105,16 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             serve(config).await?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Worker => {
+            let state = server::prepare(config).await?;
+            let (stop, _) = tokio::sync::watch::channel(false);
+            server::start_background(&state, &stop);
+            tracing::info!(instance = %state.instance_id, "worker running");
+            println!("twh worker running (jobs, outbox relay, webhooks); Ctrl-C stops it");
+            server::shutdown_signal().await;
+            let _ = stop.send(true);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Migrate => {
             let conn = db::connect(&config.database).await?;
             db::migrate(&conn).await?;
@@ -139,9 +152,17 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Reconcile { tenant } => {
-            let conn = db::connect(&config.database).await?;
-            db::migrate(&conn).await?;
-            let report = ledger::reconcile::run(&conn, tenant.as_deref()).await?;
+            let state = server::prepare(config).await?;
+            let report = ledger::reconcile::run(&state.db, tenant.as_deref()).await?;
+            // As the RECONCILE job does: the report kept as the tenant's artifact, an event
+            // for each tenant with mismatches.
+            if let Some(tenant) = tenant.as_deref()
+                && let Err(err) =
+                    jobs::exports::report_artifact(&state, tenant, None, "cli", &report).await
+            {
+                eprintln!("warning: the report was not stored as an artifact: {err:?}");
+            }
+            jobs::exports::announce(&state, &report).await?;
             println!("{}", serde_json::to_string_pretty(&report)?);
             Ok(if report.mismatches == 0 {
                 ExitCode::SUCCESS

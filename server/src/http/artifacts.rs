@@ -95,7 +95,9 @@ pub struct UploadQuery {
 fn valid_name(raw: &str) -> bool {
     !raw.is_empty()
         && raw.chars().count() <= artifacts::MAX_NAME_LEN
-        && !raw.chars().any(|c| c.is_control() || c == '/' || c == '\\' || c == '"')
+        && !raw
+            .chars()
+            .any(|c| c.is_control() || c == '/' || c == '\\' || c == '"')
 }
 
 /// `POST /v1/artifacts?name=`: the body is the file.
@@ -229,7 +231,12 @@ pub async fn download(
         Ok(None) => return not_found(),
         Err(err) => {
             tracing::error!(error = %err, request.id = %request_id, "reading an artifact row failed");
-            return problem(&backend, ErrorCode::Unavailable, "the database is not available", &request_id);
+            return problem(
+                &backend,
+                ErrorCode::Unavailable,
+                "the database is not available",
+                &request_id,
+            );
         }
     };
     let stream = match artifacts::open(&backend.state.artifacts, &stored).await {
@@ -267,6 +274,9 @@ pub async fn download(
     response
 }
 
+/// A stock count file against the sandbox's sample data.
+pub const UPLOAD_EXAMPLE: &str = "sku,location,quantity\nMUG-12OZ,WH-MAIN,40\n";
+
 /// The two routes in the OpenAPI document, beside those the route table describes.
 pub fn describe(document: &mut Value) {
     let problem = |description: &str| {
@@ -276,17 +286,22 @@ pub fn describe(document: &mut Value) {
     let Some(paths) = document.get_mut("paths").and_then(Value::as_object_mut) else {
         return;
     };
-    let types: Vec<Value> = artifacts::UPLOAD_TYPES
-        .iter()
-        .map(|t| json!(t))
-        .collect();
+    let types: Vec<Value> = artifacts::UPLOAD_TYPES.iter().map(|t| json!(t)).collect();
     let mut content = serde_json::Map::new();
     for t in artifacts::UPLOAD_TYPES {
-        content.insert(
-            (*t).to_owned(),
-            json!({ "schema": { "type": "string", "format": "binary" } }),
-        );
+        let mut media = json!({ "schema": { "type": "string", "format": "binary" } });
+        if *t == "text/csv" {
+            media["example"] = json!(UPLOAD_EXAMPLE);
+        }
+        content.insert((*t).to_owned(), media);
     }
+    // After every route of the table, upload then download.
+    let last = paths
+        .values()
+        .flat_map(|item| item.as_object().into_iter().flat_map(|o| o.values()))
+        .filter_map(|op| op["x-run-order"].as_u64())
+        .max()
+        .unwrap_or(0);
     let artifact = json!({ "$ref": "#/components/schemas/Artifact" });
     paths.insert(
         "/v1/artifacts".to_owned(),
@@ -301,7 +316,9 @@ pub fn describe(document: &mut Value) {
             "requestBody": { "required": true, "content": content },
             "responses": {
                 "201": { "description": "Stored", "headers": { "Location": { "schema": { "type": "string" } } },
-                    "content": { "application/json": { "schema": artifact } } },
+                    "content": { "application/json": { "schema": artifact } },
+                    "links": { "downloadArtifact": { "operationId": "downloadArtifact",
+                        "parameters": { "path.id": "$response.body#/id" } } } },
                 "400": problem("Bad request"),
                 "401": problem("Unauthenticated"),
                 "403": problem("Forbidden"),
@@ -310,7 +327,8 @@ pub fn describe(document: &mut Value) {
                 "422": problem("Invalid name"),
                 "429": problem("Rate limited"),
                 "503": problem("The store is unavailable"),
-            }
+            },
+            "x-run-order": last + 1,
         } }),
     );
     paths.insert(
@@ -323,14 +341,14 @@ pub fn describe(document: &mut Value) {
             "responses": {
                 "200": { "description": "The file", "content": {
                     "text/csv": { "schema": { "type": "string", "format": "binary" } },
-                    "application/json": { "schema": {} },
-                    "application/octet-stream": { "schema": { "type": "string", "format": "binary" } } } },
+                    "*/*": { "schema": { "type": "string", "format": "binary" } } } },
                 "401": problem("Unauthenticated"),
                 "403": problem("Forbidden"),
                 "404": problem("No such artifact (or expired)"),
                 "429": problem("Rate limited"),
                 "503": problem("The store is unavailable"),
-            }
+            },
+            "x-run-order": last + 2,
         } }),
     );
 }

@@ -58,9 +58,17 @@ impl CsvOut {
         Ok(())
     }
 
-    pub async fn finish(mut self, run: &Run, name: &str, purpose: &str) -> Result<Artifact, Failure> {
+    pub async fn finish(
+        mut self,
+        run: &Run,
+        name: &str,
+        purpose: &str,
+    ) -> Result<Artifact, Failure> {
         self.flush().await?;
-        let out = self.out.take().ok_or_else(|| Failure::Transient("export already finished".into()))?;
+        let out = self
+            .out
+            .take()
+            .ok_or_else(|| Failure::Transient("export already finished".into()))?;
         Ok(out
             .finish(
                 &run.app.background_db,
@@ -99,7 +107,12 @@ fn csv_failure(err: csv::Error) -> Failure {
 }
 
 /// Runs `body` on a CSV output; aborts the upload if it fails.
-async fn with_csv<F>(run: &Run, header: &[&str], name: &str, body: F) -> Result<(Artifact, i64), Failure>
+async fn with_csv<F>(
+    run: &Run,
+    header: &[&str],
+    name: &str,
+    body: F,
+) -> Result<(Artifact, i64), Failure>
 where
     F: AsyncFnOnce(&mut CsvOut) -> Result<(), Failure>,
 {
@@ -121,7 +134,9 @@ fn statement(db: &impl ConnectionTrait, sql: String, values: Vec<DbValue>) -> St
 }
 
 fn text(row: &QueryResult, column: &str) -> Result<String, sea_orm::DbErr> {
-    Ok(row.try_get::<Option<String>>("", column)?.unwrap_or_default())
+    Ok(row
+        .try_get::<Option<String>>("", column)?
+        .unwrap_or_default())
 }
 
 fn time(row: &QueryResult, column: &str) -> Result<String, sea_orm::DbErr> {
@@ -131,7 +146,13 @@ fn time(row: &QueryResult, column: &str) -> Result<String, sea_orm::DbErr> {
 }
 
 /// Adds `AND column = $n` for a parameter the job was given.
-fn filter(sql: &mut String, values: &mut Vec<DbValue>, column: &str, op: &str, value: Option<DbValue>) {
+fn filter(
+    sql: &mut String,
+    values: &mut Vec<DbValue>,
+    column: &str,
+    op: &str,
+    value: Option<DbValue>,
+) {
     if let Some(value) = value {
         values.push(value);
         sql.push_str(&format!(" AND {column} {op} ${}", values.len()));
@@ -173,15 +194,27 @@ pub async fn stock_levels(run: &Run) -> Result<Outcome, Failure> {
                  JOIN items i ON i.tenant_id = s.tenant_id AND i.id = s.item_id \
                  JOIN locations l ON l.tenant_id = s.tenant_id AND l.id = s.location_id \
                  WHERE s.tenant_id = $1",
-                cols = states.iter().map(|c| format!("s.{c}")).collect::<Vec<_>>().join(", ")
+                cols = states
+                    .iter()
+                    .map(|c| format!("s.{c}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             );
             filter(&mut sql, &mut values, "i.sku", "=", param_text(run, "sku"));
-            filter(&mut sql, &mut values, "l.code", "=", param_text(run, "locationCode"));
+            filter(
+                &mut sql,
+                &mut values,
+                "l.code",
+                "=",
+                param_text(run, "locationCode"),
+            );
             if let Some((sku, code)) = &after {
                 values.push(sku.clone().into());
                 values.push(code.clone().into());
                 let (a, b) = (values.len() - 1, values.len());
-                sql.push_str(&format!(" AND (i.sku > ${a} OR (i.sku = ${a} AND l.code > ${b}))"));
+                sql.push_str(&format!(
+                    " AND (i.sku > ${a} OR (i.sku = ${a} AND l.code > ${b}))"
+                ));
             }
             sql.push_str(&format!(" ORDER BY i.sku, l.code LIMIT {PAGE}"));
             let page = db.query_all_raw(statement(db, sql, values)).await?;
@@ -217,7 +250,9 @@ pub async fn stock_levels(run: &Run) -> Result<Outcome, Failure> {
         }
     })
     .await?;
-    Ok(Outcome::succeeded(json!({ "rows": rows, "artifactId": artifact.id.0 })))
+    Ok(Outcome::succeeded(
+        json!({ "rows": rows, "artifactId": artifact.id.0 }),
+    ))
 }
 
 /// `EXPORT_MOVEMENTS`: movements in the order they were recorded.
@@ -255,11 +290,41 @@ pub async fn movements(run: &Run) -> Result<Outcome, Failure> {
                  WHERE m.tenant_id = $1"
                 .to_owned();
             filter(&mut sql, &mut values, "i.sku", "=", param_text(run, "sku"));
-            filter(&mut sql, &mut values, "l.code", "=", param_text(run, "locationCode"));
-            filter(&mut sql, &mut values, "m.reason", "=", reason.clone().map(Into::into));
-            filter(&mut sql, &mut values, "m.recorded_at", ">=", param_time(run, "since"));
-            filter(&mut sql, &mut values, "m.recorded_at", "<", param_time(run, "until"));
-            filter(&mut sql, &mut values, "m.id", ">", after.clone().map(Into::into));
+            filter(
+                &mut sql,
+                &mut values,
+                "l.code",
+                "=",
+                param_text(run, "locationCode"),
+            );
+            filter(
+                &mut sql,
+                &mut values,
+                "m.reason",
+                "=",
+                reason.clone().map(Into::into),
+            );
+            filter(
+                &mut sql,
+                &mut values,
+                "m.recorded_at",
+                ">=",
+                param_time(run, "since"),
+            );
+            filter(
+                &mut sql,
+                &mut values,
+                "m.recorded_at",
+                "<",
+                param_time(run, "until"),
+            );
+            filter(
+                &mut sql,
+                &mut values,
+                "m.id",
+                ">",
+                after.clone().map(Into::into),
+            );
             sql.push_str(&format!(" ORDER BY m.id LIMIT {PAGE}"));
             let page = db.query_all_raw(statement(db, sql, values)).await?;
             for row in &page {
@@ -295,7 +360,9 @@ pub async fn movements(run: &Run) -> Result<Outcome, Failure> {
         }
     })
     .await?;
-    Ok(Outcome::succeeded(json!({ "rows": rows, "artifactId": artifact.id.0 })))
+    Ok(Outcome::succeeded(
+        json!({ "rows": rows, "artifactId": artifact.id.0 }),
+    ))
 }
 
 /// `REPORT_LOW_STOCK`: levels whose `available` is at or below their reorder point (set per
@@ -328,11 +395,24 @@ pub async fn low_stock(run: &Run) -> Result<Outcome, Failure> {
              WHERE r.tenant_id = $1 AND COALESCE(s.available, 0) <= r.reorder_point"
             .to_owned(),
     };
-    filter(&mut sql, &mut values, "l.code", "=", param_text(run, "locationCode"));
+    filter(
+        &mut sql,
+        &mut values,
+        "l.code",
+        "=",
+        param_text(run, "locationCode"),
+    );
     sql.push_str(" ORDER BY i.sku, l.code");
     let found = db.query_all_raw(statement(db, sql, values)).await?;
     let name = format!("{}-low-stock.csv", run.job.job.id.0);
-    let header = ["sku", "location", "available", "incoming", "reorder_point", "shortfall"];
+    let header = [
+        "sku",
+        "location",
+        "available",
+        "incoming",
+        "reorder_point",
+        "shortfall",
+    ];
     let mut listed = Vec::new();
     let (artifact, rows) = with_csv(run, &header, &name, async |out: &mut CsvOut| {
         for row in &found {
@@ -341,8 +421,10 @@ pub async fn low_stock(run: &Run) -> Result<Outcome, Failure> {
             let incoming: i64 = row.try_get("", "incoming")?;
             let (sku, code) = (text(row, "sku")?, text(row, "code")?);
             if listed.len() < 100 {
-                listed.push(json!({ "sku": sku, "locationCode": code, "available": available,
-                    "incoming": incoming, "reorderPoint": point, "shortfall": point - available }));
+                listed.push(
+                    json!({ "sku": sku, "locationCode": code, "available": available,
+                    "incoming": incoming, "reorderPoint": point, "shortfall": point - available }),
+                );
             }
             out.row([
                 sku,
@@ -357,7 +439,9 @@ pub async fn low_stock(run: &Run) -> Result<Outcome, Failure> {
         Ok(())
     })
     .await?;
-    Ok(Outcome::succeeded(json!({ "rows": rows, "artifactId": artifact.id.0, "levels": listed })))
+    Ok(Outcome::succeeded(
+        json!({ "rows": rows, "artifactId": artifact.id.0, "levels": listed }),
+    ))
 }
 
 /// `REPORT_MOVEMENT_SUMMARY`: per period (`DAY`, `WEEK` from Monday, `MONTH`; UTC), reason
@@ -382,12 +466,32 @@ pub async fn movement_summary(run: &Run) -> Result<Outcome, Failure> {
            CAST(SUM(CASE WHEN m.delta < 0 THEN -m.delta ELSE 0 END) AS BIGINT) AS units_out \
          FROM movements m WHERE m.tenant_id = $1"
     );
-    filter(&mut sql, &mut values, "m.recorded_at", ">=", param_time(run, "since"));
-    filter(&mut sql, &mut values, "m.recorded_at", "<", param_time(run, "until"));
+    filter(
+        &mut sql,
+        &mut values,
+        "m.recorded_at",
+        ">=",
+        param_time(run, "since"),
+    );
+    filter(
+        &mut sql,
+        &mut values,
+        "m.recorded_at",
+        "<",
+        param_time(run, "until"),
+    );
     sql.push_str(" GROUP BY 1, 2, 3 ORDER BY 1, 2, 3");
     let found = db.query_all_raw(statement(db, sql, values)).await?;
     let name = format!("{}-movement-summary.csv", run.job.job.id.0);
-    let header = ["period", "reason", "state", "movements", "units_in", "units_out", "net"];
+    let header = [
+        "period",
+        "reason",
+        "state",
+        "movements",
+        "units_in",
+        "units_out",
+        "net",
+    ];
     let mut listed = Vec::new();
     let (artifact, rows) = with_csv(run, &header, &name, async |out: &mut CsvOut| {
         for row in &found {
@@ -429,7 +533,14 @@ pub async fn movement_summary(run: &Run) -> Result<Outcome, Failure> {
 pub async fn reconcile(run: &Run) -> Result<Outcome, Failure> {
     let app = &run.app;
     let report = crate::ledger::reconcile::run(&app.background_db, Some(run.tenant())).await?;
-    let artifact = report_artifact(app, run.tenant(), Some(&run.job.job.id), &run.job.job.actor, &report).await?;
+    let artifact = report_artifact(
+        app,
+        run.tenant(),
+        Some(&run.job.job.id),
+        &run.job.job.actor,
+        &report,
+    )
+    .await?;
     announce(app, &report).await?;
     Ok(Outcome::succeeded(json!({
         "runId": report.run_id,
@@ -482,7 +593,10 @@ pub async fn announce(
     let mut by_tenant: std::collections::BTreeMap<&str, Vec<&crate::ledger::reconcile::Mismatch>> =
         Default::default();
     for row in &report.rows {
-        by_tenant.entry(row.tenant_id.as_str()).or_default().push(row);
+        by_tenant
+            .entry(row.tenant_id.as_str())
+            .or_default()
+            .push(row);
     }
     let txn = app.begin_background_write().await?;
     for (tenant, rows) in by_tenant {

@@ -136,7 +136,10 @@ pub fn read(kind: JobKind, bytes: &[u8]) -> Result<Vec<Parsed>, Failure> {
                     } => format!("the row has {len} fields; the header has {expected_len}"),
                     _ => format!("the row cannot be read: {err}"),
                 };
-                rows.push((row, Err(vec![RowError::new(row, None, "INVALID_INPUT", message)])));
+                rows.push((
+                    row,
+                    Err(vec![RowError::new(row, None, "INVALID_INPUT", message)]),
+                ));
                 continue;
             }
         };
@@ -160,7 +163,12 @@ fn parse_row(
     let mut errors = Vec::new();
     let sku = cell(0);
     if sku.is_none() {
-        errors.push(RowError::new(row, Some("sku"), "INVALID_INPUT", "the SKU is empty"));
+        errors.push(RowError::new(
+            row,
+            Some("sku"),
+            "INVALID_INPUT",
+            "the SKU is empty",
+        ));
     }
     let record = match kind {
         JobKind::ImportItems => Record::Item(ItemRow {
@@ -251,7 +259,10 @@ struct RowChange {
 pub async fn run(run: &Run) -> Result<Outcome, Failure> {
     let app = &run.app;
     let job = &run.job;
-    let dry_run = job.param("dryRun").and_then(Value::as_bool).unwrap_or(false);
+    let dry_run = job
+        .param("dryRun")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
     let policy = match job.param_str("errorPolicy") {
         Some("REJECT_FAILED_ROWS") => ErrorPolicy::RejectFailedRows,
         _ => ErrorPolicy::RejectEverything,
@@ -406,13 +417,24 @@ async fn apply_in_batches(
         let mut errors = Vec::new();
         let mut changes = Vec::new();
         let mut chunk_counts = counts.clone();
-        apply_chunk(&txn.txn, run, chunk, &mut chunk_counts, &mut changes, &mut errors).await?;
+        apply_chunk(
+            &txn.txn,
+            run,
+            chunk,
+            &mut chunk_counts,
+            &mut changes,
+            &mut errors,
+        )
+        .await?;
         let to = from + chunk.len() as i64;
         chunk_counts.failed += errors.len_rows();
         insert_errors(&txn.txn, run, &errors).await?;
         let update = Query::update()
             .table("jobs")
-            .value("result", serde_json::to_value(&chunk_counts).unwrap_or_default())
+            .value(
+                "result",
+                serde_json::to_value(&chunk_counts).unwrap_or_default(),
+            )
             .and_where(Expr::col("tenant_id").eq(run.tenant()))
             .and_where(Expr::col("id").eq(job.job.id.as_str()))
             .to_owned();
@@ -424,8 +446,7 @@ async fn apply_in_batches(
         if last_event.elapsed() >= std::time::Duration::from_secs(1)
             && let Some(current) = super::get(&txn.txn, run.tenant(), &job.job.id).await?
         {
-            super::record_event(&txn.txn, run.tenant(), super::JOB_PROGRESS, &current.job)
-                .await?;
+            super::record_event(&txn.txn, run.tenant(), super::JOB_PROGRESS, &current.job).await?;
             last_event = std::time::Instant::now();
         }
         txn.txn.commit().await?;
@@ -551,9 +572,8 @@ async fn apply_counts(
                 let mut movements = change.movements.iter().peekable();
                 for &i in &pending {
                     let (row, count) = rows[i];
-                    let moved = movements.next_if(|m| {
-                        m.sku == count.sku && m.location_code == count.location
-                    });
+                    let moved = movements
+                        .next_if(|m| m.sku == count.sku && m.location_code == count.location);
                     match moved {
                         Some(m) => {
                             counts.changed += 1;
@@ -774,9 +794,14 @@ async fn insert_errors(
             ]);
         }
         insert.on_conflict(
-            sea_orm::sea_query::OnConflict::columns(["tenant_id", "job_id", "row_number", "ordinal"])
-                .do_nothing()
-                .to_owned(),
+            sea_orm::sea_query::OnConflict::columns([
+                "tenant_id",
+                "job_id",
+                "row_number",
+                "ordinal",
+            ])
+            .do_nothing()
+            .to_owned(),
         );
         txn.execute(&insert).await?;
     }
@@ -884,7 +909,9 @@ async fn dry_run_report(run: &Run, changes: &[RowChange]) -> Result<(), Failure>
     let mut csv = csv::Writer::from_writer(Vec::new());
     let header: &[&str] = match run.job.job.kind {
         JobKind::ImportItems => &["row", "sku", "action", "fields"],
-        _ => &["row", "sku", "location", "action", "before", "after", "change"],
+        _ => &[
+            "row", "sku", "location", "action", "before", "after", "change",
+        ],
     };
     let fail = |e: csv::Error| Failure::Transient(e.to_string());
     csv.write_record(header).map_err(fail)?;

@@ -306,7 +306,9 @@ pub(crate) fn from_row(row: &QueryResult) -> Result<JobRow, DbErr> {
                 .ok_or_else(|| DbErr::Custom(format!("unknown job kind {kind_raw}")))?,
             status,
             params: row.try_get("", "params")?,
-            input_artifact_id: row.try_get::<Option<String>>("", "input_artifact_id")?.map(ID),
+            input_artifact_id: row
+                .try_get::<Option<String>>("", "input_artifact_id")?
+                .map(ID),
             progress,
             processed_rows: processed,
             total_rows: total,
@@ -326,10 +328,7 @@ pub(crate) fn from_row(row: &QueryResult) -> Result<JobRow, DbErr> {
 }
 
 pub(crate) fn select() -> SelectStatement {
-    Query::select()
-        .columns(COLUMNS)
-        .from("jobs")
-        .to_owned()
+    Query::select().columns(COLUMNS).from("jobs").to_owned()
 }
 
 pub async fn get(
@@ -341,7 +340,11 @@ pub async fn get(
         .and_where(Expr::col("tenant_id").eq(tenant_id))
         .and_where(Expr::col("id").eq(id))
         .to_owned();
-    db.query_one(&select).await?.as_ref().map(from_row).transpose()
+    db.query_one(&select)
+        .await?
+        .as_ref()
+        .map(from_row)
+        .transpose()
 }
 
 /// The tenant's jobs, newest first; `limit + 1` rows.
@@ -454,8 +457,8 @@ fn check_params(kind: JobKind, params: Option<Value>) -> Result<Value, Vec<UserE
                 None | Some(Value::Null) => {
                     map.insert("errorPolicy".into(), json!("REJECT_EVERYTHING"));
                 }
-                Some(Value::String(p))
-                    if p == "REJECT_EVERYTHING" || p == "REJECT_FAILED_ROWS" => {}
+                Some(Value::String(p)) if p == "REJECT_EVERYTHING" || p == "REJECT_FAILED_ROWS" => {
+                }
                 Some(_) => errors.push(invalid(
                     &["input", "params", "errorPolicy"],
                     "REJECT_EVERYTHING or REJECT_FAILED_ROWS",
@@ -506,9 +509,10 @@ fn check_params(kind: JobKind, params: Option<Value>) -> Result<Value, Vec<UserE
                     map.insert("period".into(), json!("DAY"));
                 }
                 Some(Value::String(p)) if ["DAY", "WEEK", "MONTH"].contains(&p.as_str()) => {}
-                Some(_) => {
-                    errors.push(invalid(&["input", "params", "period"], "DAY, WEEK or MONTH"))
-                }
+                Some(_) => errors.push(invalid(
+                    &["input", "params", "period"],
+                    "DAY, WEEK or MONTH",
+                )),
             }
         }
         JobKind::Reconcile => {}
@@ -761,15 +765,18 @@ mod tests {
         let p = check_params(JobKind::ImportStockCounts, None).unwrap();
         assert_eq!(p["dryRun"], json!(false));
         assert_eq!(p["errorPolicy"], json!("REJECT_EVERYTHING"));
-        let errors =
-            check_params(JobKind::ImportItems, Some(json!({"dryrun": true}))).unwrap_err();
+        let errors = check_params(JobKind::ImportItems, Some(json!({"dryrun": true}))).unwrap_err();
         assert_eq!(errors[0].field.as_ref().unwrap()[2], "dryrun");
         let errors =
             check_params(JobKind::ImportItems, Some(json!({"errorPolicy": "SOME"}))).unwrap_err();
         assert_eq!(errors.len(), 1);
         assert!(check_params(JobKind::Reconcile, Some(json!([1]))).is_err());
         assert!(
-            check_params(JobKind::ExportMovements, Some(json!({"since": "yesterday"}))).is_err()
+            check_params(
+                JobKind::ExportMovements,
+                Some(json!({"since": "yesterday"}))
+            )
+            .is_err()
         );
         assert!(
             check_params(

@@ -238,12 +238,7 @@ pub async fn finish(
 /// After a failure that may pass (the database or the store out of reach): queued again
 /// after a backoff of 2^attempts seconds (at most 5 minutes), or failed for good once its
 /// attempts are spent.
-pub async fn retry_later(
-    app: &App,
-    job: &JobRow,
-    owner: &str,
-    reason: &str,
-) -> Result<(), DbErr> {
+pub async fn retry_later(app: &App, job: &JobRow, owner: &str, reason: &str) -> Result<(), DbErr> {
     if job.job.attempts >= job.max_attempts {
         let errors = json!([{ "code": "INTERNAL", "message": format!(
             "failed {} times; the last failure: {reason}", job.job.attempts
@@ -258,10 +253,7 @@ pub async fn retry_later(
         .value("run_after", Utc::now() + backoff)
         .value("lease_owner", Option::<String>::None)
         .value("lease_expires_at", Option::<DateTime<Utc>>::None)
-        .value(
-            "errors",
-            json!([{ "code": "RETRYING", "message": reason }]),
-        )
+        .value("errors", json!([{ "code": "RETRYING", "message": reason }]))
         .value("updated_at", Utc::now())
         .and_where(Expr::col("tenant_id").eq(job.tenant_id.as_str()))
         .and_where(Expr::col("id").eq(job.job.id.as_str()))

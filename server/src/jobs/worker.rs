@@ -171,9 +171,11 @@ async fn run_one(state: &AppState, job: JobRow, owner: &str, lease: Duration) {
     let flags = Arc::new(Flags::default());
     // Renews the lease a few times per lease period; sees cancel requests and a lost lease.
     let heartbeat = {
-        let (state, job, owner, flags) = (state.clone(), job.clone(), owner.to_owned(), flags.clone());
+        let (state, job, owner, flags) =
+            (state.clone(), job.clone(), owner.to_owned(), flags.clone());
         tokio::spawn(async move {
-            let every = StdDuration::from_millis(Ord::max(lease.num_milliseconds() / 3, 100) as u64);
+            let every =
+                StdDuration::from_millis(Ord::max(lease.num_milliseconds() / 3, 100) as u64);
             loop {
                 tokio::time::sleep(every).await;
                 match queue::renew(&state, &job, &owner, lease).await {
@@ -182,7 +184,9 @@ async fn run_one(state: &AppState, job: JobRow, owner: &str, lease: Duration) {
                         flags.lost.store(true, Ordering::Relaxed);
                         return;
                     }
-                    Err(err) => tracing::warn!(error = %err, job = %job.job.id.0, "renewing a job lease failed"),
+                    Err(err) => {
+                        tracing::warn!(error = %err, job = %job.job.id.0, "renewing a job lease failed")
+                    }
                 }
             }
         })
@@ -268,18 +272,30 @@ async fn execute(run: &Run) -> Result<Outcome, Failure> {
     }
 }
 
+/// How long after its time a daily run is still started (a process that was down at 02:00
+/// and back by 08:00 still runs that night's); a server first started in the afternoon waits
+/// for the next night instead of reconciling at once.
+const DAILY_GRACE_HOURS: i64 = 6;
+
 /// The slot a schedule is in at `now`, once its time has come: the dedupe key of its runs.
 pub fn slot(schedule: ReconcileSchedule, now: chrono::DateTime<Utc>) -> Option<String> {
     match schedule {
         ReconcileSchedule::Off => None,
         ReconcileSchedule::Daily(h, m) => {
             let at = NaiveTime::from_hms_opt(h, m, 0)?;
-            let today = Utc.from_utc_datetime(&now.date_naive().and_time(at));
-            (now >= today).then(|| format!("reconcile:{}", now.date_naive()))
+            // Today's time, or yesterday's when today's has not come yet (a late-evening time
+            // whose grace runs past midnight).
+            let mut start = Utc.from_utc_datetime(&now.date_naive().and_time(at));
+            if now < start {
+                start -= Duration::days(1);
+            }
+            (now < start + Duration::hours(DAILY_GRACE_HOURS))
+                .then(|| format!("reconcile:{}", start.date_naive()))
         }
-        ReconcileSchedule::Every(secs) => {
-            Some(format!("reconcile:every{secs}:{}", now.timestamp() / secs as i64))
-        }
+        ReconcileSchedule::Every(secs) => Some(format!(
+            "reconcile:every{secs}:{}",
+            now.timestamp() / secs as i64
+        )),
     }
 }
 
@@ -338,7 +354,9 @@ async fn scheduler(state: AppState, mut stop: watch::Receiver<bool>) {
                     }
                     last = Some(key);
                 }
-                Err(err) => tracing::warn!(error = %err, "enqueueing the scheduled reconciliation failed"),
+                Err(err) => {
+                    tracing::warn!(error = %err, "enqueueing the scheduled reconciliation failed")
+                }
             }
         }
         tokio::select! {
@@ -358,7 +376,18 @@ mod tests {
         let before = Utc.with_ymd_and_hms(2026, 11, 26, 1, 59, 0).unwrap();
         let after = Utc.with_ymd_and_hms(2026, 11, 26, 2, 0, 0).unwrap();
         assert_eq!(slot(schedule, before), None);
-        assert_eq!(slot(schedule, after).as_deref(), Some("reconcile:2026-11-26"));
+        assert_eq!(
+            slot(schedule, after).as_deref(),
+            Some("reconcile:2026-11-26")
+        );
+        let afternoon = Utc.with_ymd_and_hms(2026, 11, 26, 16, 0, 0).unwrap();
+        assert_eq!(slot(schedule, afternoon), None);
+        let late = ReconcileSchedule::Daily(23, 0);
+        let after_midnight = Utc.with_ymd_and_hms(2026, 11, 27, 1, 0, 0).unwrap();
+        assert_eq!(
+            slot(late, after_midnight).as_deref(),
+            Some("reconcile:2026-11-26")
+        );
         assert_eq!(slot(ReconcileSchedule::Off, after), None);
         let every = ReconcileSchedule::Every(60);
         assert_ne!(

@@ -283,10 +283,19 @@ pub async fn repair(
         txn.execute_raw(Statement::from_sql_and_values(
             backend,
             ensure,
-            [tenant.into(), item_id.clone().into(), location_id.clone().into(), now.into()],
+            [
+                tenant.into(),
+                item_id.clone().into(),
+                location_id.clone().into(),
+                now.into(),
+            ],
         ))
         .await?;
-        let lock = if backend == DbBackend::Postgres { " FOR UPDATE OF s" } else { "" };
+        let lock = if backend == DbBackend::Postgres {
+            " FOR UPDATE OF s"
+        } else {
+            ""
+        };
         let level = txn
             .query_one_raw(Statement::from_sql_and_values(
                 backend,
@@ -296,7 +305,11 @@ pub async fn repair(
                      JOIN locations l ON l.tenant_id = s.tenant_id AND l.id = s.location_id \
                      WHERE s.tenant_id = $1 AND s.item_id = $2 AND s.location_id = $3{lock}"
                 ),
-                [tenant.into(), item_id.clone().into(), location_id.clone().into()],
+                [
+                    tenant.into(),
+                    item_id.clone().into(),
+                    location_id.clone().into(),
+                ],
             ))
             .await?
             .ok_or_else(|| anyhow::anyhow!("level row missing after its insert"))?;
@@ -369,7 +382,13 @@ pub async fn repair(
                 backend,
                 "UPDATE stock_levels SET sequence = $1, version = version + 1, updated_at = $2 \
                  WHERE tenant_id = $3 AND item_id = $4 AND location_id = $5",
-                [sequence.into(), now.into(), tenant.into(), item_id.clone().into(), location_id.clone().into()],
+                [
+                    sequence.into(),
+                    now.into(),
+                    tenant.into(),
+                    item_id.clone().into(),
+                    location_id.clone().into(),
+                ],
             ))
             .await?;
         }

@@ -10,6 +10,7 @@ mod concurrency;
 mod events;
 mod idempotency;
 mod isolation;
+mod jobs;
 mod limits;
 mod operator;
 mod orders;

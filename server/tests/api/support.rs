@@ -80,6 +80,11 @@ impl TestApp {
         // Calls are metered either way, and flushed often so tests read them soon.
         config.limits.enforce = false;
         config.limits.flush_ms = 50;
+        // Artifacts in a folder of the test's own; jobs looked for often.
+        config.artifacts.local_dir =
+            std::env::temp_dir().join(format!("twh-artifacts-{}", unique_suffix()));
+        config.jobs.poll_ms = 50;
+        config.jobs.reconcile_schedule = twh_server::config::ReconcileSchedule::Off;
         configure(&mut config);
         let state = server::prepare(config).await.expect("prepare the app");
         let tenant = tenancy::create(&state.db, "Test tenant", "free", true)
