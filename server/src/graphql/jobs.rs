@@ -176,8 +176,8 @@ impl JobsMutation {
             "setReorderPoint",
             idempotency_key,
             input,
-            |txn, principal, _rid, input| async move {
-                let result = set_reorder_point(&txn, &principal.tenant_id, input).await;
+            |txn, principal, rid, input| async move {
+                let result = set_reorder_point(&txn, &principal, &rid, input).await;
                 (txn, result)
             },
         )
@@ -191,9 +191,11 @@ impl JobsMutation {
 
 async fn set_reorder_point(
     txn: &sea_orm::DatabaseTransaction,
-    tenant: &str,
+    principal: &crate::auth::Principal,
+    request_id: &str,
     input: SetReorderPointInput,
 ) -> Result<ReorderPoint, DomainError> {
+    let tenant = principal.tenant_id.as_str();
     use sea_orm::ConnectionTrait;
     use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
     if input
@@ -264,6 +266,18 @@ async fn set_reorder_point(
             txn.execute(&delete).await?;
         }
     }
+    crate::audit::record(
+        txn,
+        principal,
+        crate::audit::AuditEntry {
+            action: "reorder_point.set",
+            target_type: "item",
+            target_id: &item.id,
+            request_id: Some(request_id),
+            data: serde_json::json!({ "locationCode": location.code, "reorderPoint": input.reorder_point }),
+        },
+    )
+    .await?;
     Ok(ReorderPoint {
         sku: item.sku,
         location_code: location.code,

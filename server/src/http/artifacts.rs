@@ -316,7 +316,13 @@ pub fn describe(document: &mut Value) {
             "requestBody": { "required": true, "content": content },
             "responses": {
                 "201": { "description": "Stored", "headers": { "Location": { "schema": { "type": "string" } } },
-                    "content": { "application/json": { "schema": artifact } },
+                    "content": { "application/json": { "schema": artifact, "example": {
+                        "id": "art_01a218b5d9767121ace492ab1d5e3a1b", "name": "counts.csv",
+                        "contentType": "text/csv", "sizeBytes": 41,
+                        "sha256": "4204c8ddc4ee750db726cb866fe42bf4a676cec571cfd957697486b34afdc25b",
+                        "purpose": "upload", "jobId": null,
+                        "url": "/v1/artifacts/art_01a218b5d9767121ace492ab1d5e3a1b",
+                        "createdAt": "2026-11-26T16:35:00Z", "expiresAt": "2026-12-26T16:35:00Z" } } },
                     "links": { "downloadArtifact": { "operationId": "downloadArtifact",
                         "parameters": { "path.id": "$response.body#/id" } } } },
                 "400": problem("Bad request"),
@@ -340,7 +346,7 @@ pub fn describe(document: &mut Value) {
             "parameters": [{ "name": "id", "in": "path", "required": true, "schema": { "type": "string" } }],
             "responses": {
                 "200": { "description": "The file", "content": {
-                    "text/csv": { "schema": { "type": "string", "format": "binary" } },
+                    "text/csv": { "schema": { "type": "string", "format": "binary" }, "example": UPLOAD_EXAMPLE },
                     "*/*": { "schema": { "type": "string", "format": "binary" } } } },
                 "401": problem("Unauthenticated"),
                 "403": problem("Forbidden"),
