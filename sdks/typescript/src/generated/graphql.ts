@@ -183,6 +183,11 @@ export type MovementReason =
   | 'PROMOTION'
   | 'QUALITY_CONTROL'
   | 'RECEIVED'
+  /**
+   * A repair after a reconciliation found the ledger and the snapshot apart: the ledger is
+   * brought to the quantities the snapshot showed (`repairReconciliation`).
+   */
+  | 'RECONCILIATION'
   | 'RESERVATION'
   | 'RESTOCK'
   /** A customer sent stock back. */

@@ -7,6 +7,8 @@ from .base_model import BaseModel
 from .enums import (
     Disposition,
     ItemStatus,
+    JobKind,
+    JobStatus,
     LocationKind,
     MovementReason,
     QuantityState,
@@ -154,6 +156,11 @@ class ItemFilter(BaseModel):
     status: Optional[ItemStatus] = None
 
 
+class JobFilter(BaseModel):
+    kind: Optional[JobKind] = None
+    status: Optional[JobStatus] = None
+
+
 class LocationFilter(BaseModel):
     code: Optional[str] = None
     kind: Optional[LocationKind] = None
@@ -268,6 +275,13 @@ class SetChangeInput(BaseModel):
     state: QuantityState = QuantityState.AVAILABLE
 
 
+class SetReorderPointInput(BaseModel):
+    location_code: str = Field(alias="locationCode")
+    reorder_point: Optional[int] = Field(alias="reorderPoint", default=None)
+    "The `available` quantity at or below which `REPORT_LOW_STOCK` lists the level; null\nremoves it."
+    sku: str
+
+
 class SetStockInput(BaseModel):
     changes: list["SetChangeInput"]
     effective_at: Optional[datetime] = Field(alias="effectiveAt", default=None)
@@ -281,6 +295,14 @@ class ShipmentLineInput(BaseModel):
     location_code: str = Field(alias="locationCode")
     quantity: int
     sku: str
+
+
+class StartJobInput(BaseModel):
+    input_artifact: Optional[str] = Field(alias="inputArtifact", default=None)
+    "The uploaded file an import reads (`POST /v1/artifacts`)."
+    kind: JobKind
+    params: Optional[Any] = None
+    "JSON: imports take `dryRun` (false) and `errorPolicy` (`REJECT_EVERYTHING` |\n`REJECT_FAILED_ROWS`); exports and reports their filters."
 
 
 class StockLevelFilter(BaseModel):
