@@ -36,6 +36,9 @@ test("another tenant's subscriptions see nothing of A's, whatever ids they name"
     const transfer = (await a.mutate("createTransfer", `mutation($s: String!, $f: String!, $t: String!) { createTransfer(input: {fromLocationCode: $f, toLocationCode: $t, lines: [{sku: $s, quantity: 1}]}) { transfer { id } userErrors { code } } }`, { s: SKU, f: WH, t: WH2 })).transfer.id;
     const returnOrder = (await a.mutate("createReturnOrder", `mutation($s: String!, $w: String!) { createReturnOrder(input: {lines: [{sku: $s, locationCode: $w, quantity: 1, disposition: RESTOCK}]}) { returnOrder { id } userErrors { code } } }`, { s: SKU, w: WH })).returnOrder.id;
 
+    // A job that waits an hour: cancelling it is the change its subscription reports.
+    const job = (await a.mutate("startJob", `mutation { startJob(input: {kind: EXPORT_STOCK_LEVELS, delaySeconds: 3600}) { job { id } userErrors { code } } }`, {})).job.id;
+
     // How to aim each subscription at A, and the change of A's that it would report.
     const aim = {
       events: { args: {}, change: () => a.receive(SKU, WH, 1) },
@@ -45,6 +48,7 @@ test("another tenant's subscriptions see nothing of A's, whatever ids they name"
       reservationUpdated: { args: { id: reservation }, change: () => a.mutate("releaseReservation", `mutation($id: ID!) { releaseReservation(id: $id) { reservation { id } userErrors { code } } }`, { id: reservation }) },
       transferUpdated: { args: { id: transfer }, change: () => a.mutate("shipTransfer", `mutation($id: ID!) { shipTransfer(id: $id) { transfer { id } userErrors { code } } }`, { id: transfer }) },
       returnOrderUpdated: { args: { id: returnOrder }, change: () => a.mutate("receiveReturnOrder", `mutation($id: ID!) { receiveReturnOrder(id: $id) { returnOrder { id } userErrors { code } } }`, { id: returnOrder }) },
+      jobUpdated: { args: { id: job }, change: () => a.mutate("cancelJob", `mutation($id: ID!) { cancelJob(id: $id) { job { id } userErrors { code } } }`, { id: job }) },
     };
 
     const schema = await a.gql(`{ __schema { subscriptionType { fields { name args { name } } } } }`);

@@ -98,6 +98,7 @@ pub const GUARDS: &[(&str, &str, Needs)] = &[
     ("Mutation", "startJob", OPERATOR),
     ("Mutation", "cancelJob", OPERATOR),
     ("Mutation", "setReorderPoint", OPERATOR),
+    ("Mutation", "runReconciliation", ADMIN),
     ("Mutation", "repairReconciliation", ADMIN),
     // The platform.
     ("Mutation", "createTenant", PlatformOperator),

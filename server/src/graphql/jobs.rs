@@ -23,6 +23,26 @@ pub struct RepairReconciliationPayload {
     pub user_errors: Vec<UserError>,
 }
 
+/// One comparison of the tenant's snapshots with its ledger.
+#[derive(SimpleObject, Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReconciliationRun {
+    /// The run's id (`repairReconciliation(runId)`).
+    pub id: ID,
+    pub levels_checked: i64,
+    pub mismatches: i64,
+    /// Every differing quantity.
+    pub rows: Vec<reconcile::Mismatch>,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+}
+
+#[derive(SimpleObject)]
+pub struct ReconciliationRunPayload {
+    pub run: Option<ReconciliationRun>,
+    pub user_errors: Vec<UserError>,
+}
+
 #[derive(InputObject, Clone, Debug, Serialize)]
 pub struct SetReorderPointInput {
     pub sku: String,
@@ -139,6 +159,28 @@ impl JobsMutation {
         Ok(JobPayload { job, user_errors })
     }
 
+    /// Compares the tenant's snapshots with its ledger now and records the run (what the
+    /// `RECONCILE` job does, answered at once); a mismatch raises `reconciliation.mismatch`.
+    async fn run_reconciliation(
+        &self,
+        ctx: &Context<'_>,
+        idempotency_key: Option<String>,
+    ) -> async_graphql::Result<ReconciliationRunPayload> {
+        let db = state(ctx)?.db.clone();
+        let (run, user_errors) = mutate(
+            ctx,
+            "runReconciliation",
+            idempotency_key,
+            (),
+            move |txn, principal, rid, ()| async move {
+                let result = run_reconciliation(&db, &txn, &principal, &rid).await;
+                (txn, result)
+            },
+        )
+        .await?;
+        Ok(ReconciliationRunPayload { run, user_errors })
+    }
+
     /// Repairs what a reconciliation run found: compensating movements (reason
     /// `RECONCILIATION`) bring the ledger to the snapshot, never a silent overwrite.
     async fn repair_reconciliation(
@@ -187,6 +229,39 @@ impl JobsMutation {
             user_errors,
         })
     }
+}
+
+async fn run_reconciliation(
+    db: &sea_orm::DatabaseConnection,
+    txn: &sea_orm::DatabaseTransaction,
+    principal: &crate::auth::Principal,
+    request_id: &str,
+) -> Result<ReconciliationRun, DomainError> {
+    // The comparison reads its own consistent snapshot; the run, its events and the audit
+    // record are written with the request.
+    let report = reconcile::compare(db, Some(&principal.tenant_id)).await?;
+    reconcile::record(txn, &report).await?;
+    crate::jobs::exports::announce_in(txn, &report).await?;
+    crate::audit::record(
+        txn,
+        principal,
+        crate::audit::AuditEntry {
+            action: "reconciliation.run",
+            target_type: "reconciliation_run",
+            target_id: &report.run_id,
+            request_id: Some(request_id),
+            data: serde_json::json!({ "mismatches": report.mismatches }),
+        },
+    )
+    .await?;
+    Ok(ReconciliationRun {
+        id: ID(report.run_id),
+        levels_checked: report.levels_checked as i64,
+        mismatches: report.mismatches as i64,
+        rows: report.rows,
+        started_at: report.started_at,
+        finished_at: report.finished_at,
+    })
 }
 
 async fn set_reorder_point(

@@ -584,12 +584,29 @@ pub async fn announce(
     app: &crate::app::App,
     report: &crate::ledger::reconcile::Report,
 ) -> Result<(), sea_orm::DbErr> {
-    metrics::counter!("twh_reconciliation_runs_total").increment(1);
-    metrics::gauge!("twh_reconciliation_last_mismatches").set(report.mismatches as f64);
     if report.mismatches == 0 {
+        count(report);
         return Ok(());
     }
+    let txn = app.begin_background_write().await?;
+    announce_in(&txn.txn, report).await?;
+    txn.txn.commit().await?;
+    app.wake.relay.notify_one();
+    Ok(())
+}
+
+fn count(report: &crate::ledger::reconcile::Report) {
+    metrics::counter!("twh_reconciliation_runs_total").increment(1);
+    metrics::gauge!("twh_reconciliation_last_mismatches").set(report.mismatches as f64);
     metrics::counter!("twh_reconciliation_mismatches_total").increment(report.mismatches);
+}
+
+/// [`announce`] in the caller's transaction.
+pub async fn announce_in(
+    txn: &impl ConnectionTrait,
+    report: &crate::ledger::reconcile::Report,
+) -> Result<(), sea_orm::DbErr> {
+    count(report);
     let mut by_tenant: std::collections::BTreeMap<&str, Vec<&crate::ledger::reconcile::Mismatch>> =
         Default::default();
     for row in &report.rows {
@@ -598,10 +615,9 @@ pub async fn announce(
             .or_default()
             .push(row);
     }
-    let txn = app.begin_background_write().await?;
     for (tenant, rows) in by_tenant {
         crate::events::record(
-            &txn.txn,
+            txn,
             tenant,
             super::RECONCILIATION_MISMATCH,
             "reconciliation_run",
@@ -614,7 +630,5 @@ pub async fn announce(
         )
         .await?;
     }
-    txn.txn.commit().await?;
-    app.wake.relay.notify_one();
     Ok(())
 }

@@ -213,7 +213,13 @@ pub struct StartJobInput {
     pub params: Option<Value>,
     /// The uploaded file an import reads (`POST /v1/artifacts`).
     pub input_artifact: Option<ID>,
+    /// Start no sooner than this many seconds from now (at most 30 days): an export for the
+    /// night, a report after the day's receipts.
+    pub delay_seconds: Option<i64>,
 }
+
+/// The longest `delaySeconds`.
+pub const MAX_DELAY_SECONDS: i64 = 30 * 86_400;
 
 #[derive(InputObject, Clone, Debug, Default)]
 pub struct JobFilter {
@@ -535,6 +541,7 @@ pub struct NewJob<'a> {
     pub actor: &'a str,
     pub max_attempts: i64,
     pub dedupe_key: Option<String>,
+    pub run_after: DateTime<Utc>,
 }
 
 /// Inserts a queued job and its `job.queued` event; `None` when a job with the same dedupe
@@ -594,7 +601,7 @@ pub async fn insert(txn: &impl ConnectionTrait, new: NewJob<'_>) -> Result<Optio
             new.actor.into(),
             job.errors.clone().into(),
             new.max_attempts.into(),
-            now.into(),
+            new.run_after.into(),
             new.dedupe_key.clone().into(),
             1i64.into(),
             now.into(),
@@ -624,6 +631,13 @@ pub async fn start(
     max_attempts: i64,
 ) -> Result<Job, DomainError> {
     let params = check_params(input.kind, input.params).map_err(DomainError::User)?;
+    let delay = input.delay_seconds.unwrap_or(0);
+    if !(0..=MAX_DELAY_SECONDS).contains(&delay) {
+        return Err(DomainError::user(invalid(
+            &["input", "delaySeconds"],
+            format!("0 to {MAX_DELAY_SECONDS} seconds (30 days)"),
+        )));
+    }
     let input_artifact = match (input.kind.is_import(), input.input_artifact) {
         (true, None) => {
             return Err(DomainError::user(invalid(
@@ -665,6 +679,7 @@ pub async fn start(
             actor: &actor,
             max_attempts,
             dedupe_key: None,
+            run_after: Utc::now() + chrono::Duration::seconds(delay),
         },
     )
     .await?

@@ -323,6 +323,7 @@ pub async fn enqueue_scheduled(state: &AppState, key: &str) -> Result<u64, DbErr
                 actor: "scheduler",
                 max_attempts: state.config.jobs.max_attempts,
                 dedupe_key: Some(key.to_owned()),
+                run_after: Utc::now(),
             },
         )
         .await?;

@@ -12,12 +12,19 @@ use serde::Serialize;
 use super::QuantityState;
 use crate::ids;
 
-#[derive(Serialize, serde::Deserialize, Debug, Clone, PartialEq)]
+#[derive(async_graphql::SimpleObject, Serialize, serde::Deserialize, Debug, Clone, PartialEq)]
+#[graphql(name = "ReconciliationMismatch")]
 #[serde(rename_all = "camelCase")]
 pub struct Mismatch {
     pub tenant_id: String,
     pub item_id: String,
     pub location_id: String,
+    /// The item's SKU and the location's code, for reading the report (`None` in runs
+    /// recorded before they were added, or for a row whose item or location is gone).
+    #[serde(default)]
+    pub sku: Option<String>,
+    #[serde(default)]
+    pub location_code: Option<String>,
     /// The state whose quantity differs, or `sequence` for a numbering gap.
     pub field: String,
     pub snapshot: i64,
@@ -89,12 +96,56 @@ fn comparison(tenant_filter: bool) -> String {
     )
 }
 
+/// Fills in the SKU and location code of each differing row (a look-up per distinct item and
+/// location; mismatches are few).
+async fn name_rows(db: &DatabaseConnection, rows: &mut [Mismatch]) -> Result<(), DbErr> {
+    use std::collections::HashMap;
+    let backend = db.get_database_backend();
+    let mut names: HashMap<(String, String, &'static str), Option<String>> = HashMap::new();
+    for row in rows.iter_mut().take(10_000) {
+        for (table, column, id) in [
+            ("items", "sku", row.item_id.clone()),
+            ("locations", "code", row.location_id.clone()),
+        ] {
+            let key = (row.tenant_id.clone(), id.clone(), table);
+            if !names.contains_key(&key) {
+                let found = db
+                    .query_one_raw(Statement::from_sql_and_values(
+                        backend,
+                        format!(
+                            "SELECT {column} AS name FROM {table} WHERE tenant_id = $1 AND id = $2"
+                        ),
+                        [row.tenant_id.clone().into(), id.into()],
+                    ))
+                    .await?
+                    .map(|r| r.try_get::<String>("", "name"))
+                    .transpose()?;
+                names.insert(key.clone(), found);
+            }
+            let name = names.get(&key).cloned().flatten();
+            if table == "items" {
+                row.sku = name;
+            } else {
+                row.location_code = name;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Compares snapshots with the ledger for one tenant or all, and records the run.
 ///
 /// Both sides are read in one snapshot (a repeatable-read transaction on Postgres; on SQLite in
 /// WAL mode a read transaction sees one moment from its first read), so writes committing
 /// while it runs never look like mismatches.
 pub async fn run(db: &DatabaseConnection, tenant_id: Option<&str>) -> Result<Report, DbErr> {
+    let report = compare(db, tenant_id).await?;
+    record(db, &report).await?;
+    Ok(report)
+}
+
+/// The comparison alone, recorded by nothing (see [`record`]).
+pub async fn compare(db: &DatabaseConnection, tenant_id: Option<&str>) -> Result<Report, DbErr> {
     let started_at = Utc::now();
     let backend = db.get_database_backend();
     let snapshot = if backend == DbBackend::Postgres {
@@ -143,6 +194,8 @@ pub async fn run(db: &DatabaseConnection, tenant_id: Option<&str>) -> Result<Rep
                     tenant_id: key.0.clone(),
                     item_id: key.1.clone(),
                     location_id: key.2.clone(),
+                    sku: None,
+                    location_code: None,
                     field: field.to_owned(),
                     snapshot,
                     ledger,
@@ -177,6 +230,7 @@ pub async fn run(db: &DatabaseConnection, tenant_id: Option<&str>) -> Result<Rep
         );
         push("sequence_gaps", ledger("max_seq")?, ledger("n")?);
     }
+    name_rows(db, &mut rows).await?;
     let checked = checked as u64;
     let finished_at = Utc::now();
     let report = Report {
@@ -188,6 +242,11 @@ pub async fn run(db: &DatabaseConnection, tenant_id: Option<&str>) -> Result<Rep
         started_at,
         finished_at,
     };
+    Ok(report)
+}
+
+/// Records a run in `reconciliation_runs`, on any connection or transaction.
+pub async fn record(db: &impl ConnectionTrait, report: &Report) -> Result<(), DbErr> {
     let insert = Query::insert()
         .into_table("reconciliation_runs")
         .columns([
@@ -200,19 +259,19 @@ pub async fn run(db: &DatabaseConnection, tenant_id: Option<&str>) -> Result<Rep
             "finished_at",
         ])
         .values_panic([
-            tenant_id.unwrap_or("*").into(),
+            report.tenant_id.as_deref().unwrap_or("*").into(),
             report.run_id.clone().into(),
             (report.levels_checked as i64).into(),
             (report.mismatches as i64).into(),
             serde_json::to_value(&report.rows)
                 .unwrap_or_default()
                 .into(),
-            started_at.into(),
-            finished_at.into(),
+            report.started_at.into(),
+            report.finished_at.into(),
         ])
         .to_owned();
     db.execute(&insert).await?;
-    Ok(report)
+    Ok(())
 }
 
 /// What `repairReconciliation` did.

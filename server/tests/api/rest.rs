@@ -1511,6 +1511,42 @@ async fn every_route_matches_its_graphql_twin() {
             .unwrap()
     );
     covered.push("cancelJob");
+    let (status, headers, rest) = app
+        .rest(Method::POST, "/v1/reconciliation-runs", None, &[])
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{rest}");
+    assert_eq!(
+        headers["location"],
+        format!("/v1/reconciliation-runs/{}", rest["id"].as_str().unwrap())
+    );
+    let (_, gql) = app.gql(&doc("runReconciliation"), json!({})).await;
+    let run = &gql["data"]["runReconciliation"]["run"];
+    assert_eq!(
+        (&rest["mismatches"], &rest["levelsChecked"]),
+        (&run["mismatches"], &run["levelsChecked"])
+    );
+    assert_eq!(rest["mismatches"], 0, "{rest}");
+    assert_ne!(rest["id"], run["id"]);
+    covered.push("runReconciliation");
+    // A clean run repairs nothing, from either surface.
+    let run_id = rest["id"].as_str().unwrap().to_owned();
+    let (status, _, rest) = app
+        .rest(
+            Method::POST,
+            &format!("/v1/reconciliation-runs/{run_id}/repair"),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{rest}");
+    assert_eq!(
+        (&rest["repairedLevels"], &rest["movements"]),
+        (&json!(0), &json!([]))
+    );
+    let (_, gql) = app
+        .gql(&doc("repairReconciliation"), json!({ "runId": run_id }))
+        .await;
+    assert_eq!(gql["data"]["repairReconciliation"]["repair"], rest);
     let (status, _, rest) = app
         .rest(
             Method::POST,

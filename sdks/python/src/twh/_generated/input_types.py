@@ -298,6 +298,8 @@ class ShipmentLineInput(BaseModel):
 
 
 class StartJobInput(BaseModel):
+    delay_seconds: Optional[int] = Field(alias="delaySeconds", default=None)
+    "Start no sooner than this many seconds from now (at most 30 days): an export for the\nnight, a report after the day's receipts."
     input_artifact: Optional[str] = Field(alias="inputArtifact", default=None)
     "The uploaded file an import reads (`POST /v1/artifacts`)."
     kind: JobKind
