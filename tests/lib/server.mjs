@@ -56,6 +56,8 @@ export async function startServer({
       RUST_LOG: process.env.RUST_LOG || "warn",
       // Suites send bursts past the sandbox's Free plan; the limits suite turns them back on.
       TWH_RATE_LIMITS: "off",
+      // No scheduled reconciliation jobs in the middle of a suite's event log.
+      TWH_RECONCILE_SCHEDULE: "off",
       ...env,
       DATABASE_URL: databaseUrl,
     },
