@@ -577,17 +577,154 @@ pub async fn set(
         })
         .collect();
     let entries = resolve_bucket_changes(txn, cx, changes).await?;
-    apply(
-        txn,
-        cx,
-        Group::of(
-            input.reason,
-            &input.reference_document_uri,
-            input.effective_at,
-        ),
-        entries,
-    )
-    .await
+    let group = Group::of(
+        input.reason,
+        &input.reference_document_uri,
+        input.effective_at,
+    );
+    // Many counts of distinct levels (an import's batch, a stocktake): set-based, a few
+    // statements for the whole batch instead of three per change.
+    let mut keys: Vec<(&str, &str)> = entries
+        .iter()
+        .map(|e| (e.item.id.as_str(), e.location.id.as_str()))
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    if entries.len() > 1 && keys.len() == entries.len() {
+        return apply_sets_at_once(txn, cx, group, entries).await;
+    }
+    apply(txn, cx, group, entries).await
+}
+
+/// Absolute sets of distinct levels, all at once: one INSERT makes the missing level rows, one
+/// SELECT locks every row (in key order, as `apply` locks them), the targets become deltas
+/// against the locked quantities (every stale `changeFromQuantity` is reported, not only the
+/// first), one UPDATE per state writes them, and `record` adds the movements and events. A
+/// set's target is within bounds by validation, so the floor and ceiling rules of
+/// `conditional_update` hold by construction once the row is locked.
+async fn apply_sets_at_once(
+    txn: &DatabaseTransaction,
+    cx: &Context<'_>,
+    group: Group<'_>,
+    mut entries: Vec<Entry>,
+) -> Result<StockChange, DomainError> {
+    let tenant_id = cx.principal.tenant_id.as_str();
+    let backend = txn.get_database_backend();
+    let now = Utc::now();
+    let mut insert = Query::insert();
+    insert.into_table("stock_levels").columns([
+        "tenant_id",
+        "item_id",
+        "location_id",
+        "updated_at",
+    ]);
+    for e in &entries {
+        insert.values_panic([
+            tenant_id.into(),
+            e.item.id.clone().into(),
+            e.location.id.clone().into(),
+            now.into(),
+        ]);
+    }
+    insert.on_conflict(
+        OnConflict::columns(["tenant_id", "item_id", "location_id"])
+            .do_nothing()
+            .to_owned(),
+    );
+    txn.execute(&insert).await?;
+
+    let mut values: Vec<sea_orm::Value> = vec![tenant_id.into()];
+    let mut pairs = Vec::with_capacity(entries.len());
+    for e in &entries {
+        values.push(e.item.id.clone().into());
+        values.push(e.location.id.clone().into());
+        pairs.push(format!("(${}, ${})", values.len() - 1, values.len()));
+    }
+    let lock = if backend == sea_orm::DbBackend::Postgres {
+        " FOR UPDATE"
+    } else {
+        ""
+    };
+    let select = format!(
+        "SELECT * FROM stock_levels WHERE tenant_id = $1 AND (item_id, location_id) IN (VALUES {}) \
+         ORDER BY item_id, location_id{lock}",
+        pairs.join(", ")
+    );
+    let mut current: HashMap<(String, String), stock_level::Model> = HashMap::new();
+    for row in txn
+        .query_all_raw(sea_orm::Statement::from_sql_and_values(
+            backend, select, values,
+        ))
+        .await?
+    {
+        let level = stock_level::Model::from_query_result(&row, "")?;
+        current.insert((level.item_id.clone(), level.location_id.clone()), level);
+    }
+
+    let mut errors = Vec::new();
+    let mut changed: BTreeMap<&'static str, Vec<usize>> = BTreeMap::new();
+    let mut applied: Vec<Option<Applied>> = vec![None; entries.len()];
+    for (i, entry) in entries.iter_mut().enumerate() {
+        let level = current
+            .get(&(entry.item.id.clone(), entry.location.id.clone()))
+            .ok_or_else(|| anyhow::anyhow!("stock level row missing right after its insert"))?;
+        let quantity = entry.state.of(level);
+        if entry
+            .change_from
+            .is_some_and(|expected| expected != quantity)
+        {
+            errors.push(stale(entry, quantity));
+            continue;
+        }
+        entry.delta = entry.target.unwrap_or(quantity) - quantity;
+        if entry.delta == 0 {
+            applied[i] = Some(Applied::Unchanged(level.clone()));
+        } else {
+            changed.entry(entry.state.column()).or_default().push(i);
+        }
+    }
+    fail_if_any(errors)?;
+
+    for (column, indexes) in changed {
+        let mut values: Vec<sea_orm::Value> = vec![tenant_id.into(), now.into()];
+        let mut rows = Vec::with_capacity(indexes.len());
+        for &i in &indexes {
+            let e = &entries[i];
+            values.push(e.item.id.clone().into());
+            values.push(e.location.id.clone().into());
+            values.push(e.target.unwrap_or_default().into());
+            let n = values.len();
+            rows.push(format!("(${}, ${}, CAST(${n} AS BIGINT))", n - 2, n - 1));
+        }
+        let update = format!(
+            "WITH v(v_item, v_location, v_quantity) AS (VALUES {}) \
+             UPDATE stock_levels SET {column} = v_quantity, sequence = sequence + 1, \
+               version = version + 1, updated_at = $2 \
+             FROM v \
+             WHERE tenant_id = $1 AND item_id = v_item AND location_id = v_location \
+             RETURNING *",
+            rows.join(", ")
+        );
+        let mut after: HashMap<(String, String), stock_level::Model> = HashMap::new();
+        for row in txn
+            .query_all_raw(sea_orm::Statement::from_sql_and_values(
+                backend, update, values,
+            ))
+            .await?
+        {
+            let level = stock_level::Model::from_query_result(&row, "")?;
+            after.insert((level.item_id.clone(), level.location_id.clone()), level);
+        }
+        for i in indexes {
+            let key = (entries[i].item.id.clone(), entries[i].location.id.clone());
+            let level = after
+                .remove(&key)
+                .ok_or_else(|| anyhow::anyhow!("a locked stock level row was not updated"))?;
+            applied[i] = Some(Applied::Moved(level));
+        }
+    }
+    let applied = applied.into_iter().flatten().collect();
+    record(txn, cx, now, group, entries, applied).await
 }
 
 /// The common case, one change to an existing level, in one statement on Postgres: the
