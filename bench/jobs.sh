@@ -13,7 +13,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-TARGET="${CARGO_TARGET_DIR:-$HOME/.cache/twh-target}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/twh-target}"
+TARGET="$CARGO_TARGET_DIR"
 ITEMS="${ITEMS:-1000}"
 ROWS="${ROWS:-100000}"
 MOVEMENTS="${MOVEMENTS:-1000000}"
@@ -81,7 +82,7 @@ import json, sys
 from datetime import datetime
 j = json.load(sys.stdin)
 t = lambda s: datetime.fromisoformat(s.replace("Z", "+00:00"))
-print(f"{(t(j[\"finishedAt\"]) - t(j[\"startedAt\"])).total_seconds():.3f}", json.dumps(j["result"]))')"
+print("%.3f" % (t(j["finishedAt"]) - t(j["startedAt"])).total_seconds(), json.dumps(j["result"]))')"
 }
 peak_rss_mb() { awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$PID/status"; }
 

@@ -861,3 +861,86 @@ async fn finished_with_worker(app: &TestApp, id: &str, data: &std::path::Path) -
     child.wait().ok();
     done
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_running_import_stops_at_a_batch_when_cancelled() {
+    let app = TestApp::spawn_with(|config| {
+        config.jobs.batch_rows = 2;
+        config.jobs.lease_secs = 1;
+    })
+    .await;
+    app.create_location("WH", false).await;
+    let rows = 3000;
+    let items: String = (0..rows).map(|i| format!("C{i},Item {i},,\n")).collect();
+    let input = upload_csv(&app, &format!("sku,name,barcode,unit\n{items}")).await;
+    let id = start(
+        &app,
+        "IMPORT_ITEMS",
+        json!({ "errorPolicy": "REJECT_FAILED_ROWS" }),
+        Some(&input),
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while job(&app, &id).await["processedRows"].as_i64().unwrap_or(0) == 0 {
+        assert!(Instant::now() < deadline, "the import never started");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let (_, body) = app
+        .gql(
+            "mutation($id: ID!) { cancelJob(id: $id) { job { status cancelRequested } userErrors { code } } }",
+            json!({ "id": id }),
+        )
+        .await;
+    let asked = &body["data"]["cancelJob"]["job"];
+    assert_eq!(asked["cancelRequested"], true, "{body}");
+    let done = finished(&app, &id).await;
+    if done["status"] == "SUCCEEDED" {
+        // Finished between the request and the next batch: nothing left to stop.
+        assert_eq!(done["result"]["created"], rows);
+        return;
+    }
+    assert_eq!(done["status"], "CANCELLED", "{done}");
+    let committed = done["result"]["rowsCommittedBeforeCancel"]
+        .as_i64()
+        .unwrap();
+    assert!(committed > 0 && committed < rows, "{done}");
+    // What was committed stays, and is exactly the rows before the checkpoint.
+    assert_eq!(
+        count(&app, "SELECT COUNT(*) FROM items WHERE sku LIKE 'C%'").await,
+        committed
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn expired_artifacts_are_deleted_with_their_bytes() {
+    let dir = std::env::temp_dir().join(format!(
+        "twh-retention-{}",
+        chrono::Utc::now().timestamp_micros()
+    ));
+    let artifacts_dir = dir.clone();
+    let app = TestApp::spawn_with(move |config| config.artifacts.local_dir = artifacts_dir).await;
+    let kept = upload_csv(&app, "sku\nA\n").await;
+    let gone = upload_csv(&app, "sku\nB\n").await;
+    assert_eq!(walk(&dir).len(), 2);
+    app.state
+        .db
+        .execute_unprepared(&format!(
+            "UPDATE artifacts SET expires_at = created_at WHERE id = '{gone}'"
+        ))
+        .await
+        .unwrap();
+    let (status, _) = download(&app, &format!("/v1/artifacts/{gone}")).await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "an expired file is not served"
+    );
+    let removed = twh_server::artifacts::sweep_expired(&app.state.artifacts, &app.state.db)
+        .await
+        .unwrap();
+    assert_eq!(removed, 1);
+    assert_eq!(walk(&dir).len(), 1);
+    assert_eq!(count(&app, "SELECT COUNT(*) FROM artifacts").await, 1);
+    let (status, text) = download(&app, &format!("/v1/artifacts/{kept}")).await;
+    assert_eq!((status, text.as_str()), (StatusCode::OK, "sku\nA\n"));
+}
