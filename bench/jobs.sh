@@ -9,7 +9,7 @@
 #            import's, plus synthetic ones written by SQL); peak RSS of the server before and
 #            after (VmHWM), to show the export streams in constant memory.
 #   reconcile a RECONCILE job over the same MOVEMENTS movements (aim: at most 5 s).
-# Usage: bench/jobs.sh   (ROWS=100000 ITEMS=1000 MOVEMENTS=1000000 BATCH=250)
+# Usage: bench/jobs.sh   (ROWS=100000 ITEMS=1000 MOVEMENTS=1000000 BATCH=1000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,7 +18,7 @@ TARGET="$CARGO_TARGET_DIR"
 ITEMS="${ITEMS:-1000}"
 ROWS="${ROWS:-100000}"
 MOVEMENTS="${MOVEMENTS:-1000000}"
-BATCH="${BATCH:-250}"
+BATCH="${BATCH:-1000}"
 LOCATIONS=$(( (ROWS + ITEMS - 1) / ITEMS ))
 PGHOST="${PGHOST:-127.0.0.1}"
 PGPORT="${PGPORT:-5432}"
@@ -44,6 +44,9 @@ PORT=18291
 API="http://127.0.0.1:$PORT"
 
 DATABASE_URL="$URL" "$TWH" migrate >/dev/null
+# PG_LOG=1: Postgres logs every statement of this database with its duration (to find where
+# the time goes; adds logging overhead, so not for the figures).
+if [ "${PG_LOG:-0}" = 1 ]; then psql -d postgres -qc "ALTER DATABASE $DB SET log_min_duration_statement = 0"; fi
 TENANT_JSON="$(DATABASE_URL="$URL" "$TWH" tenant create --name bench --plan enterprise)"
 KEY="$(printf '%s' "$TENANT_JSON" | python3 -c 'import json,sys; print(json.load(sys.stdin)["apiKey"])')"
 TENANT="$(printf '%s' "$TENANT_JSON" | python3 -c 'import json,sys; print(json.load(sys.stdin)["tenantId"])')"

@@ -46,7 +46,7 @@ pub struct JobsConfig {
     pub lease_secs: u64,
     /// `TWH_JOB_POLL_MS`: how often an idle worker looks for work.
     pub poll_ms: u64,
-    /// `TWH_JOB_BATCH_ROWS`: import rows committed together (at most 250).
+    /// `TWH_JOB_BATCH_ROWS`: import rows committed together (at most 1000).
     pub batch_rows: usize,
     /// `TWH_JOB_MAX_ATTEMPTS`: runs of a job before it fails for good.
     pub max_attempts: i64,
@@ -301,7 +301,7 @@ impl Default for Config {
                 workers: 2,
                 lease_secs: 30,
                 poll_ms: 500,
-                batch_rows: 250,
+                batch_rows: 1000,
                 max_attempts: 5,
                 reconcile_schedule: ReconcileSchedule::Daily(2, 0),
             },
@@ -435,7 +435,8 @@ impl Config {
                 workers: env_or("TWH_JOB_WORKERS", d.jobs.workers)?.min(64),
                 lease_secs: env_or("TWH_JOB_LEASE_SECS", d.jobs.lease_secs)?.max(1),
                 poll_ms: env_or("TWH_JOB_POLL_MS", d.jobs.poll_ms)?.max(10),
-                batch_rows: env_or("TWH_JOB_BATCH_ROWS", d.jobs.batch_rows)?.clamp(1, 250),
+                batch_rows: env_or("TWH_JOB_BATCH_ROWS", d.jobs.batch_rows)?
+                    .clamp(1, crate::ledger::write::MAX_IMPORT_CHANGES),
                 max_attempts: env_or("TWH_JOB_MAX_ATTEMPTS", d.jobs.max_attempts)?.clamp(1, 100),
                 reconcile_schedule: match std::env::var("TWH_RECONCILE_SCHEDULE") {
                     Ok(raw) if !raw.trim().is_empty() => {

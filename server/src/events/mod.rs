@@ -152,26 +152,52 @@ pub fn insert(
     aggregate_id: &str,
     payload: serde_json::Value,
 ) -> InsertStatement {
-    let id = ids::new_id(ids::EVENT);
-    Query::insert()
-        .into_table("outbox_events")
-        .columns([
-            "tenant_id",
-            "id",
-            "event_type",
-            "aggregate_type",
-            "aggregate_id",
-            "payload",
-            "created_at",
-        ])
-        .values_panic([
+    insert_many(
+        tenant_id,
+        [NewEvent {
+            event_type,
+            aggregate_type,
+            aggregate_id: aggregate_id.to_owned(),
+            payload,
+        }],
+    )
+}
+
+/// One event of [`insert_many`].
+pub struct NewEvent<'a> {
+    pub event_type: &'a str,
+    pub aggregate_type: &'a str,
+    pub aggregate_id: String,
+    pub payload: serde_json::Value,
+}
+
+/// One multi-row INSERT for many events, in order: a bulk change's events cost one statement
+/// (Postgres plans it once), not one each.
+pub fn insert_many<'a>(
+    tenant_id: &str,
+    events: impl IntoIterator<Item = NewEvent<'a>>,
+) -> InsertStatement {
+    let now = Utc::now();
+    let mut insert = Query::insert();
+    insert.into_table("outbox_events").columns([
+        "tenant_id",
+        "id",
+        "event_type",
+        "aggregate_type",
+        "aggregate_id",
+        "payload",
+        "created_at",
+    ]);
+    for event in events {
+        insert.values_panic([
             tenant_id.into(),
-            id.clone().into(),
-            event_type.into(),
-            aggregate_type.into(),
-            aggregate_id.into(),
-            payload.into(),
-            Utc::now().into(),
-        ])
-        .to_owned()
+            ids::new_id(ids::EVENT).into(),
+            event.event_type.into(),
+            event.aggregate_type.into(),
+            event.aggregate_id.into(),
+            event.payload.into(),
+            now.into(),
+        ]);
+    }
+    insert
 }

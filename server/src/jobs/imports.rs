@@ -564,7 +564,7 @@ async fn apply_counts(
                 .collect(),
         };
         let savepoint = txn.begin().await?;
-        match write::set(&savepoint, &cx, &input).await {
+        match write::set_batch(&savepoint, &cx, &input).await {
             Ok(change) => {
                 savepoint.commit().await?;
                 // Movements come in the order of the changes; a change without one left the

@@ -179,13 +179,13 @@ fn invalid(base: &[String], leaf: &str, message: impl Into<String>) -> UserError
     }
 }
 
-fn check_common(uri: Option<&str>, count: usize) -> Vec<UserError> {
+fn check_common(uri: Option<&str>, count: usize, max_changes: usize) -> Vec<UserError> {
     let mut errors = Vec::new();
-    if count == 0 || count > MAX_CHANGES {
+    if count == 0 || count > max_changes {
         errors.push(UserError::new(
             ErrorCode::InvalidInput,
             &["input", "changes"],
-            format!("send 1 to {MAX_CHANGES} changes"),
+            format!("send 1 to {max_changes} changes"),
         ));
     }
     if let Some(uri) = uri {
@@ -390,7 +390,11 @@ pub async fn adjust(
     cx: &Context<'_>,
     input: &AdjustStockInput,
 ) -> Result<StockChange, DomainError> {
-    let mut errors = check_common(input.reference_document_uri.as_deref(), input.changes.len());
+    let mut errors = check_common(
+        input.reference_document_uri.as_deref(),
+        input.changes.len(),
+        MAX_CHANGES,
+    );
     for (i, change) in input.changes.iter().enumerate() {
         let base = element(i);
         if change.delta == 0 || !(-MAX_DELTA..=MAX_DELTA).contains(&change.delta) {
@@ -453,7 +457,11 @@ pub async fn move_stock(
     cx: &Context<'_>,
     input: &MoveStockInput,
 ) -> Result<StockChange, DomainError> {
-    let mut errors = check_common(input.reference_document_uri.as_deref(), input.changes.len());
+    let mut errors = check_common(
+        input.reference_document_uri.as_deref(),
+        input.changes.len(),
+        MAX_CHANGES,
+    );
     for (i, change) in input.changes.iter().enumerate() {
         let base = element(i);
         if !(1..=MAX_DELTA).contains(&change.quantity) {
@@ -551,7 +559,34 @@ pub async fn set(
     cx: &Context<'_>,
     input: &SetStockInput,
 ) -> Result<StockChange, DomainError> {
-    let mut errors = check_common(input.reference_document_uri.as_deref(), input.changes.len());
+    set_up_to(txn, cx, input, MAX_CHANGES).await
+}
+
+/// Changes an import batch may set in one call: more than a request may send, since the
+/// set-based path writes a batch in a few statements whatever its size (at 18 parameters a
+/// movement, 1000 stay well within Postgres' 65535 parameters a statement).
+pub const MAX_IMPORT_CHANGES: usize = 1000;
+
+/// [`set`] for an import batch of up to [`MAX_IMPORT_CHANGES`] changes.
+pub(crate) async fn set_batch(
+    txn: &DatabaseTransaction,
+    cx: &Context<'_>,
+    input: &SetStockInput,
+) -> Result<StockChange, DomainError> {
+    set_up_to(txn, cx, input, MAX_IMPORT_CHANGES).await
+}
+
+async fn set_up_to(
+    txn: &DatabaseTransaction,
+    cx: &Context<'_>,
+    input: &SetStockInput,
+    max_changes: usize,
+) -> Result<StockChange, DomainError> {
+    let mut errors = check_common(
+        input.reference_document_uri.as_deref(),
+        input.changes.len(),
+        max_changes,
+    );
     for (i, change) in input.changes.iter().enumerate() {
         let base = element(i);
         if !(0..=MAX_QUANTITY).contains(&change.quantity) {
@@ -610,53 +645,83 @@ async fn apply_sets_at_once(
 ) -> Result<StockChange, DomainError> {
     let tenant_id = cx.principal.tenant_id.as_str();
     let backend = txn.get_database_backend();
+    let postgres = backend == sea_orm::DbBackend::Postgres;
     let now = Utc::now();
-    let mut insert = Query::insert();
-    insert.into_table("stock_levels").columns([
-        "tenant_id",
-        "item_id",
-        "location_id",
-        "updated_at",
-    ]);
-    for e in &entries {
-        insert.values_panic([
-            tenant_id.into(),
-            e.item.id.clone().into(),
-            e.location.id.clone().into(),
-            now.into(),
-        ]);
-    }
-    insert.on_conflict(
-        OnConflict::columns(["tenant_id", "item_id", "location_id"])
-            .do_nothing()
-            .to_owned(),
-    );
-    txn.execute(&insert).await?;
-
-    let mut values: Vec<sea_orm::Value> = vec![tenant_id.into()];
-    let mut pairs = Vec::with_capacity(entries.len());
-    for e in &entries {
-        values.push(e.item.id.clone().into());
-        values.push(e.location.id.clone().into());
-        pairs.push(format!("(${}, ${})", values.len() - 1, values.len()));
-    }
-    let lock = if backend == sea_orm::DbBackend::Postgres {
-        " FOR UPDATE"
-    } else {
-        ""
+    // On Postgres the batch travels as one JSON parameter joined through
+    // `json_to_recordset`: the planner then walks the primary key once per row, where a
+    // `VALUES` list of pairs is planned as a scan of every level of the tenant (a batch's
+    // cost grew with the size of the table), and one parameter binds faster than thousands.
+    let keys_json = || {
+        serde_json::Value::from(
+            entries
+                .iter()
+                .map(|e| serde_json::json!({ "i": e.item.id, "l": e.location.id }))
+                .collect::<Vec<_>>(),
+        )
+        .to_string()
     };
-    let select = format!(
-        "SELECT * FROM stock_levels WHERE tenant_id = $1 AND (item_id, location_id) IN (VALUES {}) \
-         ORDER BY item_id, location_id{lock}",
-        pairs.join(", ")
-    );
-    let mut current: HashMap<(String, String), stock_level::Model> = HashMap::new();
-    for row in txn
-        .query_all_raw(sea_orm::Statement::from_sql_and_values(
-            backend, select, values,
+    if postgres {
+        txn.execute_raw(sea_orm::Statement::from_sql_and_values(
+            backend,
+            "INSERT INTO stock_levels (tenant_id, item_id, location_id, updated_at) \
+             SELECT $1, r.i, r.l, $2 FROM json_to_recordset($3::json) AS r(i text, l text) \
+             ON CONFLICT (tenant_id, item_id, location_id) DO NOTHING",
+            [tenant_id.into(), now.into(), keys_json().into()],
         ))
-        .await?
-    {
+        .await?;
+    } else {
+        let mut insert = Query::insert();
+        insert.into_table("stock_levels").columns([
+            "tenant_id",
+            "item_id",
+            "location_id",
+            "updated_at",
+        ]);
+        for e in &entries {
+            insert.values_panic([
+                tenant_id.into(),
+                e.item.id.clone().into(),
+                e.location.id.clone().into(),
+                now.into(),
+            ]);
+        }
+        insert.on_conflict(
+            OnConflict::columns(["tenant_id", "item_id", "location_id"])
+                .do_nothing()
+                .to_owned(),
+        );
+        txn.execute(&insert).await?;
+    }
+
+    let select = if postgres {
+        sea_orm::Statement::from_sql_and_values(
+            backend,
+            "SELECT s.* FROM stock_levels s \
+             JOIN json_to_recordset($2::json) AS r(i text, l text) \
+               ON s.item_id = r.i AND s.location_id = r.l \
+             WHERE s.tenant_id = $1 ORDER BY s.item_id, s.location_id FOR UPDATE OF s",
+            [tenant_id.into(), keys_json().into()],
+        )
+    } else {
+        let mut values: Vec<sea_orm::Value> = vec![tenant_id.into()];
+        let mut pairs = Vec::with_capacity(entries.len());
+        for e in &entries {
+            values.push(e.item.id.clone().into());
+            values.push(e.location.id.clone().into());
+            pairs.push(format!("(${}, ${})", values.len() - 1, values.len()));
+        }
+        sea_orm::Statement::from_sql_and_values(
+            backend,
+            format!(
+                "SELECT * FROM stock_levels WHERE tenant_id = $1 \
+                 AND (item_id, location_id) IN (VALUES {}) ORDER BY item_id, location_id",
+                pairs.join(", ")
+            ),
+            values,
+        )
+    };
+    let mut current: HashMap<(String, String), stock_level::Model> = HashMap::new();
+    for row in txn.query_all_raw(select).await? {
         let level = stock_level::Model::from_query_result(&row, "")?;
         current.insert((level.item_id.clone(), level.location_id.clone()), level);
     }
@@ -686,32 +751,60 @@ async fn apply_sets_at_once(
     fail_if_any(errors)?;
 
     for (column, indexes) in changed {
-        let mut values: Vec<sea_orm::Value> = vec![tenant_id.into(), now.into()];
-        let mut rows = Vec::with_capacity(indexes.len());
-        for &i in &indexes {
-            let e = &entries[i];
-            values.push(e.item.id.clone().into());
-            values.push(e.location.id.clone().into());
-            values.push(e.target.unwrap_or_default().into());
-            let n = values.len();
-            rows.push(format!("(${}, ${}, CAST(${n} AS BIGINT))", n - 2, n - 1));
-        }
-        let update = format!(
-            "WITH v(v_item, v_location, v_quantity) AS (VALUES {}) \
-             UPDATE stock_levels SET {column} = v_quantity, sequence = sequence + 1, \
-               version = version + 1, updated_at = $2 \
-             FROM v \
-             WHERE tenant_id = $1 AND item_id = v_item AND location_id = v_location \
-             RETURNING *",
-            rows.join(", ")
-        );
+        let update = if postgres {
+            let rows: Vec<serde_json::Value> = indexes
+                .iter()
+                .map(|&i| {
+                    let e = &entries[i];
+                    serde_json::json!({
+                        "i": e.item.id,
+                        "l": e.location.id,
+                        "q": e.target.unwrap_or_default(),
+                    })
+                })
+                .collect();
+            sea_orm::Statement::from_sql_and_values(
+                backend,
+                format!(
+                    "UPDATE stock_levels SET {column} = r.q, sequence = sequence + 1, \
+                       version = version + 1, updated_at = $2 \
+                     FROM json_to_recordset($3::json) AS r(i text, l text, q bigint) \
+                     WHERE tenant_id = $1 AND item_id = r.i AND location_id = r.l \
+                     RETURNING stock_levels.*"
+                ),
+                [
+                    tenant_id.into(),
+                    now.into(),
+                    serde_json::Value::from(rows).to_string().into(),
+                ],
+            )
+        } else {
+            let mut values: Vec<sea_orm::Value> = vec![tenant_id.into(), now.into()];
+            let mut rows = Vec::with_capacity(indexes.len());
+            for &i in &indexes {
+                let e = &entries[i];
+                values.push(e.item.id.clone().into());
+                values.push(e.location.id.clone().into());
+                values.push(e.target.unwrap_or_default().into());
+                let n = values.len();
+                rows.push(format!("(${}, ${}, CAST(${n} AS BIGINT))", n - 2, n - 1));
+            }
+            sea_orm::Statement::from_sql_and_values(
+                backend,
+                format!(
+                    "WITH v(v_item, v_location, v_quantity) AS (VALUES {}) \
+                     UPDATE stock_levels SET {column} = v_quantity, sequence = sequence + 1, \
+                       version = version + 1, updated_at = $2 \
+                     FROM v \
+                     WHERE tenant_id = $1 AND item_id = v_item AND location_id = v_location \
+                     RETURNING *",
+                    rows.join(", ")
+                ),
+                values,
+            )
+        };
         let mut after: HashMap<(String, String), stock_level::Model> = HashMap::new();
-        for row in txn
-            .query_all_raw(sea_orm::Statement::from_sql_and_values(
-                backend, update, values,
-            ))
-            .await?
-        {
+        for row in txn.query_all_raw(update).await? {
             let level = stock_level::Model::from_query_result(&row, "")?;
             after.insert((level.item_id.clone(), level.location_id.clone()), level);
         }
@@ -1137,27 +1230,40 @@ async fn record(
     }
     // The movements, one `stock.changed` event per touched level, and the audit row go in
     // together: one round trip on Postgres.
-    let mut inserts = Vec::with_capacity(last_level.len() + 2);
-    if !movements.is_empty() {
-        inserts.push(insert_movements(tenant_id, &movements, cx.idempotency_key));
-    }
+    let mut inserts = Vec::with_capacity(3);
     let levels: Vec<StockLevel> = last_level
         .values()
         .map(|(level, sku, code)| StockLevel::from_model(level, sku, code))
         .collect();
-    for level in &levels {
-        let payload = serde_json::json!({
-            "groupId": group_id,
-            "operation": cx.operation,
-            "level": level,
-        });
-        inserts.push(events::insert(
+    let changed: Vec<events::NewEvent> = levels
+        .iter()
+        .map(|level| events::NewEvent {
+            event_type: events::STOCK_CHANGED,
+            aggregate_type: "stock_level",
+            aggregate_id: format!("{}:{}", level.item_id.0, level.location_id.0),
+            payload: serde_json::json!({
+                "groupId": group_id,
+                "operation": cx.operation,
+                "level": level,
+            }),
+        })
+        .collect();
+    if txn.get_database_backend() == sea_orm::DbBackend::Postgres && movements.len() >= BULK_ROWS {
+        txn.execute_raw(insert_bulk_postgres(
             tenant_id,
-            events::STOCK_CHANGED,
-            "stock_level",
-            &format!("{}:{}", level.item_id.0, level.location_id.0),
-            payload,
-        ));
+            &movements,
+            cx.idempotency_key,
+            &changed,
+            now,
+        ))
+        .await?;
+    } else {
+        if !movements.is_empty() {
+            inserts.push(insert_movements(tenant_id, &movements, cx.idempotency_key));
+        }
+        if !changed.is_empty() {
+            inserts.push(events::insert_many(tenant_id, changed));
+        }
     }
     if !cx.audited_by_document {
         inserts.push(audit::insert(
@@ -1183,6 +1289,84 @@ async fn record(
         movements,
         levels,
     })
+}
+
+/// From this many movements on, Postgres gets them (and their events) as JSON parameters in
+/// one statement: thousands of bound parameters cost more to bind and plan than one
+/// `json_to_recordset` costs to read.
+const BULK_ROWS: usize = 32;
+
+/// The movements and the events of a bulk change in one Postgres statement, each set as one
+/// JSON parameter. Events keep their order (their outbox positions follow it).
+fn insert_bulk_postgres(
+    tenant_id: &str,
+    movements: &[Movement],
+    idempotency_key: Option<&str>,
+    events: &[events::NewEvent],
+    now: DateTime<Utc>,
+) -> sea_orm::Statement {
+    use chrono::SecondsFormat::Micros;
+    let movements: Vec<serde_json::Value> = movements
+        .iter()
+        .map(|m| {
+            serde_json::json!({
+                "id": m.id.0,
+                "g": m.group_id.0,
+                "i": m.item_id.0,
+                "l": m.location_id.0,
+                "s": m.state.column(),
+                "d": m.delta,
+                "q": m.quantity_after_change,
+                "n": m.sequence,
+                "c": m.counterparty.as_str(),
+                "cl": m.counterparty_location_id,
+                "cs": m.counterparty_state.map(|s| s.column()),
+                "r": m.reason.as_str(),
+                "u": m.reference_document_uri,
+                "a": m.actor,
+                "e": m.effective_at.to_rfc3339_opts(Micros, true),
+                "t": m.recorded_at.to_rfc3339_opts(Micros, true),
+            })
+        })
+        .collect();
+    let events: Vec<serde_json::Value> = events
+        .iter()
+        .enumerate()
+        .map(|(o, e)| {
+            serde_json::json!({
+                "o": o,
+                "id": ids::new_id(ids::EVENT),
+                "ty": e.event_type,
+                "at": e.aggregate_type,
+                "ai": e.aggregate_id,
+                "p": e.payload,
+            })
+        })
+        .collect();
+    sea_orm::Statement::from_sql_and_values(
+        sea_orm::DbBackend::Postgres,
+        "WITH m AS (INSERT INTO movements (tenant_id, id, group_id, item_id, location_id, state, \
+           delta, quantity_after, sequence, counterparty, counterparty_location_id, \
+           counterparty_state, reason, reference_document_uri, actor, idempotency_key, \
+           effective_at, recorded_at) \
+         SELECT $1, r.id, r.g, r.i, r.l, r.s, r.d, r.q, r.n, r.c, r.cl, r.cs, r.r, r.u, r.a, $2, \
+           r.e, r.t \
+         FROM json_to_recordset($3::json) AS r(id text, g text, i text, l text, s text, \
+           d bigint, q bigint, n bigint, c text, cl text, cs text, r text, u text, a text, \
+           e timestamptz, t timestamptz)) \
+         INSERT INTO outbox_events (tenant_id, id, event_type, aggregate_type, aggregate_id, \
+           payload, created_at) \
+         SELECT $1, r.id, r.ty, r.at, r.ai, r.p, $4 \
+         FROM json_to_recordset($5::json) AS r(o bigint, id text, ty text, at text, ai text, p json) \
+         ORDER BY r.o",
+        [
+            tenant_id.into(),
+            idempotency_key.map(str::to_owned).into(),
+            serde_json::Value::from(movements).to_string().into(),
+            now.into(),
+            serde_json::Value::from(events).to_string().into(),
+        ],
+    )
 }
 
 pub(crate) fn insert_movements(

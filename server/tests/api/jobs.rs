@@ -944,3 +944,78 @@ async fn expired_artifacts_are_deleted_with_their_bytes() {
     let (status, text) = download(&app, &format!("/v1/artifacts/{kept}")).await;
     assert_eq!((status, text.as_str()), (StatusCode::OK, "sku\nA\n"));
 }
+
+/// A batch big enough for the bulk path (on Postgres its rows travel as JSON parameters): one
+/// movement and one `stock.changed` event per changed level, each movement agreeing with its
+/// level, a stale row refused on its own, and the next reconciliation clean.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_large_count_import_writes_a_movement_and_an_event_per_level() {
+    let app = TestApp::spawn().await;
+    app.create_location("A1", false).await;
+    app.create_location("B1", false).await;
+    let items: String = (0..100).map(|i| format!("L{i},Item {i},,\n")).collect();
+    let input = upload_csv(&app, &format!("sku,name,barcode,unit\n{items}")).await;
+    let id = start(&app, "IMPORT_ITEMS", json!({}), Some(&input)).await;
+    assert_eq!(finished(&app, &id).await["status"], "SUCCEEDED");
+    app.adjust("L7", "A1", 5, None).await;
+    let events_before = count(
+        &app,
+        "SELECT COUNT(*) FROM outbox_events WHERE event_type = 'stock.changed'",
+    )
+    .await;
+
+    let mut rows = String::from("sku,location,quantity,change_from_quantity\n");
+    for i in 0..100 {
+        for (l, code) in ["A1", "B1"].iter().enumerate() {
+            // L7 at A1 holds 5, not 0: its count was taken against a stale quantity.
+            let change_from = if i == 7 && l == 0 { "0" } else { "" };
+            rows.push_str(&format!("L{i},{code},{},{change_from}\n", i * 2 + l + 1));
+        }
+    }
+    let input = upload_csv(&app, &rows).await;
+    let id = start(
+        &app,
+        "IMPORT_STOCK_COUNTS",
+        json!({ "errorPolicy": "REJECT_FAILED_ROWS" }),
+        Some(&input),
+    )
+    .await;
+    let done = finished(&app, &id).await;
+    assert_eq!(done["status"], "SUCCEEDED", "{done}");
+    assert_eq!(
+        (
+            done["result"]["changed"].as_i64(),
+            done["result"]["failed"].as_i64()
+        ),
+        (Some(199), Some(1)),
+        "{done}"
+    );
+    assert_eq!(done["errors"][0]["row"], 15, "{done}");
+    assert_eq!(app.level("L7", "A1").await["available"], 5);
+    assert_eq!(app.level("L99", "B1").await["available"], 200);
+
+    let uri = format!("twh://jobs/{id}");
+    let agreeing = count(
+        &app,
+        &format!(
+            "SELECT COUNT(*) FROM movements m JOIN stock_levels s ON s.tenant_id = m.tenant_id \
+             AND s.item_id = m.item_id AND s.location_id = m.location_id \
+             WHERE m.reference_document_uri = '{uri}' AND m.reason = 'cycle_count' \
+             AND m.quantity_after = s.available AND m.sequence = s.sequence \
+             AND m.delta = m.quantity_after"
+        ),
+    )
+    .await;
+    assert_eq!(agreeing, 199);
+    let events = count(
+        &app,
+        "SELECT COUNT(*) FROM outbox_events WHERE event_type = 'stock.changed'",
+    )
+    .await;
+    assert_eq!(events - events_before, 199);
+
+    let id = start(&app, "RECONCILE", json!({}), None).await;
+    let done = finished(&app, &id).await;
+    assert_eq!(done["status"], "SUCCEEDED", "{done}");
+    assert_eq!(done["result"]["mismatches"], 0, "{done}");
+}

@@ -128,3 +128,38 @@ async fn an_unreachable_database_answers_503_with_retry_after_and_recovers() {
     assert_eq!(level["available"], json!(8), "{level}");
     app.shutdown().await;
 }
+
+/// Every pooled connection to Postgres has Nagle's algorithm off: without it a statement bigger
+/// than the socket's first send buffer waits for Postgres' delayed ACK (about 40 ms).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pooled_postgres_connections_send_without_delay() {
+    let Some(app) = warm_app().await else { return };
+    // Which connections answer: each tells its own client port.
+    let ports = futures_util::future::join_all((0..8).map(|_| async {
+        let row = app
+            .state
+            .db
+            .query_one_raw(sea_orm::Statement::from_string(
+                sea_orm::DbBackend::Postgres,
+                "SELECT inet_client_port() AS port, pg_sleep(0.05)::text AS slept",
+            ))
+            .await
+            .expect("a query")
+            .expect("a row");
+        row.try_get::<i32>("", "port").expect("a client port")
+    }))
+    .await;
+    let distinct: std::collections::BTreeSet<i32> = ports.into_iter().collect();
+    assert!(
+        distinct.len() > 1,
+        "several pooled connections answered: {distinct:?}"
+    );
+    for port in distinct {
+        let port = u16::try_from(port).expect("a TCP port");
+        assert_eq!(
+            twh_server::db::nodelay::is_on_for_local_port(port),
+            Some(true),
+            "the pooled connection on local port {port} still has Nagle's algorithm on"
+        );
+    }
+}
