@@ -333,12 +333,11 @@ pub async fn repair(
     let mut repaired_levels = 0;
     let mut inserts = Vec::new();
     for (item_id, location_id) in &pairs {
-        let ensure = format!(
-            "INSERT INTO stock_levels (tenant_id, item_id, location_id, available, committed, \
-             reserved, incoming, damaged, safety_stock, quality_control, sequence, version, updated_at) \
+        let ensure = "INSERT INTO stock_levels (tenant_id, item_id, location_id, available, \
+             committed, reserved, incoming, damaged, safety_stock, quality_control, sequence, \
+             version, updated_at) \
              VALUES ($1, $2, $3, 0, 0, 0, 0, 0, 0, 0, 0, 0, $4) \
-             ON CONFLICT (tenant_id, item_id, location_id) DO NOTHING"
-        );
+             ON CONFLICT (tenant_id, item_id, location_id) DO NOTHING";
         txn.execute_raw(Statement::from_sql_and_values(
             backend,
             ensure,
