@@ -138,6 +138,9 @@ test("two processes share one bucket and one count through Redis, and keep servi
 
     // Free past its quota is refused on both; a paid tenant past its quota is served and counted.
     await setPlan(a, tenant, "free", { callLimit: 24 });
+    // B cached the developer plan; it drops it when tenant.plan_changed reaches it (within a
+    // second, through the outbox relay), and would serve the free plan's refusals late before.
+    await sleep(1500);
     for (const server of servers) {
       const response = await client(server).rest("GET", "/v1/items?first=1"); // 23, 24
       assert.equal(response.status, 200, response.text);
