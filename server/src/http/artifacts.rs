@@ -289,7 +289,12 @@ pub fn describe(document: &mut Value) {
     let types: Vec<Value> = artifacts::UPLOAD_TYPES.iter().map(|t| json!(t)).collect();
     let mut content = serde_json::Map::new();
     for t in artifacts::UPLOAD_TYPES {
-        let mut media = json!({ "schema": { "type": "string", "format": "binary" } });
+        // Bytes are stored as sent: a JSON file is any JSON document, anything else any bytes.
+        let mut media = if *t == "application/json" {
+            json!({ "schema": { "description": "Any JSON document, stored as sent." } })
+        } else {
+            json!({ "schema": { "type": "string", "format": "binary" } })
+        };
         if *t == "text/csv" {
             media["example"] = json!(UPLOAD_EXAMPLE);
         }
@@ -347,6 +352,8 @@ pub fn describe(document: &mut Value) {
             "responses": {
                 "200": { "description": "The file", "content": {
                     "text/csv": { "schema": { "type": "string", "format": "binary" }, "example": UPLOAD_EXAMPLE },
+                    // Reports and JSON uploads come back as the JSON they are.
+                    "application/json": { "schema": { "description": "A JSON file, as stored." } },
                     "*/*": { "schema": { "type": "string", "format": "binary" } } } },
                 "401": problem("Unauthenticated"),
                 "403": problem("Forbidden"),

@@ -1319,3 +1319,30 @@ async fn a_malformed_edit_is_refused_as_such_whatever_version_it_names() {
         "{body}"
     );
 }
+
+/// A receipt that can never be right (a quantity out of range) is refused as invalid input,
+/// even when the version sent is stale too: the caller learns what to fix first.
+#[tokio::test]
+async fn an_impossible_receipt_is_invalid_input_before_any_version_check() {
+    let app = TestApp::spawn().await;
+    setup(&app).await;
+    let po = create_po(
+        &app,
+        json!([{ "sku": "MUG", "locationCode": "WH", "quantity": 10 }]),
+    )
+    .await;
+    let submitted = po_step(&app, "submitPurchaseOrder", &po["id"], 1).await;
+    assert_eq!(codes(&submitted), Vec::<String>::new(), "{submitted}");
+    for quantity in [0, -5, i64::MIN] {
+        let refused = receive(
+            &app,
+            &po["id"],
+            1, // stale: the submit made it 2
+            json!([{ "sku": "MUG", "locationCode": "WH", "quantity": quantity }]),
+            false,
+        )
+        .await;
+        assert_eq!(codes(&refused), vec!["INVALID_INPUT"], "{refused}");
+    }
+    assert_eq!(app.level("MUG", "WH").await["incoming"], 10);
+}

@@ -28,6 +28,32 @@ pub async fn receive(
     receipt: Vec<ReceiptLineInput>,
     allow_over_receipt: bool,
 ) -> Result<Document, DomainError> {
+    // The receipt's own shape first: input that can never be right is refused as such, not as
+    // a stale version or a wrong state.
+    if receipt.is_empty() || receipt.len() > orders::MAX_LINES {
+        return Err(DomainError::user(UserError::new(
+            ErrorCode::InvalidInput,
+            &["lines"],
+            format!("send 1 to {} lines", orders::MAX_LINES),
+        )));
+    }
+    let out_of_range: Vec<UserError> = receipt
+        .iter()
+        .enumerate()
+        .filter(|(_, received)| !(1..=MAX_DELTA).contains(&received.quantity))
+        .map(|(i, _)| UserError {
+            code: ErrorCode::InvalidInput,
+            field: Some(vec![
+                "lines".to_owned(),
+                i.to_string(),
+                "quantity".to_owned(),
+            ]),
+            message: format!("must be within 1 and {MAX_DELTA}"),
+        })
+        .collect();
+    if !out_of_range.is_empty() {
+        return Err(DomainError::User(out_of_range));
+    }
     let mut document =
         orders::lock(txn, cx.principal, Kind::PurchaseOrder, id, expected_version).await?;
     let status = PurchaseOrderStatus::parse(&document.status);
@@ -36,13 +62,6 @@ pub async fn receive(
         PurchaseOrderStatus::Ordered | PurchaseOrderStatus::PartiallyReceived
     ) {
         return Err(orders::invalid_transition(&document, "receive against"));
-    }
-    if receipt.is_empty() || receipt.len() > orders::MAX_LINES {
-        return Err(DomainError::user(UserError::new(
-            ErrorCode::InvalidInput,
-            &["lines"],
-            format!("send 1 to {} lines", orders::MAX_LINES),
-        )));
     }
     let mut errors = Vec::new();
     let mut open: Vec<i64> = document
@@ -54,14 +73,6 @@ pub async fn receive(
     let mut over = Vec::new();
     for (i, received) in receipt.iter().enumerate() {
         let path = |leaf: &str| vec!["lines".to_owned(), i.to_string(), leaf.to_owned()];
-        if !(1..=MAX_DELTA).contains(&received.quantity) {
-            errors.push(UserError {
-                code: ErrorCode::InvalidInput,
-                field: Some(path("quantity")),
-                message: format!("must be within 1 and {MAX_DELTA}"),
-            });
-            continue;
-        }
         let matching: Vec<usize> = document
             .lines
             .iter()
