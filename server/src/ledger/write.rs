@@ -651,22 +651,26 @@ async fn apply_sets_at_once(
     // `json_to_recordset`: the planner then walks the primary key once per row, where a
     // `VALUES` list of pairs is planned as a scan of every level of the tenant (a batch's
     // cost grew with the size of the table), and one parameter binds faster than thousands.
-    let keys_json = || {
-        serde_json::Value::from(
-            entries
-                .iter()
-                .map(|e| serde_json::json!({ "i": e.item.id, "l": e.location.id }))
-                .collect::<Vec<_>>(),
-        )
-        .to_string()
+    let keys = if postgres {
+        let keys: Vec<LevelKey> = entries
+            .iter()
+            .map(|e| LevelKey {
+                i: &e.item.id,
+                l: &e.location.id,
+                q: None,
+            })
+            .collect();
+        Some(json_rows(&keys)?)
+    } else {
+        None
     };
-    if postgres {
+    if let Some(keys) = &keys {
         txn.execute_raw(sea_orm::Statement::from_sql_and_values(
             backend,
             "INSERT INTO stock_levels (tenant_id, item_id, location_id, updated_at) \
              SELECT $1, r.i, r.l, $2 FROM json_to_recordset($3::json) AS r(i text, l text) \
              ON CONFLICT (tenant_id, item_id, location_id) DO NOTHING",
-            [tenant_id.into(), now.into(), keys_json().into()],
+            [tenant_id.into(), now.into(), keys.clone()],
         ))
         .await?;
     } else {
@@ -693,14 +697,14 @@ async fn apply_sets_at_once(
         txn.execute(&insert).await?;
     }
 
-    let select = if postgres {
+    let select = if let Some(keys) = keys {
         sea_orm::Statement::from_sql_and_values(
             backend,
             "SELECT s.* FROM stock_levels s \
              JOIN json_to_recordset($2::json) AS r(i text, l text) \
                ON s.item_id = r.i AND s.location_id = r.l \
              WHERE s.tenant_id = $1 ORDER BY s.item_id, s.location_id FOR UPDATE OF s",
-            [tenant_id.into(), keys_json().into()],
+            [tenant_id.into(), keys],
         )
     } else {
         let mut values: Vec<sea_orm::Value> = vec![tenant_id.into()];
@@ -752,15 +756,12 @@ async fn apply_sets_at_once(
 
     for (column, indexes) in changed {
         let update = if postgres {
-            let rows: Vec<serde_json::Value> = indexes
+            let targets: Vec<LevelKey> = indexes
                 .iter()
-                .map(|&i| {
-                    let e = &entries[i];
-                    serde_json::json!({
-                        "i": e.item.id,
-                        "l": e.location.id,
-                        "q": e.target.unwrap_or_default(),
-                    })
+                .map(|&i| LevelKey {
+                    i: &entries[i].item.id,
+                    l: &entries[i].location.id,
+                    q: Some(entries[i].target.unwrap_or_default()),
                 })
                 .collect();
             sea_orm::Statement::from_sql_and_values(
@@ -772,11 +773,7 @@ async fn apply_sets_at_once(
                      WHERE tenant_id = $1 AND item_id = r.i AND location_id = r.l \
                      RETURNING stock_levels.*"
                 ),
-                [
-                    tenant_id.into(),
-                    now.into(),
-                    serde_json::Value::from(rows).to_string().into(),
-                ],
+                [tenant_id.into(), now.into(), json_rows(&targets)?],
             )
         } else {
             let mut values: Vec<sea_orm::Value> = vec![tenant_id.into(), now.into()];
@@ -1255,7 +1252,7 @@ async fn record(
             cx.idempotency_key,
             &changed,
             now,
-        ))
+        )?)
         .await?;
     } else {
         if !movements.is_empty() {
@@ -1296,6 +1293,133 @@ async fn record(
 /// `json_to_recordset` costs to read.
 const BULK_ROWS: usize = 32;
 
+/// A level (and, for an update, its new quantity) as a row of a JSON recordset.
+#[derive(Serialize)]
+struct LevelKey<'a> {
+    i: &'a str,
+    l: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    q: Option<i64>,
+}
+
+/// Rows as one JSON parameter, for `json_to_recordset`.
+fn json_rows<T: Serialize>(rows: &T) -> anyhow::Result<sea_orm::Value> {
+    Ok(serde_json::to_string(rows)?.into())
+}
+
+/// The columns of `movements` with their Postgres types, in the order both inserts write them.
+const MOVEMENT_COLUMNS: [(&str, &str); 18] = [
+    ("tenant_id", "text"),
+    ("id", "text"),
+    ("group_id", "text"),
+    ("item_id", "text"),
+    ("location_id", "text"),
+    ("state", "text"),
+    ("delta", "bigint"),
+    ("quantity_after", "bigint"),
+    ("sequence", "bigint"),
+    ("counterparty", "text"),
+    ("counterparty_location_id", "text"),
+    ("counterparty_state", "text"),
+    ("reason", "text"),
+    ("reference_document_uri", "text"),
+    ("actor", "text"),
+    ("idempotency_key", "text"),
+    ("effective_at", "timestamptz"),
+    ("recorded_at", "timestamptz"),
+];
+
+/// A movement as a row of a JSON recordset: its fields are [`MOVEMENT_COLUMNS`] but the two
+/// every movement of a change shares (`tenant_id`, `idempotency_key`), which are parameters.
+#[derive(Serialize)]
+struct MovementRow<'a> {
+    id: &'a str,
+    group_id: &'a str,
+    item_id: &'a str,
+    location_id: &'a str,
+    state: &'static str,
+    delta: i64,
+    quantity_after: i64,
+    sequence: i64,
+    counterparty: &'static str,
+    counterparty_location_id: Option<&'a str>,
+    counterparty_state: Option<&'static str>,
+    reason: &'static str,
+    reference_document_uri: Option<&'a str>,
+    actor: &'a str,
+    // Microseconds, as Postgres keeps them (and as a bound timestamp is sent).
+    effective_at: String,
+    recorded_at: String,
+}
+
+impl<'a> From<&'a Movement> for MovementRow<'a> {
+    fn from(m: &'a Movement) -> Self {
+        use chrono::SecondsFormat::Micros;
+        MovementRow {
+            id: &m.id.0,
+            group_id: &m.group_id.0,
+            item_id: &m.item_id.0,
+            location_id: &m.location_id.0,
+            state: m.state.column(),
+            delta: m.delta,
+            quantity_after: m.quantity_after_change,
+            sequence: m.sequence,
+            counterparty: m.counterparty.as_str(),
+            counterparty_location_id: m.counterparty_location_id.as_deref(),
+            counterparty_state: m.counterparty_state.map(QuantityState::column),
+            reason: m.reason.as_str(),
+            reference_document_uri: m.reference_document_uri.as_deref(),
+            actor: &m.actor,
+            effective_at: m.effective_at.to_rfc3339_opts(Micros, true),
+            recorded_at: m.recorded_at.to_rfc3339_opts(Micros, true),
+        }
+    }
+}
+
+/// An event as a row of a JSON recordset; `o` keeps their order.
+#[derive(Serialize)]
+struct EventRow<'a> {
+    o: usize,
+    id: String,
+    event_type: &'a str,
+    aggregate_type: &'a str,
+    aggregate_id: &'a str,
+    payload: &'a serde_json::Value,
+}
+
+/// The SQL of [`insert_bulk_postgres`]: $1 tenant, $2 idempotency key, $3 movements, $4 the
+/// events' time, $5 events.
+static BULK_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let shared = |name: &str| match name {
+        "tenant_id" => Some("$1"),
+        "idempotency_key" => Some("$2"),
+        _ => None,
+    };
+    let names: Vec<&str> = MOVEMENT_COLUMNS.iter().map(|(name, _)| *name).collect();
+    let selected: Vec<String> = names
+        .iter()
+        .map(|name| shared(name).map_or_else(|| format!("r.{name}"), str::to_owned))
+        .collect();
+    let defined: Vec<String> = MOVEMENT_COLUMNS
+        .iter()
+        .filter(|(name, _)| shared(name).is_none())
+        .map(|(name, ty)| format!("{name} {ty}"))
+        .collect();
+    format!(
+        "WITH m AS (INSERT INTO movements ({}) SELECT {} \
+           FROM json_to_recordset($3::json) AS r({})) \
+         INSERT INTO outbox_events (tenant_id, id, event_type, aggregate_type, aggregate_id, \
+           payload, created_at) \
+         SELECT $1, r.id, r.event_type, r.aggregate_type, r.aggregate_id, r.payload, $4 \
+         FROM json_to_recordset($5::json) AS r(o bigint, id text, event_type text, \
+           aggregate_type text, aggregate_id text, payload json) \
+         ORDER BY r.o",
+        names.join(", "),
+        selected.join(", "),
+        defined.join(", "),
+    )
+});
+
 /// The movements and the events of a bulk change in one Postgres statement, each set as one
 /// JSON parameter. Events keep their order (their outbox positions follow it).
 fn insert_bulk_postgres(
@@ -1304,69 +1428,31 @@ fn insert_bulk_postgres(
     idempotency_key: Option<&str>,
     events: &[events::NewEvent],
     now: DateTime<Utc>,
-) -> sea_orm::Statement {
-    use chrono::SecondsFormat::Micros;
-    let movements: Vec<serde_json::Value> = movements
-        .iter()
-        .map(|m| {
-            serde_json::json!({
-                "id": m.id.0,
-                "g": m.group_id.0,
-                "i": m.item_id.0,
-                "l": m.location_id.0,
-                "s": m.state.column(),
-                "d": m.delta,
-                "q": m.quantity_after_change,
-                "n": m.sequence,
-                "c": m.counterparty.as_str(),
-                "cl": m.counterparty_location_id,
-                "cs": m.counterparty_state.map(|s| s.column()),
-                "r": m.reason.as_str(),
-                "u": m.reference_document_uri,
-                "a": m.actor,
-                "e": m.effective_at.to_rfc3339_opts(Micros, true),
-                "t": m.recorded_at.to_rfc3339_opts(Micros, true),
-            })
-        })
-        .collect();
-    let events: Vec<serde_json::Value> = events
+) -> anyhow::Result<sea_orm::Statement> {
+    let movements: Vec<MovementRow> = movements.iter().map(MovementRow::from).collect();
+    let events: Vec<EventRow> = events
         .iter()
         .enumerate()
-        .map(|(o, e)| {
-            serde_json::json!({
-                "o": o,
-                "id": ids::new_id(ids::EVENT),
-                "ty": e.event_type,
-                "at": e.aggregate_type,
-                "ai": e.aggregate_id,
-                "p": e.payload,
-            })
+        .map(|(o, e)| EventRow {
+            o,
+            id: ids::new_id(ids::EVENT),
+            event_type: e.event_type,
+            aggregate_type: e.aggregate_type,
+            aggregate_id: &e.aggregate_id,
+            payload: &e.payload,
         })
         .collect();
-    sea_orm::Statement::from_sql_and_values(
+    Ok(sea_orm::Statement::from_sql_and_values(
         sea_orm::DbBackend::Postgres,
-        "WITH m AS (INSERT INTO movements (tenant_id, id, group_id, item_id, location_id, state, \
-           delta, quantity_after, sequence, counterparty, counterparty_location_id, \
-           counterparty_state, reason, reference_document_uri, actor, idempotency_key, \
-           effective_at, recorded_at) \
-         SELECT $1, r.id, r.g, r.i, r.l, r.s, r.d, r.q, r.n, r.c, r.cl, r.cs, r.r, r.u, r.a, $2, \
-           r.e, r.t \
-         FROM json_to_recordset($3::json) AS r(id text, g text, i text, l text, s text, \
-           d bigint, q bigint, n bigint, c text, cl text, cs text, r text, u text, a text, \
-           e timestamptz, t timestamptz)) \
-         INSERT INTO outbox_events (tenant_id, id, event_type, aggregate_type, aggregate_id, \
-           payload, created_at) \
-         SELECT $1, r.id, r.ty, r.at, r.ai, r.p, $4 \
-         FROM json_to_recordset($5::json) AS r(o bigint, id text, ty text, at text, ai text, p json) \
-         ORDER BY r.o",
+        BULK_SQL.as_str(),
         [
             tenant_id.into(),
             idempotency_key.map(str::to_owned).into(),
-            serde_json::Value::from(movements).to_string().into(),
+            json_rows(&movements)?,
             now.into(),
-            serde_json::Value::from(events).to_string().into(),
+            json_rows(&events)?,
         ],
-    )
+    ))
 }
 
 pub(crate) fn insert_movements(
@@ -1375,26 +1461,9 @@ pub(crate) fn insert_movements(
     idempotency_key: Option<&str>,
 ) -> sea_orm::sea_query::InsertStatement {
     let mut insert = Query::insert();
-    insert.into_table("movements").columns([
-        "tenant_id",
-        "id",
-        "group_id",
-        "item_id",
-        "location_id",
-        "state",
-        "delta",
-        "quantity_after",
-        "sequence",
-        "counterparty",
-        "counterparty_location_id",
-        "counterparty_state",
-        "reason",
-        "reference_document_uri",
-        "actor",
-        "idempotency_key",
-        "effective_at",
-        "recorded_at",
-    ]);
+    insert
+        .into_table("movements")
+        .columns(MOVEMENT_COLUMNS.map(|(name, _)| name));
     for m in movements {
         insert.values_panic([
             tenant_id.into(),
