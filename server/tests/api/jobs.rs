@@ -47,6 +47,13 @@ async fn start(app: &TestApp, kind: &str, params: Value, input: Option<&str>) ->
     payload["job"]["id"].as_str().expect("job id").to_owned()
 }
 
+/// Uploads `csv`, starts a `kind` job on it and waits for the job to end.
+async fn import(app: &TestApp, kind: &str, params: Value, csv: &str) -> Value {
+    let input = upload_csv(app, csv).await;
+    let id = start(app, kind, params, Some(&input)).await;
+    finished(app, &id).await
+}
+
 async fn job(app: &TestApp, id: &str) -> Value {
     let (_, body) = app.gql(JOB, json!({ "id": id })).await;
     body["data"]["job"].clone()
@@ -150,15 +157,13 @@ async fn a_dry_run_reports_exactly_what_would_change_and_changes_nothing() {
         "SELECT COUNT(*) FROM outbox_events WHERE event_type = 'stock.changed'",
     )
     .await;
-    let input = upload_csv(&app, "sku,location,quantity\nA,WH,3\nB,WH,4\nNOPE,WH,1\n").await;
-    let id = start(
+    let done = import(
         &app,
         "IMPORT_STOCK_COUNTS",
         json!({ "dryRun": true, "errorPolicy": "REJECT_FAILED_ROWS" }),
-        Some(&input),
+        "sku,location,quantity\nA,WH,3\nB,WH,4\nNOPE,WH,1\n",
     )
     .await;
-    let done = finished(&app, &id).await;
     assert_eq!(done["status"], "SUCCEEDED", "{done}");
     assert_eq!(done["result"]["dryRun"], true);
     assert_eq!(done["result"]["changed"], 1);
@@ -200,15 +205,13 @@ const BAD_ROWS: &str = "sku,location,quantity,change_from_quantity\nA,WH,8,\nNOP
 async fn reject_everything_applies_nothing_when_a_row_fails() {
     let app = TestApp::spawn().await;
     stock(&app).await;
-    let input = upload_csv(&app, BAD_ROWS).await;
-    let id = start(
+    let done = import(
         &app,
         "IMPORT_STOCK_COUNTS",
         json!({ "errorPolicy": "REJECT_EVERYTHING" }),
-        Some(&input),
+        BAD_ROWS,
     )
     .await;
-    let done = finished(&app, &id).await;
     assert_eq!(done["status"], "FAILED", "{done}");
     assert_eq!(done["result"]["failed"], 4, "{done}");
     assert_eq!(done["result"]["applied"], 0);
@@ -252,15 +255,13 @@ async fn reject_everything_applies_nothing_when_a_row_fails() {
 async fn reject_failed_rows_applies_the_good_rows_and_reports_the_rest() {
     let app = TestApp::spawn().await;
     stock(&app).await;
-    let input = upload_csv(&app, BAD_ROWS).await;
-    let id = start(
+    let done = import(
         &app,
         "IMPORT_STOCK_COUNTS",
         json!({ "errorPolicy": "REJECT_FAILED_ROWS" }),
-        Some(&input),
+        BAD_ROWS,
     )
     .await;
-    let done = finished(&app, &id).await;
     assert_eq!(done["status"], "SUCCEEDED", "{done}");
     assert_eq!(done["result"]["changed"], 1, "{done}");
     assert_eq!(done["result"]["failed"], 4, "{done}");
@@ -275,9 +276,13 @@ async fn reject_failed_rows_applies_the_good_rows_and_reports_the_rest() {
 async fn a_wrong_header_fails_the_job_with_a_hint_and_changes_nothing() {
     let app = TestApp::spawn().await;
     stock(&app).await;
-    let input = upload_csv(&app, "sku,loc,quantity\nA,WH,1\n").await;
-    let id = start(&app, "IMPORT_STOCK_COUNTS", json!({}), Some(&input)).await;
-    let done = finished(&app, &id).await;
+    let done = import(
+        &app,
+        "IMPORT_STOCK_COUNTS",
+        json!({}),
+        "sku,loc,quantity\nA,WH,1\n",
+    )
+    .await;
     assert_eq!(done["status"], "FAILED", "{done}");
     assert_eq!(done["errors"][0]["code"], "INVALID_INPUT");
     let message = done["errors"][0]["message"].as_str().unwrap();
@@ -954,9 +959,9 @@ async fn a_large_count_import_writes_a_movement_and_an_event_per_level() {
     app.create_location("A1", false).await;
     app.create_location("B1", false).await;
     let items: String = (0..100).map(|i| format!("L{i},Item {i},,\n")).collect();
-    let input = upload_csv(&app, &format!("sku,name,barcode,unit\n{items}")).await;
-    let id = start(&app, "IMPORT_ITEMS", json!({}), Some(&input)).await;
-    assert_eq!(finished(&app, &id).await["status"], "SUCCEEDED");
+    let csv = format!("sku,name,barcode,unit\n{items}");
+    let done = import(&app, "IMPORT_ITEMS", json!({}), &csv).await;
+    assert_eq!(done["status"], "SUCCEEDED", "{done}");
     app.adjust("L7", "A1", 5, None).await;
     let events_before = count(
         &app,
@@ -972,15 +977,13 @@ async fn a_large_count_import_writes_a_movement_and_an_event_per_level() {
             rows.push_str(&format!("L{i},{code},{},{change_from}\n", i * 2 + l + 1));
         }
     }
-    let input = upload_csv(&app, &rows).await;
-    let id = start(
+    let done = import(
         &app,
         "IMPORT_STOCK_COUNTS",
         json!({ "errorPolicy": "REJECT_FAILED_ROWS" }),
-        Some(&input),
+        &rows,
     )
     .await;
-    let done = finished(&app, &id).await;
     assert_eq!(done["status"], "SUCCEEDED", "{done}");
     assert_eq!(
         (
@@ -994,7 +997,7 @@ async fn a_large_count_import_writes_a_movement_and_an_event_per_level() {
     assert_eq!(app.level("L7", "A1").await["available"], 5);
     assert_eq!(app.level("L99", "B1").await["available"], 200);
 
-    let uri = format!("twh://jobs/{id}");
+    let uri = format!("twh://jobs/{}", done["id"].as_str().unwrap());
     let agreeing = count(
         &app,
         &format!(
