@@ -31,6 +31,41 @@ use crate::{events, ids};
 /// Most lines one document may carry.
 pub const MAX_LINES: usize = 250;
 
+/// The lines a transition is sent (their quantities), checked before the document is locked:
+/// input that can never be right is refused as such, whatever version or state the document
+/// is in. `instead` says what sending no lines does, where that is allowed.
+pub fn check_sent_lines(
+    quantities: impl ExactSizeIterator<Item = i64>,
+    instead: Option<&str>,
+) -> Result<(), DomainError> {
+    if quantities.len() == 0 || quantities.len() > MAX_LINES {
+        let instead = instead.map(|what| format!(", or none to {what}"));
+        return Err(DomainError::user(UserError::new(
+            ErrorCode::InvalidInput,
+            &["lines"],
+            format!("send 1 to {MAX_LINES} lines{}", instead.unwrap_or_default()),
+        )));
+    }
+    let out_of_range: Vec<UserError> = quantities
+        .enumerate()
+        .filter(|(_, quantity)| !(1..=MAX_DELTA).contains(quantity))
+        .map(|(i, _)| UserError {
+            code: ErrorCode::InvalidInput,
+            field: Some(vec![
+                "lines".to_owned(),
+                i.to_string(),
+                "quantity".to_owned(),
+            ]),
+            message: format!("must be within 1 and {MAX_DELTA}"),
+        })
+        .collect();
+    if out_of_range.is_empty() {
+        Ok(())
+    } else {
+        Err(DomainError::User(out_of_range))
+    }
+}
+
 /// The kinds of document, each with its number prefix and URI path.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Kind {

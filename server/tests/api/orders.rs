@@ -1320,10 +1320,11 @@ async fn a_malformed_edit_is_refused_as_such_whatever_version_it_names() {
     );
 }
 
-/// A receipt that can never be right (a quantity out of range) is refused as invalid input,
-/// even when the version sent is stale too: the caller learns what to fix first.
+/// Lines that can never be right (a quantity out of range) are refused as invalid input, even
+/// when the version sent is stale or the document is in the wrong state: the caller learns
+/// what to fix first. Every transition that takes lines checks them the same way.
 #[tokio::test]
-async fn an_impossible_receipt_is_invalid_input_before_any_version_check() {
+async fn impossible_lines_are_invalid_input_before_any_version_or_state_check() {
     let app = TestApp::spawn().await;
     setup(&app).await;
     let po = create_po(
@@ -1345,4 +1346,42 @@ async fn an_impossible_receipt_is_invalid_input_before_any_version_check() {
         assert_eq!(codes(&refused), vec!["INVALID_INPUT"], "{refused}");
     }
     assert_eq!(app.level("MUG", "WH").await["incoming"], 10);
+
+    // Both documents are DRAFT (nothing to ship, nothing in transit) and at version 1.
+    let so = create_so(
+        &app,
+        json!([{ "sku": "MUG", "locationCode": "WH", "quantity": 2 }]),
+    )
+    .await;
+    let tr = create_transfer(&app, 2).await;
+    for (field, args, id, line) in [
+        (
+            "shipSalesOrder",
+            "($id: ID!, $v: Int, $lines: [ShipmentLineInput!])",
+            &so["id"],
+            json!({ "sku": "MUG", "locationCode": "WH", "quantity": 0 }),
+        ),
+        (
+            "receiveTransfer",
+            "($id: ID!, $v: Int, $lines: [TransferReceiptLineInput!])",
+            &tr["id"],
+            json!({ "sku": "MUG", "quantity": -1 }),
+        ),
+    ] {
+        let selection = if field == "shipSalesOrder" { SO } else { TR };
+        let refused = call(
+            &app,
+            field,
+            args,
+            selection,
+            json!({ "id": id, "v": 7, "lines": [line] }),
+        )
+        .await;
+        assert_eq!(codes(&refused), vec!["INVALID_INPUT"], "{field}: {refused}");
+        assert_eq!(
+            refused["userErrors"][0]["field"],
+            json!(["lines", "0", "quantity"]),
+            "{refused}"
+        );
+    }
 }

@@ -10,7 +10,7 @@ use super::{PurchaseOrderStatus, RECEIVED};
 use crate::error::{DomainError, ErrorCode, UserError};
 use crate::ledger::write::Context;
 use crate::ledger::write::post::Line;
-use crate::ledger::{Counterparty, MAX_DELTA, MovementReason, QuantityState};
+use crate::ledger::{Counterparty, MovementReason, QuantityState};
 use crate::orders::{self, Document, Kind};
 
 #[derive(InputObject, Clone, Debug, Serialize)]
@@ -28,32 +28,7 @@ pub async fn receive(
     receipt: Vec<ReceiptLineInput>,
     allow_over_receipt: bool,
 ) -> Result<Document, DomainError> {
-    // The receipt's own shape first: input that can never be right is refused as such, not as
-    // a stale version or a wrong state.
-    if receipt.is_empty() || receipt.len() > orders::MAX_LINES {
-        return Err(DomainError::user(UserError::new(
-            ErrorCode::InvalidInput,
-            &["lines"],
-            format!("send 1 to {} lines", orders::MAX_LINES),
-        )));
-    }
-    let out_of_range: Vec<UserError> = receipt
-        .iter()
-        .enumerate()
-        .filter(|(_, received)| !(1..=MAX_DELTA).contains(&received.quantity))
-        .map(|(i, _)| UserError {
-            code: ErrorCode::InvalidInput,
-            field: Some(vec![
-                "lines".to_owned(),
-                i.to_string(),
-                "quantity".to_owned(),
-            ]),
-            message: format!("must be within 1 and {MAX_DELTA}"),
-        })
-        .collect();
-    if !out_of_range.is_empty() {
-        return Err(DomainError::User(out_of_range));
-    }
+    orders::check_sent_lines(receipt.iter().map(|l| l.quantity), None)?;
     let mut document =
         orders::lock(txn, cx.principal, Kind::PurchaseOrder, id, expected_version).await?;
     let status = PurchaseOrderStatus::parse(&document.status);

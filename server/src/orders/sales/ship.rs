@@ -26,6 +26,10 @@ pub async fn ship(
     expected_version: Option<i64>,
     lines: Option<Vec<ShipmentLineInput>>,
 ) -> Result<Document, DomainError> {
+    if let Some(lines) = &lines {
+        let instead = "ship everything allocated";
+        orders::check_sent_lines(lines.iter().map(|l| l.quantity), Some(instead))?;
+    }
     let mut document =
         orders::lock(txn, cx.principal, Kind::SalesOrder, id, expected_version).await?;
     if !matches!(
@@ -46,29 +50,11 @@ pub async fn ship(
                 }
             }
         }
-        Some(lines) if lines.is_empty() || lines.len() > orders::MAX_LINES => {
-            return Err(DomainError::user(UserError::new(
-                ErrorCode::InvalidInput,
-                &["lines"],
-                format!(
-                    "send 1 to {} lines, or none to ship everything allocated",
-                    orders::MAX_LINES
-                ),
-            )));
-        }
         Some(lines) => {
             let mut errors = Vec::new();
             let mut left: Vec<i64> = document.lines.iter().map(|l| l.committed).collect();
             for (i, wanted) in lines.iter().enumerate() {
                 let path = |leaf: &str| vec!["lines".to_owned(), i.to_string(), leaf.to_owned()];
-                if wanted.quantity < 1 {
-                    errors.push(UserError {
-                        code: ErrorCode::InvalidInput,
-                        field: Some(path("quantity")),
-                        message: "must be at least 1".into(),
-                    });
-                    continue;
-                }
                 let (taken, rest) = orders::fill(
                     &document.lines,
                     &mut left,

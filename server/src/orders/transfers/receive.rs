@@ -27,6 +27,10 @@ pub async fn receive(
     lines: Option<Vec<TransferReceiptLineInput>>,
     close_shortfall: bool,
 ) -> Result<Document, DomainError> {
+    if let Some(lines) = &lines {
+        let instead = "receive everything in transit";
+        orders::check_sent_lines(lines.iter().map(|l| l.quantity), Some(instead))?;
+    }
     let mut document =
         orders::lock(txn, cx.principal, Kind::Transfer, id, expected_version).await?;
     if !matches!(
@@ -47,16 +51,6 @@ pub async fn receive(
                 }
             }
         }
-        Some(lines) if lines.is_empty() || lines.len() > orders::MAX_LINES => {
-            return Err(DomainError::user(UserError::new(
-                ErrorCode::InvalidInput,
-                &["lines"],
-                format!(
-                    "send 1 to {} lines, or none to receive everything in transit",
-                    orders::MAX_LINES
-                ),
-            )));
-        }
         Some(lines) => {
             let mut errors = Vec::new();
             let mut left: Vec<i64> = document
@@ -66,14 +60,6 @@ pub async fn receive(
                 .collect();
             for (i, wanted) in lines.iter().enumerate() {
                 let path = || vec!["lines".to_owned(), i.to_string(), "quantity".to_owned()];
-                if wanted.quantity < 1 {
-                    errors.push(UserError {
-                        code: ErrorCode::InvalidInput,
-                        field: Some(path()),
-                        message: "must be at least 1".into(),
-                    });
-                    continue;
-                }
                 let (taken, rest) = orders::fill(
                     &document.lines,
                     &mut left,
