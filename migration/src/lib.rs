@@ -10,6 +10,7 @@ mod m0004_events;
 mod m0005_plan_overrides;
 mod m0006_usage;
 mod m0007_jobs;
+mod m0008_search;
 
 pub struct Migrator;
 
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0005_plan_overrides::Migration),
             Box::new(m0006_usage::Migration),
             Box::new(m0007_jobs::Migration),
+            Box::new(m0008_search::Migration),
         ]
     }
 }

@@ -122,6 +122,12 @@ const AUDIT_FILTER: &[(&str, &str)] = &[
 
 const JOB_FILTER: &[(&str, &str)] = &[("kind", "kind"), ("status", "status")];
 
+const SEARCH_FILTER: &[(&str, &str)] = &[
+    ("status", "statuses"),
+    ("location", "locationCode"),
+    ("inStock", "inStock"),
+];
+
 const PAGE: [(&str, Source); 2] = [
     ("first", Source::Query("first")),
     ("after", Source::Query("after")),
@@ -1336,6 +1342,60 @@ pub const ROUTES: &[Route] = &[
         versioned: false,
         location: None,
         example: None,
+        unique: &[],
+    },
+    Route {
+        method: Method::Get,
+        path: "/v1/search",
+        operation_id: "search",
+        summary: "Search items, locations and order documents: typo-tolerant, an exact SKU, code, order number or barcode first",
+        tag: "Search",
+        field: "search",
+        args: &[
+            ("query", Source::Query("q")),
+            ("types", Source::Query("type")),
+            ("filter", Source::QueryObject(SEARCH_FILTER)),
+            PAGE[0],
+            PAGE[1],
+        ],
+        shape: Shape::Object,
+        status: 200,
+        versioned: false,
+        location: None,
+        example: None,
+        unique: &[],
+    },
+    Route {
+        method: Method::Get,
+        path: "/v1/search/synonyms",
+        operation_id: "getSearchSynonyms",
+        summary: "This tenant's search synonyms",
+        tag: "Search",
+        field: "searchSynonyms",
+        args: &[],
+        shape: Shape::Object,
+        status: 200,
+        versioned: false,
+        location: None,
+        example: None,
+        unique: &[],
+    },
+    Route {
+        method: Method::Post,
+        path: "/v1/search/synonyms",
+        operation_id: "updateSearchSynonyms",
+        summary: "Replace this tenant's search synonyms (groups of words that find each other)",
+        tag: "Search",
+        field: "updateSearchSynonyms",
+        args: &[
+            ("input", Source::Body),
+            ("idempotencyKey", Source::IdempotencyKey),
+        ],
+        shape: Shape::Payload("synonyms"),
+        status: 200,
+        versioned: false,
+        location: None,
+        example: Some(r#"{"groups": [["mug", "cup"], ["tee", "tshirt"]]}"#),
         unique: &[],
     },
 ];

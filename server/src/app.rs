@@ -27,6 +27,8 @@ pub struct App {
     pub limiter: crate::tenancy::limits::Limiter,
     /// Where artifacts (uploads, exports, reports) are kept.
     pub artifacts: crate::artifacts::Store,
+    /// The search engine (built-in or Meilisearch).
+    pub search: crate::search::Search,
     /// Console session keys (JWT).
     pub sessions: crate::auth::jwt::Sessions,
     /// Wakes the background relay and webhook dispatcher after a commit.
@@ -61,6 +63,8 @@ pub struct Wake {
     pub dispatcher: tokio::sync::Notify,
     /// Wakes idle job workers after a job is queued.
     pub jobs: tokio::sync::Notify,
+    /// Wakes the search indexer after the relay moved events into the log.
+    pub search: tokio::sync::Notify,
 }
 
 impl App {
@@ -83,6 +87,7 @@ impl App {
         );
         let sessions = crate::auth::jwt::Sessions::new(config.jwt_keys.as_deref());
         let artifacts = crate::artifacts::Store::open(&config.artifacts)?;
+        let search = crate::search::Search::new(&config.search)?;
         let bus = Arc::new(crate::events::bus::Bus::new(
             config.events.subscriber_buffer,
             redis,
@@ -97,6 +102,7 @@ impl App {
             bus,
             limiter,
             artifacts,
+            search,
             sessions,
             wake: Wake::default(),
             instance_id: format!("{}:{}", std::process::id(), uuid::Uuid::now_v7().simple()),

@@ -23,6 +23,19 @@ pub struct Config {
     pub jwt_keys: Option<Vec<(String, String)>>,
     pub artifacts: ArtifactsConfig,
     pub jobs: JobsConfig,
+    pub search: SearchConfig,
+}
+
+#[derive(Clone, Debug)]
+pub struct SearchConfig {
+    /// `MEILISEARCH_URL`: search on Meilisearch; unset, the built-in engine.
+    pub meilisearch_url: Option<String>,
+    /// `MEILISEARCH_API_KEY`: its master key or an admin API key.
+    pub meilisearch_api_key: Option<String>,
+    /// `TWH_SEARCH_INDEX_PREFIX`: index names are this plus the tenant id.
+    pub index_prefix: String,
+    /// `TWH_SEARCH_POLL_MS`: how often the indexer looks for events when nothing woke it.
+    pub poll_ms: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -305,6 +318,12 @@ impl Default for Config {
                 max_attempts: 5,
                 reconcile_schedule: ReconcileSchedule::Daily(2, 0),
             },
+            search: SearchConfig {
+                meilisearch_url: None,
+                meilisearch_api_key: None,
+                index_prefix: "twh_".to_owned(),
+                poll_ms: 500,
+            },
         }
     }
 }
@@ -451,6 +470,16 @@ impl Config {
                     }
                     _ => d.jobs.reconcile_schedule,
                 },
+            },
+            search: SearchConfig {
+                meilisearch_url: std::env::var("MEILISEARCH_URL")
+                    .ok()
+                    .filter(|u| !u.trim().is_empty()),
+                meilisearch_api_key: std::env::var("MEILISEARCH_API_KEY")
+                    .ok()
+                    .filter(|k| !k.is_empty()),
+                index_prefix: env_or("TWH_SEARCH_INDEX_PREFIX", d.search.index_prefix)?,
+                poll_ms: env_or("TWH_SEARCH_POLL_MS", d.search.poll_ms)?.max(10),
             },
         })
     }

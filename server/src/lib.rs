@@ -18,6 +18,7 @@ pub mod jobs;
 pub mod ledger;
 pub mod observability;
 pub mod orders;
+pub mod search;
 pub mod server;
 pub mod startup;
 pub mod tenancy;

@@ -42,12 +42,27 @@ enum Command {
         #[arg(long)]
         tenant: Option<String>,
     },
+    /// Search index maintenance.
+    Search {
+        #[command(subcommand)]
+        command: SearchCommand,
+    },
     /// Print the GraphQL SDL (checked in as schema.graphql).
     ExportSchema,
     /// Print the OpenAPI document as YAML (checked in as openapi.yaml).
     ExportOpenapi,
     /// Print the Postman collection (checked in as postman/twh.postman_collection.json).
     ExportPostman,
+}
+
+#[derive(Subcommand)]
+enum SearchCommand {
+    /// Rebuild the search index from the database without downtime (searches see the old
+    /// index until the new one is complete), for every tenant or one.
+    Reindex {
+        #[arg(long)]
+        tenant: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -169,6 +184,23 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             } else {
                 ExitCode::from(1)
             })
+        }
+        Command::Search {
+            command: SearchCommand::Reindex { tenant },
+        } => {
+            let state = server::prepare(config).await?;
+            let started = std::time::Instant::now();
+            let documents = twh_server::search::indexer::reindex(&state, tenant.as_deref()).await?;
+            println!(
+                "{}",
+                serde_json::json!({
+                    "engine": state.search.engine_name(),
+                    "tenant": tenant,
+                    "documents": documents,
+                    "seconds": started.elapsed().as_secs_f64(),
+                })
+            );
+            Ok(ExitCode::SUCCESS)
         }
         Command::ExportSchema | Command::ExportOpenapi | Command::ExportPostman => {
             unreachable!("handled above")

@@ -163,6 +163,11 @@ pub fn start_background(state: &AppState, stop: &watch::Sender<bool>) {
         Duration::from_millis(state.config.events.relay_poll_ms),
         stop.subscribe(),
     ));
+    tokio::spawn(crate::search::indexer::run(
+        state.clone(),
+        Duration::from_millis(state.config.search.poll_ms),
+        stop.subscribe(),
+    ));
     crate::jobs::worker::start(state, stop);
     tokio::spawn(crate::webhooks::dispatch::run(
         state.clone(),

@@ -100,6 +100,10 @@ pub const GUARDS: &[(&str, &str, Needs)] = &[
     ("Mutation", "setReorderPoint", OPERATOR),
     ("Mutation", "runReconciliation", ADMIN),
     ("Mutation", "repairReconciliation", ADMIN),
+    // Search: anyone reads; synonyms are kept with the catalog.
+    ("Query", "search", VIEWER),
+    ("Query", "searchSynonyms", VIEWER),
+    ("Mutation", "updateSearchSynonyms", OPERATOR),
     // The platform.
     ("Mutation", "createTenant", PlatformOperator),
     ("Mutation", "updateTenantPlan", PlatformOperator),

@@ -140,6 +140,7 @@ pub async fn run(app: AppState, poll: Duration, mut stop: tokio::sync::watch::Re
                 Ok(events) => {
                     let full = events.len() as u64 >= BATCH;
                     app.bus.publish(events).await;
+                    app.wake.search.notify_one();
                     if !full {
                         break;
                     }

@@ -8,9 +8,10 @@ use std::sync::{Arc, OnceLock};
 
 use async_graphql::dataloader::{DataLoader, Loader};
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
-use twh_entity::item;
+use twh_entity::{item, location};
 
 use crate::catalog::items::Item;
+use crate::catalog::locations::Location;
 use crate::ledger::Movement;
 use crate::ledger::query::movements_by_reference;
 
@@ -20,6 +21,7 @@ pub struct Loaders {
     items: OnceLock<DataLoader<ItemsById>>,
     movements: OnceLock<DataLoader<MovementsByDocument>>,
     documents: OnceLock<DataLoader<DocumentsByUri>>,
+    locations: OnceLock<DataLoader<LocationsById>>,
 }
 
 impl Loaders {
@@ -53,6 +55,22 @@ impl Loaders {
 }
 
 impl Loaders {
+    pub fn locations(
+        &self,
+        db: &DatabaseConnection,
+        tenant_id: &str,
+    ) -> &DataLoader<LocationsById> {
+        self.locations.get_or_init(|| {
+            DataLoader::new(
+                LocationsById {
+                    db: db.clone(),
+                    tenant_id: tenant_id.to_owned(),
+                },
+                tokio::spawn,
+            )
+        })
+    }
+
     pub fn documents(
         &self,
         db: &DatabaseConnection,
@@ -109,6 +127,29 @@ impl Loader<String> for ItemsById {
         Ok(rows
             .into_iter()
             .map(|m| (m.id.clone(), Item::from(m)))
+            .collect())
+    }
+}
+
+pub struct LocationsById {
+    db: DatabaseConnection,
+    tenant_id: String,
+}
+
+impl Loader<String> for LocationsById {
+    type Value = Location;
+    type Error = Arc<sea_orm::DbErr>;
+
+    async fn load(&self, keys: &[String]) -> Result<HashMap<String, Location>, Self::Error> {
+        let rows = location::Entity::find()
+            .filter(location::Column::TenantId.eq(self.tenant_id.as_str()))
+            .filter(location::Column::Id.is_in(keys.iter().cloned()))
+            .all(&self.db)
+            .await
+            .map_err(Arc::new)?;
+        Ok(rows
+            .into_iter()
+            .map(|m| (m.id.clone(), Location::from(m)))
             .collect())
     }
 }

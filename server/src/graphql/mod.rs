@@ -10,6 +10,7 @@ pub mod loaders;
 pub mod metering;
 mod operator;
 pub mod orders;
+mod search;
 mod stock;
 pub mod usage;
 mod webhooks;
@@ -44,6 +45,7 @@ pub struct Query(
     events::EventsQuery,
     webhooks::WebhooksQuery,
     jobs::JobsQuery,
+    search::SearchQuery,
     access::AccessQuery,
     usage::UsageQuery,
     operator::OperatorQuery,
@@ -56,6 +58,7 @@ pub struct Mutation(
     orders::OrdersMutation,
     webhooks::WebhooksMutation,
     jobs::JobsMutation,
+    search::SearchMutation,
     access::AccessMutation,
     operator::OperatorMutation,
 );

@@ -164,14 +164,31 @@ async fn readyz(State((state, _)): State<(AppState, crate::graphql::TwhSchema)>)
     match state.db.execute_unprepared("SELECT 1").await {
         // Requests are served without Redis (limits and counts fall back to each process),
         // so an outage degrades readiness instead of failing it; the detail says so.
-        Ok(_) => match state.limiter.ping_redis().await {
-            Some(false) => (
-                StatusCode::OK,
-                "ready (degraded: Redis is unreachable; rate limits and usage counts run per process until it returns)",
-            )
-                .into_response(),
-            _ => (StatusCode::OK, "ready").into_response(),
-        },
+        Ok(_) => {
+            let mut degraded = Vec::new();
+            if state.limiter.ping_redis().await == Some(false) {
+                degraded.push("Redis is unreachable; rate limits and usage counts run per process until it returns".to_owned());
+            }
+            // Search never blocks readiness: writes go on and the index catches up.
+            if let crate::search::Engine::Meilisearch(meili) = &state.search.engine
+                && !meili.healthy().await
+            {
+                degraded.push("Meilisearch is unreachable; search fails and the index catches up when it returns".to_owned());
+            }
+            match crate::search::indexer::lag_seconds(&state).await {
+                Ok(lag) if lag > 5.0 => degraded.push(format!(
+                    "the {} search index is {lag:.1} s behind the event log",
+                    state.search.engine_name()
+                )),
+                Ok(_) => {}
+                Err(err) => tracing::debug!(error = %err, "reading the search index lag failed"),
+            }
+            if degraded.is_empty() {
+                (StatusCode::OK, "ready").into_response()
+            } else {
+                (StatusCode::OK, format!("ready (degraded: {})", degraded.join("; "))).into_response()
+            }
+        }
         Err(err) => {
             tracing::warn!(error = %err, "readiness check failed");
             (StatusCode::SERVICE_UNAVAILABLE, "database unreachable").into_response()

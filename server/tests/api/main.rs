@@ -20,5 +20,6 @@ mod resilience;
 mod rest;
 mod roles;
 mod schema;
+mod search;
 mod startup;
 mod validation;

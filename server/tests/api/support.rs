@@ -85,6 +85,16 @@ impl TestApp {
             std::env::temp_dir().join(format!("twh-artifacts-{}", unique_suffix()));
         config.jobs.poll_ms = 50;
         config.jobs.reconcile_schedule = twh_server::config::ReconcileSchedule::Off;
+        // With TWH_TEST_MEILISEARCH_URL search runs on that Meilisearch, in indexes of the
+        // test's own.
+        if let Ok(url) = std::env::var("TWH_TEST_MEILISEARCH_URL")
+            && !url.is_empty()
+        {
+            config.search.meilisearch_url = Some(url);
+            config.search.meilisearch_api_key = std::env::var("TWH_TEST_MEILISEARCH_KEY").ok();
+            config.search.index_prefix = format!("t{}_", unique_suffix());
+        }
+        config.search.poll_ms = 50;
         configure(&mut config);
         let state = server::prepare(config).await.expect("prepare the app");
         let tenant = tenancy::create(&state.db, "Test tenant", "free", true)

@@ -1,0 +1,409 @@
+//! Search: one suite for every engine. It runs on the built-in engine over SQLite by default,
+//! over Postgres with TWH_TEST_DATABASE_URL, and on Meilisearch with
+//! TWH_TEST_MEILISEARCH_URL (see the harness). Each test waits for the index to catch up
+//! (relay drained, indexer round done, lag zero) before it searches.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use twh_server::search::indexer;
+
+use crate::support::{ADJUST, TestApp, adjust_input};
+
+const SEARCH: &str = "query($q: String!, $types: [SearchType!], $filter: SearchFilter, $first: Int, $after: String) { search(query: $q, types: $types, filter: $filter, first: $first, after: $after) { totalCount hits { type id code title status exactMatch inStock available locationCodes highlights { field snippet } node { __typename ... on Item { sku } ... on Location { code } ... on PurchaseOrder { number status } } } facets { field values { value count } } pageInfo { hasNextPage endCursor } } }";
+
+/// Relays and indexes everything written so far; the lag then reads zero.
+async fn settle(app: &TestApp) {
+    indexer::catch_up(&app.state).await.expect("index catches up");
+    let lag = indexer::lag_seconds(&app.state).await.expect("lag");
+    assert_eq!(lag, 0.0, "nothing left to index");
+}
+
+async fn search_as(app: &TestApp, key: &str, q: &str, extra: Value) -> Value {
+    let mut vars = json!({ "q": q });
+    if let Value::Object(extra) = extra {
+        for (k, v) in extra {
+            vars[k] = v;
+        }
+    }
+    let (status, body) = app.gql_as(key, SEARCH, vars).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body["errors"].is_null(), "{body}");
+    body["data"]["search"].clone()
+}
+
+async fn search(app: &TestApp, q: &str, extra: Value) -> Value {
+    search_as(app, &app.key, q, extra).await
+}
+
+fn codes_of(result: &Value) -> Vec<String> {
+    result["hits"]
+        .as_array()
+        .expect("hits")
+        .iter()
+        .map(|h| h["code"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
+
+async fn create_item(app: &TestApp, sku: &str, name: &str, barcode: Option<&str>) -> Value {
+    let (_, body) = app
+        .gql(
+            "mutation($input: CreateItemInput!) { createItem(input: $input) { item { id sku version } userErrors { code } } }",
+            json!({ "input": { "sku": sku, "name": name, "barcode": barcode } }),
+        )
+        .await;
+    assert_eq!(body["data"]["createItem"]["userErrors"], json!([]), "{body}");
+    body["data"]["createItem"]["item"].clone()
+}
+
+async fn catalog(app: &TestApp) {
+    create_item(app, "MUG-BLU", "Blue Ceramic Mug", Some("4006381333931")).await;
+    // Recency breaks ties between equal matches: keep the two mugs' times apart.
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    create_item(app, "MUG-RED", "Red Ceramic Mug", None).await;
+    create_item(app, "GLS-TMB", "Glass Tumbler", None).await;
+    create_item(app, "TEE-BLK", "Black Cotton Tee", None).await;
+}
+
+#[tokio::test]
+async fn typos_prefixes_and_exact_codes_find_items() {
+    let app = TestApp::spawn().await;
+    catalog(&app).await;
+    settle(&app).await;
+
+    // One typo in a word of six letters.
+    let found = search(&app, "ceramc mug", json!({})).await;
+    assert_eq!(sorted(codes_of(&found)), ["MUG-BLU", "MUG-RED"], "{found}");
+    assert_eq!(found["totalCount"], 2);
+    let hit = &found["hits"][0];
+    assert_eq!(hit["type"], "ITEM");
+    assert_eq!(hit["node"]["__typename"], "Item");
+    assert_eq!(hit["node"]["sku"], hit["code"]);
+    let title = hit["highlights"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["field"] == "title")
+        .unwrap_or_else(|| panic!("a title highlight: {hit}"));
+    assert!(title["snippet"].as_str().unwrap().contains("<mark>Ceramic</mark>"), "{title}");
+
+    // The last word is a prefix; a swap of two letters is one typo.
+    assert_eq!(codes_of(&search(&app, "tumb", json!({})).await), ["GLS-TMB"]);
+    assert_eq!(codes_of(&search(&app, "cotton teee", json!({})).await), Vec::<String>::new(), "no typo in a word of four letters");
+    assert_eq!(sorted(codes_of(&search(&app, "cermaic", json!({})).await)), ["MUG-BLU", "MUG-RED"]);
+    // Every word must match.
+    assert_eq!(codes_of(&search(&app, "ceramic tumbler", json!({})).await), Vec::<String>::new());
+
+    // A scanned barcode and a typed SKU are exact matches, first.
+    let scanned = search(&app, "4006381333931", json!({})).await;
+    assert_eq!(codes_of(&scanned)[0], "MUG-BLU", "{scanned}");
+    assert_eq!(scanned["hits"][0]["exactMatch"], true);
+    let typed = search(&app, "mug-red", json!({})).await;
+    assert_eq!(codes_of(&typed)[0], "MUG-RED", "{typed}");
+    assert_eq!(typed["hits"][0]["exactMatch"], true);
+    assert!(typed["hits"].as_array().unwrap()[1..].iter().all(|h| h["exactMatch"] == false));
+
+    // Among equally good matches the most recently changed comes first.
+    assert_eq!(codes_of(&search(&app, "ceramic mug", json!({})).await), ["MUG-RED", "MUG-BLU"]);
+    let blue = search(&app, "MUG-BLU", json!({})).await;
+    let id = blue["hits"][0]["id"].as_str().unwrap().to_owned();
+    let (_, body) = app
+        .gql(
+            "mutation($id: ID!) { updateItem(id: $id, expectedVersion: 1, input: { unit: \"piece\" }) { userErrors { code } } }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert_eq!(body["data"]["updateItem"]["userErrors"], json!([]), "{body}");
+    settle(&app).await;
+    assert_eq!(codes_of(&search(&app, "ceramic mug", json!({})).await), ["MUG-BLU", "MUG-RED"]);
+}
+
+#[tokio::test]
+async fn filters_facets_and_documents() {
+    let app = TestApp::spawn().await;
+    catalog(&app).await;
+    app.create_location("WH-A", false).await;
+    app.create_location("ST-1", false).await;
+    let adjusted = app.adjust("MUG-BLU", "WH-A", 5, None).await;
+    assert_eq!(adjusted["userErrors"], json!([]));
+    let (_, body) = app
+        .gql(
+            "mutation($input: CreatePurchaseOrderInput!) { createPurchaseOrder(input: $input) { purchaseOrder { id number } userErrors { code } } }",
+            json!({ "input": { "supplier": "Acme Ceramics", "externalReference": "EXT-4471", "lines": [{ "sku": "MUG-RED", "locationCode": "ST-1", "quantity": 10 }] } }),
+        )
+        .await;
+    let po = body["data"]["createPurchaseOrder"]["purchaseOrder"].clone();
+    assert!(po["id"].is_string(), "{body}");
+    settle(&app).await;
+
+    let in_stock = search(&app, "mug", json!({ "filter": { "inStock": true } })).await;
+    assert_eq!(codes_of(&in_stock), ["MUG-BLU"]);
+    assert_eq!(in_stock["hits"][0]["available"], 5);
+    assert_eq!(in_stock["hits"][0]["locationCodes"], json!(["WH-A"]));
+    let at_store = search(&app, "mug", json!({ "types": ["ITEM"], "filter": { "locationCode": "ST-1" } })).await;
+    assert_eq!(codes_of(&at_store), Vec::<String>::new(), "no mug is available at ST-1");
+
+    // Documents: the purchase order by its supplier and by its reference, with its status.
+    let by_supplier = search(&app, "acme", json!({ "types": ["PURCHASE_ORDER"] })).await;
+    assert_eq!(codes_of(&by_supplier), [po["number"].as_str().unwrap()]);
+    assert_eq!(by_supplier["hits"][0]["status"], "DRAFT");
+    assert_eq!(by_supplier["hits"][0]["node"]["__typename"], "PurchaseOrder");
+    let by_reference = search(&app, "EXT-4471", json!({})).await;
+    assert_eq!(codes_of(&by_reference), [po["number"].as_str().unwrap()]);
+    let by_location = search(&app, "", json!({ "types": ["PURCHASE_ORDER"], "filter": { "locationCode": "ST-1" } })).await;
+    assert_eq!(by_location["totalCount"], 1);
+
+    // A transition reaches the index.
+    let (_, body) = app
+        .gql(
+            "mutation($id: ID!) { submitPurchaseOrder(id: $id) { userErrors { code } } }",
+            json!({ "id": po["id"] }),
+        )
+        .await;
+    assert_eq!(body["data"]["submitPurchaseOrder"]["userErrors"], json!([]));
+    settle(&app).await;
+    let ordered = search(&app, "acme", json!({ "filter": { "statuses": ["ORDERED"] } })).await;
+    assert_eq!(codes_of(&ordered), [po["number"].as_str().unwrap()]);
+    assert_eq!(search(&app, "acme", json!({ "filter": { "statuses": ["DRAFT"] } })).await["totalCount"], 0);
+
+    // Locations by name, and facets over everything a query matched.
+    let stores = search(&app, "location st", json!({ "types": ["LOCATION"] })).await;
+    assert_eq!(codes_of(&stores), ["ST-1"]);
+    assert_eq!(stores["hits"][0]["node"]["code"], "ST-1");
+    let ceramic = search(&app, "ceramic", json!({})).await;
+    let facet = |field: &str| -> Value {
+        ceramic["facets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["field"] == field)
+            .map(|f| f["values"].clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        facet("type"),
+        json!([{ "value": "item", "count": 2 }, { "value": "purchase_order", "count": 1 }]),
+        "{ceramic}"
+    );
+    assert_eq!(
+        facet("status"),
+        json!([{ "value": "ACTIVE", "count": 2 }, { "value": "ORDERED", "count": 1 }])
+    );
+
+    // Stock leaving a location takes the item out of the in-stock filter.
+    let out = app.adjust("MUG-BLU", "WH-A", -5, None).await;
+    assert_eq!(out["userErrors"], json!([]));
+    settle(&app).await;
+    assert_eq!(search(&app, "mug", json!({ "filter": { "inStock": true } })).await["totalCount"], 0);
+}
+
+#[tokio::test]
+async fn pages_walk_every_hit_once() {
+    let app = TestApp::spawn().await;
+    for n in 1..=7 {
+        create_item(&app, &format!("WDG-{n}"), &format!("Widget number {n}"), None).await;
+    }
+    settle(&app).await;
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    for page in 0.. {
+        let result = search(&app, "widget", json!({ "first": 3, "after": after })).await;
+        assert_eq!(result["totalCount"], 7);
+        seen.extend(codes_of(&result));
+        if result["pageInfo"]["hasNextPage"] == false {
+            assert_eq!(page, 2, "three pages of 3, 3 and 1");
+            break;
+        }
+        after = result["pageInfo"]["endCursor"].as_str().map(str::to_owned);
+    }
+    assert_eq!(seen.len(), 7);
+    let mut unique = seen.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), 7, "no hit twice: {seen:?}");
+    // An empty query lists everything, most recent first.
+    let all = search(&app, "", json!({ "types": ["ITEM"] })).await;
+    assert_eq!(codes_of(&all)[0], "WDG-7");
+}
+
+#[tokio::test]
+async fn a_tenant_only_ever_finds_its_own_documents() {
+    let app = TestApp::spawn().await;
+    catalog(&app).await;
+    let other = app.other_tenant().await;
+    // The same SKU and barcode in another tenant, and a word only it has.
+    let (_, body) = app
+        .gql_as(
+            &other,
+            "mutation { createItem(input: { sku: \"MUG-BLU\", name: \"Secret Ceramic Mug\", barcode: \"4006381333931\" }) { item { id } userErrors { code } } }",
+            json!({}),
+        )
+        .await;
+    let theirs = body["data"]["createItem"]["item"]["id"].as_str().expect("created").to_owned();
+    settle(&app).await;
+
+    let ours = |result: &Value| {
+        result["hits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|h| h["id"] != theirs.as_str())
+    };
+    for (q, extra) in [
+        ("secret", json!({})),
+        ("MUG-BLU", json!({})),
+        ("4006381333931", json!({})),
+        ("", json!({ "first": 250 })),
+        ("ceramic mug", json!({ "types": ["ITEM"], "filter": { "statuses": ["ACTIVE"] } })),
+        // Filter values are values, never filter syntax.
+        ("mug", json!({ "filter": { "statuses": ["ACTIVE\" OR tenant_id != \"x"] } })),
+        ("mug", json!({ "filter": { "locationCode": "%" } })),
+        ("mug", json!({ "after": "0" })),
+    ] {
+        let result = search(&app, q, extra.clone()).await;
+        assert!(ours(&result), "{q} {extra}: {result}");
+    }
+    assert_eq!(search(&app, "secret", json!({})).await["totalCount"], 0);
+    assert_eq!(
+        search(&app, "mug", json!({ "filter": { "statuses": ["ACTIVE\" OR tenant_id != \"x"] } })).await["totalCount"],
+        0
+    );
+    // The other tenant finds its own.
+    let found = search_as(&app, &other, "secret", json!({})).await;
+    assert_eq!(found["hits"][0]["id"], theirs.as_str());
+    assert_eq!(found["totalCount"], 1);
+
+    // REST: the same search, the same boundary.
+    let (status, _, body) = app
+        .rest(Method::GET, "/v1/search?q=secret", None, &[])
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["totalCount"], 0);
+    let (status, _, body) = app
+        .rest(Method::GET, "/v1/search?q=4006381333931&type=ITEM", None, &[])
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["hits"][0]["code"], "MUG-BLU");
+    assert_ne!(body["hits"][0]["id"], theirs.as_str());
+    assert_eq!(body["hits"][0]["exactMatch"], true);
+}
+
+#[tokio::test]
+async fn malformed_searches_are_invalid_input_and_synonyms_apply() {
+    let app = TestApp::spawn().await;
+    catalog(&app).await;
+    settle(&app).await;
+    for (q, extra) in [
+        ("x".repeat(300), json!({})),
+        ("mug\u{0}".to_owned(), json!({})),
+        ("mug".to_owned(), json!({ "first": 0 })),
+        ("mug".to_owned(), json!({ "after": "not-a-cursor" })),
+        ("mug".to_owned(), json!({ "after": "5000" })),
+        ("mug".to_owned(), json!({ "filter": { "locationCode": "" } })),
+    ] {
+        let mut vars = json!({ "q": q });
+        if let Value::Object(extra) = &extra {
+            for (k, v) in extra {
+                vars[k] = v.clone();
+            }
+        }
+        let (_, body) = app.gql(SEARCH, vars).await;
+        assert_eq!(body["errors"][0]["extensions"]["code"], "INVALID_INPUT", "{extra}: {body}");
+        assert!(body["data"].is_null() || body["data"]["search"].is_null(), "{body}");
+    }
+    // Query syntax of any engine is just text here.
+    let quoted = search(&app, "\"ceramic (mug)* -", json!({})).await;
+    assert_eq!(sorted(codes_of(&quoted)), ["MUG-BLU", "MUG-RED"], "{quoted}");
+    let (status, _, body) = app
+        .rest(Method::GET, &format!("/v1/search?q={}", "y".repeat(300)), None, &[])
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["code"], "INVALID_INPUT", "{body}");
+
+    // Synonyms: "cup" finds mugs once the tenant says so; a bad group changes nothing.
+    assert_eq!(search(&app, "cup", json!({})).await["totalCount"], 0);
+    let update = "mutation($groups: [[String!]!]!) { updateSearchSynonyms(input: { groups: $groups }) { synonyms { groups } userErrors { code field } } }";
+    let (_, body) = app.gql(update, json!({ "groups": [["mug", "Cup"]] })).await;
+    assert_eq!(body["data"]["updateSearchSynonyms"]["userErrors"], json!([]), "{body}");
+    assert_eq!(body["data"]["updateSearchSynonyms"]["synonyms"]["groups"], json!([["cup", "mug"]]));
+    settle(&app).await;
+    assert_eq!(sorted(codes_of(&search(&app, "cup", json!({})).await)), ["MUG-BLU", "MUG-RED"]);
+    let (_, body) = app.gql(update, json!({ "groups": [["lonely"]] })).await;
+    assert_eq!(body["data"]["updateSearchSynonyms"]["userErrors"][0]["code"], "INVALID_INPUT", "{body}");
+    let (_, body) = app.gql("{ searchSynonyms { groups } }", json!({})).await;
+    assert_eq!(body["data"]["searchSynonyms"]["groups"], json!([["cup", "mug"]]));
+}
+
+#[tokio::test]
+async fn after_a_burst_of_writes_search_agrees_with_the_ledger() {
+    let app = TestApp::spawn().await;
+    app.create_location("WH-A", true).await;
+    // 200 items, then 10,000 stock changes in calls of 250 changes.
+    for n in 0..200 {
+        create_item(&app, &format!("BRS-{n:03}"), &format!("Burst part {n}"), None).await;
+    }
+    let mut changes = Vec::new();
+    for i in 0..10_000i64 {
+        let n = (i * 7919) % 200;
+        // Most end positive; every tenth item ends at zero or below.
+        let delta = if n % 10 == 0 { -1 } else { 1 + i % 3 };
+        changes.push(json!({ "sku": format!("BRS-{n:03}"), "locationCode": "WH-A", "delta": delta }));
+    }
+    for chunk in changes.chunks(250) {
+        let mut input = adjust_input("BRS-000", "WH-A", 1, None);
+        input["changes"] = json!(chunk);
+        let (_, body) = app.gql(ADJUST, json!({ "input": input })).await;
+        assert_eq!(body["data"]["adjustStock"]["userErrors"], json!([]), "{body}");
+    }
+    settle(&app).await;
+    let (_, body) = app
+        .gql("{ stockLevels(first: 250) { edges { node { sku available } } } }", json!({}))
+        .await;
+    let ledger: std::collections::HashMap<String, i64> = body["data"]["stockLevels"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["node"]["sku"].as_str().unwrap().to_owned(), e["node"]["available"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(ledger.len(), 200);
+    let mut checked = 0;
+    let mut after: Option<String> = None;
+    loop {
+        let page = search(&app, "burst part", json!({ "first": 100, "after": after })).await;
+        for hit in page["hits"].as_array().unwrap() {
+            let sku = hit["code"].as_str().unwrap();
+            assert_eq!(hit["available"].as_i64(), ledger.get(sku).copied(), "{sku}");
+            assert_eq!(hit["inStock"], ledger[sku] > 0, "{sku}");
+            checked += 1;
+        }
+        if page["pageInfo"]["hasNextPage"] == false {
+            break;
+        }
+        after = page["pageInfo"]["endCursor"].as_str().map(str::to_owned);
+    }
+    assert_eq!(checked, 200);
+    let in_stock = search(&app, "burst", json!({ "filter": { "inStock": true }, "first": 1 })).await;
+    assert_eq!(in_stock["totalCount"], ledger.values().filter(|a| **a > 0).count());
+}
+
+#[tokio::test]
+async fn a_reindex_rebuilds_the_index_from_the_database() {
+    let app = TestApp::spawn().await;
+    catalog(&app).await;
+    settle(&app).await;
+    if !app.state.is_postgres() && matches!(app.state.search.engine, twh_server::search::Engine::Embedded) {
+        // Lose the built-in index's rows behind the indexer's back.
+        use sea_orm::ConnectionTrait;
+        app.state.db.execute_unprepared("DELETE FROM search_documents").await.unwrap();
+        assert_eq!(search(&app, "mug", json!({})).await["totalCount"], 0);
+    }
+    let written = indexer::reindex(&app.state, Some(&app.tenant_id)).await.expect("reindex");
+    assert_eq!(written, 4);
+    settle(&app).await;
+    assert_eq!(sorted(codes_of(&search(&app, "mug", json!({})).await)), ["MUG-BLU", "MUG-RED"]);
+    assert_eq!(search(&app, "", json!({})).await["totalCount"], 4);
+}
