@@ -152,7 +152,9 @@ impl SearchHit {
                     .map_err(|e| db_error(ctx, (*e).clone()))?
                     .map(|d| match kind {
                         Kind::PurchaseOrder => SearchNode::PurchaseOrder(PurchaseOrder(d)),
-                        Kind::SalesOrder | Kind::Reservation => SearchNode::SalesOrder(SalesOrder(d)),
+                        Kind::SalesOrder | Kind::Reservation => {
+                            SearchNode::SalesOrder(SalesOrder(d))
+                        }
                         Kind::Transfer => SearchNode::Transfer(Transfer(d)),
                         Kind::Return => SearchNode::ReturnOrder(ReturnOrder(d)),
                     })
@@ -316,22 +318,27 @@ impl SearchMutation {
             input,
             |txn, p, rid, input| async move {
                 let result = async {
-                    let groups = search::save_synonyms(&txn, &app.search.engine, &p.tenant_id, input.groups)
-                        .await
-                        .map_err(|e| match e {
-                            SearchError::Invalid { field, message } => DomainError::user(
-                                UserError::new(ErrorCode::InvalidInput, &["input", field], message),
-                            ),
-                            SearchError::Unavailable(cause) => {
-                                tracing::warn!(error = %cause, "search engine unavailable");
-                                DomainError::user(UserError::new(
-                                    ErrorCode::Unavailable,
-                                    &[],
-                                    "the search engine is unavailable; nothing changed, retry shortly",
-                                ))
-                            }
-                            other => DomainError::Internal(anyhow::Error::new(other)),
-                        })?;
+                    let groups = search::save_synonyms(
+                        &txn,
+                        &app.search.engine,
+                        &p.tenant_id,
+                        input.groups,
+                    )
+                    .await
+                    .map_err(|e| match e {
+                        SearchError::Invalid { field, message } => DomainError::user(
+                            UserError::new(ErrorCode::InvalidInput, &["input", field], message),
+                        ),
+                        SearchError::Unavailable(cause) => {
+                            tracing::warn!(error = %cause, "search engine unavailable");
+                            DomainError::user(UserError::new(
+                                ErrorCode::Unavailable,
+                                &[],
+                                "the search engine is unavailable; nothing changed, retry shortly",
+                            ))
+                        }
+                        other => DomainError::Internal(anyhow::Error::new(other)),
+                    })?;
                     audit::record(
                         &txn,
                         &p,

@@ -186,7 +186,11 @@ async fn readyz(State((state, _)): State<(AppState, crate::graphql::TwhSchema)>)
             if degraded.is_empty() {
                 (StatusCode::OK, "ready").into_response()
             } else {
-                (StatusCode::OK, format!("ready (degraded: {})", degraded.join("; "))).into_response()
+                (
+                    StatusCode::OK,
+                    format!("ready (degraded: {})", degraded.join("; ")),
+                )
+                    .into_response()
             }
         }
         Err(err) => {

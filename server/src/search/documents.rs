@@ -27,7 +27,9 @@ impl DocRef {
         let (doc_type, id) = match aggregate_type {
             "stock_level" => (
                 SearchType::Item,
-                aggregate_id.split_once(':').map_or(aggregate_id, |(item, _)| item),
+                aggregate_id
+                    .split_once(':')
+                    .map_or(aggregate_id, |(item, _)| item),
             ),
             other => (SearchType::parse(other)?, aggregate_id),
         };
@@ -131,12 +133,18 @@ async fn items_docs(
     .await?;
     let mut by_item: HashMap<&str, Vec<&LevelRow>> = HashMap::new();
     for level in &levels {
-        by_item.entry(level.item_id.as_str()).or_default().push(level);
+        by_item
+            .entry(level.item_id.as_str())
+            .or_default()
+            .push(level);
     }
     Ok(rows
         .iter()
         .map(|m| {
-            let levels = by_item.get(m.id.as_str()).map(Vec::as_slice).unwrap_or_default();
+            let levels = by_item
+                .get(m.id.as_str())
+                .map(Vec::as_slice)
+                .unwrap_or_default();
             item_doc(m, levels)
         })
         .collect())

@@ -8,8 +8,11 @@ use sea_orm::{ConnectionTrait, DatabaseBackend, DbErr, QueryResult, Statement, V
 
 use super::documents::terms_of;
 use super::text::{self, Fields};
-use super::{Hit, SearchDocument, SearchRequest, SearchResults, MAX_RESULTS};
+use super::{Hit, MAX_RESULTS, SearchDocument, SearchRequest, SearchResults};
 use crate::events::relay::dialect;
+
+/// A hit's rank: total typos, fields matched (code first), prefix matches, recency.
+type Rank = (usize, usize, usize, Reverse<i64>);
 
 /// Candidates checked per query: the best this many by the index's own ranking.
 const CANDIDATES: u64 = 2000;
@@ -236,7 +239,7 @@ pub async fn search(
 
     // Without words (an empty query, or only punctuation) every document of the filter
     // matches, most recent first, as Meilisearch's placeholder search does.
-    let mut ranked: Vec<(Hit, (usize, usize, usize, Reverse<i64>))> = Vec::new();
+    let mut ranked: Vec<(Hit, Rank)> = Vec::new();
     if req.words.is_empty() {
         let sql = format!(
             "SELECT {columns} FROM search_documents d WHERE d.tenant_id = $1{} \
@@ -290,7 +293,10 @@ pub async fn search(
 
     let mut facets: Vec<(String, Vec<(String, usize)>)> = Vec::new();
     for (name, value) in [
-        ("type", (|d: &SearchDocument| d.doc_type.clone()) as fn(&SearchDocument) -> String),
+        (
+            "type",
+            (|d: &SearchDocument| d.doc_type.clone()) as fn(&SearchDocument) -> String,
+        ),
         ("status", |d: &SearchDocument| d.status.clone()),
     ] {
         let mut counts: HashMap<String, usize> = HashMap::new();
@@ -353,7 +359,10 @@ async fn candidates(
         // Each word: LIKE '%gram%' for any of its trigrams, which the GIN index answers.
         let mut clauses = Vec::new();
         let mut rank = Vec::new();
-        for (group, word) in groups.iter().zip(req.words.iter().filter(|w| !text::trigrams(w).is_empty())) {
+        for (group, word) in groups
+            .iter()
+            .zip(req.words.iter().filter(|w| !text::trigrams(w).is_empty()))
+        {
             let mut any = Vec::new();
             for gram in group {
                 values.push(format!("%{gram}%").into());
@@ -400,8 +409,7 @@ async fn candidates(
 /// Whether a document matches every query word, and its rank: total typos, then the fields
 /// the words matched in, then prefix matches, then recency (Meilisearch's typo, attribute,
 /// exactness and `updated_at:desc` rules).
-#[allow(clippy::type_complexity)]
-fn check(doc: SearchDocument, req: &SearchRequest) -> Option<(Hit, (usize, usize, usize, Reverse<i64>))> {
+fn check(doc: SearchDocument, req: &SearchRequest) -> Option<(Hit, Rank)> {
     let fields = Fields::new(&doc.code, doc.barcode.as_deref(), &doc.title, &doc.body);
     let (mut typos, mut attribute, mut prefixes) = (0, 0, 0);
     for (i, word) in req.words.iter().enumerate() {

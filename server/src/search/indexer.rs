@@ -29,7 +29,10 @@ async fn read_cursor(db: &impl ConnectionTrait, name: &str) -> Result<Option<i64
     let row = db
         .query_one_raw(Statement::from_sql_and_values(
             backend,
-            dialect(backend, "SELECT position FROM relay_cursors WHERE name = $1"),
+            dialect(
+                backend,
+                "SELECT position FROM relay_cursors WHERE name = $1",
+            ),
             [name.into()],
         ))
         .await?;
@@ -189,7 +192,11 @@ async fn start(app: &AppState) -> Result<(), SearchError> {
         ))
         .await?;
     write.txn.commit().await?;
-    tracing::info!(engine = app.search.engine_name(), from, "search index built; following the event log");
+    tracing::info!(
+        engine = app.search.engine_name(),
+        from,
+        "search index built; following the event log"
+    );
     Ok(())
 }
 
@@ -275,7 +282,9 @@ async fn tenant_documents(
 pub async fn lag_seconds(app: &AppState) -> Result<f64, DbErr> {
     let db = &app.background_db;
     let backend = db.get_database_backend();
-    let cursor = read_cursor(db, app.search.cursor_name()).await?.unwrap_or(0);
+    let cursor = read_cursor(db, app.search.cursor_name())
+        .await?
+        .unwrap_or(0);
     let row = db
         .query_one_raw(Statement::from_sql_and_values(
             backend,

@@ -107,7 +107,11 @@ impl Meili {
                 // "Already exists" comes back as a failed task: fine.
                 let done = self
                     .client
-                    .wait_for_task(task, Some(Duration::from_millis(5)), Some(Duration::from_secs(60)))
+                    .wait_for_task(
+                        task,
+                        Some(Duration::from_millis(5)),
+                        Some(Duration::from_secs(60)),
+                    )
                     .await
                     .map_err(engine_error)?;
                 if let Task::Failed { content } = done
@@ -127,7 +131,11 @@ impl Meili {
         self.wait(task).await
     }
 
-    async fn ensure(&self, tenant_id: &str, synonyms: &[Vec<String>]) -> Result<String, SearchError> {
+    async fn ensure(
+        &self,
+        tenant_id: &str,
+        synonyms: &[Vec<String>],
+    ) -> Result<String, SearchError> {
         let uid = self.uid(tenant_id);
         let mut ready = self.ready.lock().await;
         if !ready.contains(&uid) {
@@ -165,7 +173,11 @@ impl Meili {
     }
 
     /// A tenant's synonyms changed: its index's settings follow.
-    pub async fn set_synonyms(&self, tenant_id: &str, synonyms: &[Vec<String>]) -> Result<(), SearchError> {
+    pub async fn set_synonyms(
+        &self,
+        tenant_id: &str,
+        synonyms: &[Vec<String>],
+    ) -> Result<(), SearchError> {
         let uid = self.uid(tenant_id);
         self.configure(&uid, synonyms).await?;
         self.ready.lock().await.insert(uid);
@@ -206,13 +218,21 @@ impl Meili {
             .await
             .map_err(engine_error)?;
         self.wait(task).await?;
-        let task = self.client.delete_index(&aside).await.map_err(engine_error)?;
+        let task = self
+            .client
+            .delete_index(&aside)
+            .await
+            .map_err(engine_error)?;
         self.wait(task).await?;
         self.ready.lock().await.insert(uid);
         Ok(())
     }
 
-    pub async fn search(&self, tenant_id: &str, req: &SearchRequest) -> Result<SearchResults, SearchError> {
+    pub async fn search(
+        &self,
+        tenant_id: &str,
+        req: &SearchRequest,
+    ) -> Result<SearchResults, SearchError> {
         let uid = self.uid(tenant_id);
         let index = self.client.index(&uid);
         let mut base = vec![format!("tenant_id = {}", quote(tenant_id))];
@@ -220,7 +240,10 @@ impl Meili {
             base.push(format!("type IN [{}]", list(req.type_names())));
         }
         if !req.statuses.is_empty() {
-            base.push(format!("status IN [{}]", list(req.statuses.iter().map(String::as_str))));
+            base.push(format!(
+                "status IN [{}]",
+                list(req.statuses.iter().map(String::as_str))
+            ));
         }
         if let Some(code) = &req.location_code {
             base.push(format!("location_codes = {}", quote(code)));
@@ -268,11 +291,8 @@ impl Meili {
         let filter = filter.join(" AND ");
         let exact_n = exact.len();
         let fuzzy_offset = req.offset.saturating_sub(exact_n);
-        let exact_page: Vec<SearchDocument> = exact
-            .into_iter()
-            .skip(req.offset)
-            .take(req.limit)
-            .collect();
+        let exact_page: Vec<SearchDocument> =
+            exact.into_iter().skip(req.offset).take(req.limit).collect();
         let fuzzy_limit = req.limit - exact_page.len();
         let words = req.words.join(" ");
         let mut query = index.search();
@@ -354,7 +374,11 @@ impl Meili {
         let indexes = self.client.list_all_indexes().await.map_err(engine_error)?;
         for index in indexes.results {
             if index.uid.starts_with(&self.prefix) {
-                let task = self.client.delete_index(&index.uid).await.map_err(engine_error)?;
+                let task = self
+                    .client
+                    .delete_index(&index.uid)
+                    .await
+                    .map_err(engine_error)?;
                 self.wait(task).await?;
             }
         }
@@ -412,7 +436,9 @@ fn engine_error(err: Error) -> SearchError {
 /// A query the engine refused is the caller's to fix.
 fn query_error(err: Error) -> SearchError {
     match &err {
-        Error::Meilisearch(e) if e.error_type == meilisearch_sdk::errors::ErrorType::InvalidRequest => {
+        Error::Meilisearch(e)
+            if e.error_type == meilisearch_sdk::errors::ErrorType::InvalidRequest =>
+        {
             tracing::debug!(error = %e.error_message, "the search engine refused a query");
             SearchError::Invalid {
                 field: "query",

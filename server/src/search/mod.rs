@@ -23,7 +23,9 @@ use serde::{Deserialize, Serialize};
 use crate::config::SearchConfig;
 
 /// What a search hit is.
-#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Enum, Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub enum SearchType {
     Item,
     Location,

@@ -101,7 +101,12 @@ impl Fields {
 
 /// The best match of one query word among a document's words (fewest typos, then exact over
 /// prefix, then the earliest field), or `None`.
-pub fn match_word(query: &str, fields: &Fields, last: bool, synonyms: &[String]) -> Option<WordMatch> {
+pub fn match_word(
+    query: &str,
+    fields: &Fields,
+    last: bool,
+    synonyms: &[String],
+) -> Option<WordMatch> {
     let mut best: Option<WordMatch> = None;
     let candidates = std::iter::once(query).chain(synonyms.iter().map(String::as_str));
     for (n, q) in candidates.enumerate() {
@@ -177,7 +182,7 @@ pub fn highlight(text: &str, query: &[String], synonyms: &[Vec<String>]) -> Opti
             let q_len = q.chars().count();
             let syn = synonyms.get(i).map(Vec::as_slice).unwrap_or_default();
             let found = word_match(q, q_len, &word, typo_budget(q_len), last)
-                .or_else(|| syn.iter().any(|s| *s == word).then_some((0, false)));
+                .or_else(|| syn.contains(&word).then_some((0, false)));
             if let Some((_, prefix)) = found {
                 let marked = if prefix { q_len.min(chars) } else { chars };
                 mark = Some(mark.map_or(marked, |m| m.max(marked)));
@@ -205,12 +210,20 @@ mod tests {
     use super::*;
 
     fn fields(title: &str) -> Fields {
-        Fields::new("MUG-BLU-01", Some("0123456789012"), title, "ceramic stoneware")
+        Fields::new(
+            "MUG-BLU-01",
+            Some("0123456789012"),
+            title,
+            "ceramic stoneware",
+        )
     }
 
     #[test]
     fn words_are_lowercase_runs_of_letters_and_digits() {
-        assert_eq!(words("MUG-BLU-01, Café au lait"), ["mug", "blu", "01", "café", "au", "lait"]);
+        assert_eq!(
+            words("MUG-BLU-01, Café au lait"),
+            ["mug", "blu", "01", "café", "au", "lait"]
+        );
         assert_eq!(terms(["Blue  Mug", "X-1"]), " blue mug x 1 ");
     }
 
@@ -224,11 +237,29 @@ mod tests {
     #[test]
     fn typos_follow_the_word_length() {
         let f = fields("Blue Ceramic Mug");
-        assert_eq!(match_word("ceramc", &f, false, &[]).map(|m| m.typos), Some(1));
-        assert_eq!(match_word("cermaic", &f, false, &[]).map(|m| m.typos), Some(1), "a swap is one typo");
-        assert_eq!(match_word("mgu", &f, false, &[]), None, "no typo in short words");
-        assert_eq!(match_word("ceramixx", &f, false, &[]), None, "two typos need 9 characters");
-        assert_eq!(match_word("stonewaer", &f, false, &[]).map(|m| m.typos), Some(1));
+        assert_eq!(
+            match_word("ceramc", &f, false, &[]).map(|m| m.typos),
+            Some(1)
+        );
+        assert_eq!(
+            match_word("cermaic", &f, false, &[]).map(|m| m.typos),
+            Some(1),
+            "a swap is one typo"
+        );
+        assert_eq!(
+            match_word("mgu", &f, false, &[]),
+            None,
+            "no typo in short words"
+        );
+        assert_eq!(
+            match_word("ceramixx", &f, false, &[]),
+            None,
+            "two typos need 9 characters"
+        );
+        assert_eq!(
+            match_word("stonewaer", &f, false, &[]).map(|m| m.typos),
+            Some(1)
+        );
     }
 
     #[test]
@@ -236,10 +267,17 @@ mod tests {
         let f = fields("Blue Ceramic Mug");
         assert_eq!(
             match_word("cera", &f, true, &[]),
-            Some(WordMatch { typos: 0, prefix: true, field: 1 })
+            Some(WordMatch {
+                typos: 0,
+                prefix: true,
+                field: 1
+            })
         );
         assert_eq!(match_word("cera", &f, false, &[]), None);
-        assert_eq!(match_word("012345", &f, true, &[]).map(|m| m.field), Some(0));
+        assert_eq!(
+            match_word("012345", &f, true, &[]).map(|m| m.field),
+            Some(0)
+        );
     }
 
     #[test]

@@ -13,7 +13,9 @@ const SEARCH: &str = "query($q: String!, $types: [SearchType!], $filter: SearchF
 
 /// Relays and indexes everything written so far; the lag then reads zero.
 async fn settle(app: &TestApp) {
-    indexer::catch_up(&app.state).await.expect("index catches up");
+    indexer::catch_up(&app.state)
+        .await
+        .expect("index catches up");
     let lag = indexer::lag_seconds(&app.state).await.expect("lag");
     assert_eq!(lag, 0.0, "nothing left to index");
 }
@@ -56,7 +58,11 @@ async fn create_item(app: &TestApp, sku: &str, name: &str, barcode: Option<&str>
             json!({ "input": { "sku": sku, "name": name, "barcode": barcode } }),
         )
         .await;
-    assert_eq!(body["data"]["createItem"]["userErrors"], json!([]), "{body}");
+    assert_eq!(
+        body["data"]["createItem"]["userErrors"],
+        json!([]),
+        "{body}"
+    );
     body["data"]["createItem"]["item"].clone()
 }
 
@@ -89,14 +95,33 @@ async fn typos_prefixes_and_exact_codes_find_items() {
         .iter()
         .find(|h| h["field"] == "title")
         .unwrap_or_else(|| panic!("a title highlight: {hit}"));
-    assert!(title["snippet"].as_str().unwrap().contains("<mark>Ceramic</mark>"), "{title}");
+    assert!(
+        title["snippet"]
+            .as_str()
+            .unwrap()
+            .contains("<mark>Ceramic</mark>"),
+        "{title}"
+    );
 
     // The last word is a prefix; a swap of two letters is one typo.
-    assert_eq!(codes_of(&search(&app, "tumb", json!({})).await), ["GLS-TMB"]);
-    assert_eq!(codes_of(&search(&app, "cotton teee", json!({})).await), Vec::<String>::new(), "no typo in a word of four letters");
-    assert_eq!(sorted(codes_of(&search(&app, "cermaic", json!({})).await)), ["MUG-BLU", "MUG-RED"]);
+    assert_eq!(
+        codes_of(&search(&app, "tumb", json!({})).await),
+        ["GLS-TMB"]
+    );
+    assert_eq!(
+        codes_of(&search(&app, "cotton teee", json!({})).await),
+        Vec::<String>::new(),
+        "no typo in a word of four letters"
+    );
+    assert_eq!(
+        sorted(codes_of(&search(&app, "cermaic", json!({})).await)),
+        ["MUG-BLU", "MUG-RED"]
+    );
     // Every word must match.
-    assert_eq!(codes_of(&search(&app, "ceramic tumbler", json!({})).await), Vec::<String>::new());
+    assert_eq!(
+        codes_of(&search(&app, "ceramic tumbler", json!({})).await),
+        Vec::<String>::new()
+    );
 
     // A scanned barcode and a typed SKU are exact matches, first.
     let scanned = search(&app, "4006381333931", json!({})).await;
@@ -105,10 +130,17 @@ async fn typos_prefixes_and_exact_codes_find_items() {
     let typed = search(&app, "mug-red", json!({})).await;
     assert_eq!(codes_of(&typed)[0], "MUG-RED", "{typed}");
     assert_eq!(typed["hits"][0]["exactMatch"], true);
-    assert!(typed["hits"].as_array().unwrap()[1..].iter().all(|h| h["exactMatch"] == false));
+    assert!(
+        typed["hits"].as_array().unwrap()[1..]
+            .iter()
+            .all(|h| h["exactMatch"] == false)
+    );
 
     // Among equally good matches the most recently changed comes first.
-    assert_eq!(codes_of(&search(&app, "ceramic mug", json!({})).await), ["MUG-RED", "MUG-BLU"]);
+    assert_eq!(
+        codes_of(&search(&app, "ceramic mug", json!({})).await),
+        ["MUG-RED", "MUG-BLU"]
+    );
     let blue = search(&app, "MUG-BLU", json!({})).await;
     let id = blue["hits"][0]["id"].as_str().unwrap().to_owned();
     let (_, body) = app
@@ -117,9 +149,16 @@ async fn typos_prefixes_and_exact_codes_find_items() {
             json!({ "id": id }),
         )
         .await;
-    assert_eq!(body["data"]["updateItem"]["userErrors"], json!([]), "{body}");
+    assert_eq!(
+        body["data"]["updateItem"]["userErrors"],
+        json!([]),
+        "{body}"
+    );
     settle(&app).await;
-    assert_eq!(codes_of(&search(&app, "ceramic mug", json!({})).await), ["MUG-BLU", "MUG-RED"]);
+    assert_eq!(
+        codes_of(&search(&app, "ceramic mug", json!({})).await),
+        ["MUG-BLU", "MUG-RED"]
+    );
 }
 
 #[tokio::test]
@@ -144,17 +183,34 @@ async fn filters_facets_and_documents() {
     assert_eq!(codes_of(&in_stock), ["MUG-BLU"]);
     assert_eq!(in_stock["hits"][0]["available"], 5);
     assert_eq!(in_stock["hits"][0]["locationCodes"], json!(["WH-A"]));
-    let at_store = search(&app, "mug", json!({ "types": ["ITEM"], "filter": { "locationCode": "ST-1" } })).await;
-    assert_eq!(codes_of(&at_store), Vec::<String>::new(), "no mug is available at ST-1");
+    let at_store = search(
+        &app,
+        "mug",
+        json!({ "types": ["ITEM"], "filter": { "locationCode": "ST-1" } }),
+    )
+    .await;
+    assert_eq!(
+        codes_of(&at_store),
+        Vec::<String>::new(),
+        "no mug is available at ST-1"
+    );
 
     // Documents: the purchase order by its supplier and by its reference, with its status.
     let by_supplier = search(&app, "acme", json!({ "types": ["PURCHASE_ORDER"] })).await;
     assert_eq!(codes_of(&by_supplier), [po["number"].as_str().unwrap()]);
     assert_eq!(by_supplier["hits"][0]["status"], "DRAFT");
-    assert_eq!(by_supplier["hits"][0]["node"]["__typename"], "PurchaseOrder");
+    assert_eq!(
+        by_supplier["hits"][0]["node"]["__typename"],
+        "PurchaseOrder"
+    );
     let by_reference = search(&app, "EXT-4471", json!({})).await;
     assert_eq!(codes_of(&by_reference), [po["number"].as_str().unwrap()]);
-    let by_location = search(&app, "", json!({ "types": ["PURCHASE_ORDER"], "filter": { "locationCode": "ST-1" } })).await;
+    let by_location = search(
+        &app,
+        "",
+        json!({ "types": ["PURCHASE_ORDER"], "filter": { "locationCode": "ST-1" } }),
+    )
+    .await;
     assert_eq!(by_location["totalCount"], 1);
 
     // A transition reaches the index.
@@ -166,9 +222,17 @@ async fn filters_facets_and_documents() {
         .await;
     assert_eq!(body["data"]["submitPurchaseOrder"]["userErrors"], json!([]));
     settle(&app).await;
-    let ordered = search(&app, "acme", json!({ "filter": { "statuses": ["ORDERED"] } })).await;
+    let ordered = search(
+        &app,
+        "acme",
+        json!({ "filter": { "statuses": ["ORDERED"] } }),
+    )
+    .await;
     assert_eq!(codes_of(&ordered), [po["number"].as_str().unwrap()]);
-    assert_eq!(search(&app, "acme", json!({ "filter": { "statuses": ["DRAFT"] } })).await["totalCount"], 0);
+    assert_eq!(
+        search(&app, "acme", json!({ "filter": { "statuses": ["DRAFT"] } })).await["totalCount"],
+        0
+    );
 
     // Locations by name, and facets over everything a query matched.
     let stores = search(&app, "location st", json!({ "types": ["LOCATION"] })).await;
@@ -198,14 +262,23 @@ async fn filters_facets_and_documents() {
     let out = app.adjust("MUG-BLU", "WH-A", -5, None).await;
     assert_eq!(out["userErrors"], json!([]));
     settle(&app).await;
-    assert_eq!(search(&app, "mug", json!({ "filter": { "inStock": true } })).await["totalCount"], 0);
+    assert_eq!(
+        search(&app, "mug", json!({ "filter": { "inStock": true } })).await["totalCount"],
+        0
+    );
 }
 
 #[tokio::test]
 async fn pages_walk_every_hit_once() {
     let app = TestApp::spawn().await;
     for n in 1..=7 {
-        create_item(&app, &format!("WDG-{n}"), &format!("Widget number {n}"), None).await;
+        create_item(
+            &app,
+            &format!("WDG-{n}"),
+            &format!("Widget number {n}"),
+            None,
+        )
+        .await;
     }
     settle(&app).await;
     let mut seen = Vec::new();
@@ -243,7 +316,10 @@ async fn a_tenant_only_ever_finds_its_own_documents() {
             json!({}),
         )
         .await;
-    let theirs = body["data"]["createItem"]["item"]["id"].as_str().expect("created").to_owned();
+    let theirs = body["data"]["createItem"]["item"]["id"]
+        .as_str()
+        .expect("created")
+        .to_owned();
     settle(&app).await;
 
     let ours = |result: &Value| {
@@ -258,9 +334,15 @@ async fn a_tenant_only_ever_finds_its_own_documents() {
         ("MUG-BLU", json!({})),
         ("4006381333931", json!({})),
         ("", json!({ "first": 250 })),
-        ("ceramic mug", json!({ "types": ["ITEM"], "filter": { "statuses": ["ACTIVE"] } })),
+        (
+            "ceramic mug",
+            json!({ "types": ["ITEM"], "filter": { "statuses": ["ACTIVE"] } }),
+        ),
         // Filter values are values, never filter syntax.
-        ("mug", json!({ "filter": { "statuses": ["ACTIVE\" OR tenant_id != \"x"] } })),
+        (
+            "mug",
+            json!({ "filter": { "statuses": ["ACTIVE\" OR tenant_id != \"x"] } }),
+        ),
         ("mug", json!({ "filter": { "locationCode": "%" } })),
         ("mug", json!({ "after": "0" })),
     ] {
@@ -269,7 +351,12 @@ async fn a_tenant_only_ever_finds_its_own_documents() {
     }
     assert_eq!(search(&app, "secret", json!({})).await["totalCount"], 0);
     assert_eq!(
-        search(&app, "mug", json!({ "filter": { "statuses": ["ACTIVE\" OR tenant_id != \"x"] } })).await["totalCount"],
+        search(
+            &app,
+            "mug",
+            json!({ "filter": { "statuses": ["ACTIVE\" OR tenant_id != \"x"] } })
+        )
+        .await["totalCount"],
         0
     );
     // The other tenant finds its own.
@@ -284,7 +371,12 @@ async fn a_tenant_only_ever_finds_its_own_documents() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["totalCount"], 0);
     let (status, _, body) = app
-        .rest(Method::GET, "/v1/search?q=4006381333931&type=ITEM", None, &[])
+        .rest(
+            Method::GET,
+            "/v1/search?q=4006381333931&type=ITEM",
+            None,
+            &[],
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["hits"][0]["code"], "MUG-BLU");
@@ -303,7 +395,10 @@ async fn malformed_searches_are_invalid_input_and_synonyms_apply() {
         ("mug".to_owned(), json!({ "first": 0 })),
         ("mug".to_owned(), json!({ "after": "not-a-cursor" })),
         ("mug".to_owned(), json!({ "after": "5000" })),
-        ("mug".to_owned(), json!({ "filter": { "locationCode": "" } })),
+        (
+            "mug".to_owned(),
+            json!({ "filter": { "locationCode": "" } }),
+        ),
     ] {
         let mut vars = json!({ "q": q });
         if let Value::Object(extra) = &extra {
@@ -312,14 +407,29 @@ async fn malformed_searches_are_invalid_input_and_synonyms_apply() {
             }
         }
         let (_, body) = app.gql(SEARCH, vars).await;
-        assert_eq!(body["errors"][0]["extensions"]["code"], "INVALID_INPUT", "{extra}: {body}");
-        assert!(body["data"].is_null() || body["data"]["search"].is_null(), "{body}");
+        assert_eq!(
+            body["errors"][0]["extensions"]["code"], "INVALID_INPUT",
+            "{extra}: {body}"
+        );
+        assert!(
+            body["data"].is_null() || body["data"]["search"].is_null(),
+            "{body}"
+        );
     }
     // Query syntax of any engine is just text here.
     let quoted = search(&app, "\"ceramic (mug)* -", json!({})).await;
-    assert_eq!(sorted(codes_of(&quoted)), ["MUG-BLU", "MUG-RED"], "{quoted}");
+    assert_eq!(
+        sorted(codes_of(&quoted)),
+        ["MUG-BLU", "MUG-RED"],
+        "{quoted}"
+    );
     let (status, _, body) = app
-        .rest(Method::GET, &format!("/v1/search?q={}", "y".repeat(300)), None, &[])
+        .rest(
+            Method::GET,
+            &format!("/v1/search?q={}", "y".repeat(300)),
+            None,
+            &[],
+        )
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert_eq!(body["code"], "INVALID_INPUT", "{body}");
@@ -328,14 +438,30 @@ async fn malformed_searches_are_invalid_input_and_synonyms_apply() {
     assert_eq!(search(&app, "cup", json!({})).await["totalCount"], 0);
     let update = "mutation($groups: [[String!]!]!) { updateSearchSynonyms(input: { groups: $groups }) { synonyms { groups } userErrors { code field } } }";
     let (_, body) = app.gql(update, json!({ "groups": [["mug", "Cup"]] })).await;
-    assert_eq!(body["data"]["updateSearchSynonyms"]["userErrors"], json!([]), "{body}");
-    assert_eq!(body["data"]["updateSearchSynonyms"]["synonyms"]["groups"], json!([["cup", "mug"]]));
+    assert_eq!(
+        body["data"]["updateSearchSynonyms"]["userErrors"],
+        json!([]),
+        "{body}"
+    );
+    assert_eq!(
+        body["data"]["updateSearchSynonyms"]["synonyms"]["groups"],
+        json!([["cup", "mug"]])
+    );
     settle(&app).await;
-    assert_eq!(sorted(codes_of(&search(&app, "cup", json!({})).await)), ["MUG-BLU", "MUG-RED"]);
+    assert_eq!(
+        sorted(codes_of(&search(&app, "cup", json!({})).await)),
+        ["MUG-BLU", "MUG-RED"]
+    );
     let (_, body) = app.gql(update, json!({ "groups": [["lonely"]] })).await;
-    assert_eq!(body["data"]["updateSearchSynonyms"]["userErrors"][0]["code"], "INVALID_INPUT", "{body}");
+    assert_eq!(
+        body["data"]["updateSearchSynonyms"]["userErrors"][0]["code"], "INVALID_INPUT",
+        "{body}"
+    );
     let (_, body) = app.gql("{ searchSynonyms { groups } }", json!({})).await;
-    assert_eq!(body["data"]["searchSynonyms"]["groups"], json!([["cup", "mug"]]));
+    assert_eq!(
+        body["data"]["searchSynonyms"]["groups"],
+        json!([["cup", "mug"]])
+    );
 }
 
 #[tokio::test]
@@ -344,30 +470,49 @@ async fn after_a_burst_of_writes_search_agrees_with_the_ledger() {
     app.create_location("WH-A", true).await;
     // 200 items, then 10,000 stock changes in calls of 250 changes.
     for n in 0..200 {
-        create_item(&app, &format!("BRS-{n:03}"), &format!("Burst part {n}"), None).await;
+        create_item(
+            &app,
+            &format!("BRS-{n:03}"),
+            &format!("Burst part {n}"),
+            None,
+        )
+        .await;
     }
     let mut changes = Vec::new();
     for i in 0..10_000i64 {
         let n = (i * 7919) % 200;
         // Most end positive; every tenth item ends at zero or below.
         let delta = if n % 10 == 0 { -1 } else { 1 + i % 3 };
-        changes.push(json!({ "sku": format!("BRS-{n:03}"), "locationCode": "WH-A", "delta": delta }));
+        changes
+            .push(json!({ "sku": format!("BRS-{n:03}"), "locationCode": "WH-A", "delta": delta }));
     }
     for chunk in changes.chunks(250) {
         let mut input = adjust_input("BRS-000", "WH-A", 1, None);
         input["changes"] = json!(chunk);
         let (_, body) = app.gql(ADJUST, json!({ "input": input })).await;
-        assert_eq!(body["data"]["adjustStock"]["userErrors"], json!([]), "{body}");
+        assert_eq!(
+            body["data"]["adjustStock"]["userErrors"],
+            json!([]),
+            "{body}"
+        );
     }
     settle(&app).await;
     let (_, body) = app
-        .gql("{ stockLevels(first: 250) { edges { node { sku available } } } }", json!({}))
+        .gql(
+            "{ stockLevels(first: 250) { edges { node { sku available } } } }",
+            json!({}),
+        )
         .await;
     let ledger: std::collections::HashMap<String, i64> = body["data"]["stockLevels"]["edges"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|e| (e["node"]["sku"].as_str().unwrap().to_owned(), e["node"]["available"].as_i64().unwrap()))
+        .map(|e| {
+            (
+                e["node"]["sku"].as_str().unwrap().to_owned(),
+                e["node"]["available"].as_i64().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(ledger.len(), 200);
     let mut checked = 0;
@@ -386,8 +531,16 @@ async fn after_a_burst_of_writes_search_agrees_with_the_ledger() {
         after = page["pageInfo"]["endCursor"].as_str().map(str::to_owned);
     }
     assert_eq!(checked, 200);
-    let in_stock = search(&app, "burst", json!({ "filter": { "inStock": true }, "first": 1 })).await;
-    assert_eq!(in_stock["totalCount"], ledger.values().filter(|a| **a > 0).count());
+    let in_stock = search(
+        &app,
+        "burst",
+        json!({ "filter": { "inStock": true }, "first": 1 }),
+    )
+    .await;
+    assert_eq!(
+        in_stock["totalCount"],
+        ledger.values().filter(|a| **a > 0).count()
+    );
 }
 
 #[tokio::test]
@@ -395,15 +548,308 @@ async fn a_reindex_rebuilds_the_index_from_the_database() {
     let app = TestApp::spawn().await;
     catalog(&app).await;
     settle(&app).await;
-    if !app.state.is_postgres() && matches!(app.state.search.engine, twh_server::search::Engine::Embedded) {
+    if !app.state.is_postgres()
+        && matches!(
+            app.state.search.engine,
+            twh_server::search::Engine::Embedded
+        )
+    {
         // Lose the built-in index's rows behind the indexer's back.
         use sea_orm::ConnectionTrait;
-        app.state.db.execute_unprepared("DELETE FROM search_documents").await.unwrap();
+        app.state
+            .db
+            .execute_unprepared("DELETE FROM search_documents")
+            .await
+            .unwrap();
         assert_eq!(search(&app, "mug", json!({})).await["totalCount"], 0);
     }
-    let written = indexer::reindex(&app.state, Some(&app.tenant_id)).await.expect("reindex");
+    let written = indexer::reindex(&app.state, Some(&app.tenant_id))
+        .await
+        .expect("reindex");
     assert_eq!(written, 4);
     settle(&app).await;
-    assert_eq!(sorted(codes_of(&search(&app, "mug", json!({})).await)), ["MUG-BLU", "MUG-RED"]);
+    assert_eq!(
+        sorted(codes_of(&search(&app, "mug", json!({})).await)),
+        ["MUG-BLU", "MUG-RED"]
+    );
     assert_eq!(search(&app, "", json!({})).await["totalCount"], 4);
+}
+
+/// A `twh serve` child process on its own port.
+struct Served {
+    child: std::process::Child,
+    base: String,
+}
+
+fn serve(db_url: &str, dir: &std::path::Path, prefix: &str) -> Served {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let mut command = twh_command(db_url, dir, prefix);
+    command
+        .arg("serve")
+        .env("TWH_BIND", format!("127.0.0.1:{port}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    Served {
+        child: command.spawn().expect("start twh serve"),
+        base: format!("http://127.0.0.1:{port}"),
+    }
+}
+
+fn twh_command(db_url: &str, dir: &std::path::Path, prefix: &str) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_twh"));
+    for (name, _) in std::env::vars() {
+        if name.starts_with("TWH_") || name.starts_with("MEILISEARCH_") || name == "DATABASE_URL" {
+            command.env_remove(name);
+        }
+    }
+    command
+        .current_dir(dir)
+        .env("DATABASE_URL", db_url)
+        .env("TWH_DATA_DIR", dir)
+        .env("TWH_RATE_LIMITS", "off")
+        .env("TWH_RECONCILE_SCHEDULE", "off")
+        .env("TWH_SEARCH_POLL_MS", "50");
+    if let Ok(url) = std::env::var("TWH_TEST_MEILISEARCH_URL")
+        && !url.is_empty()
+    {
+        command
+            .env("MEILISEARCH_URL", url)
+            .env("TWH_SEARCH_INDEX_PREFIX", prefix);
+        if let Ok(key) = std::env::var("TWH_TEST_MEILISEARCH_KEY") {
+            command.env("MEILISEARCH_API_KEY", key);
+        }
+    }
+    command
+}
+
+async fn ready(client: &reqwest::Client, base: &str) {
+    for _ in 0..300 {
+        if let Ok(r) = client.get(format!("{base}/healthz")).send().await
+            && r.status() == StatusCode::OK
+        {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("twh serve at {base} did not come up");
+}
+
+async fn gql_at(
+    client: &reqwest::Client,
+    base: &str,
+    key: &str,
+    query: &str,
+    variables: Value,
+) -> Value {
+    let response = client
+        .post(format!("{base}/graphql"))
+        .bearer_auth(key)
+        .json(&json!({ "query": query, "variables": variables }))
+        .send()
+        .await
+        .expect("send");
+    response.json().await.expect("json")
+}
+
+/// Events written but not yet in the index (read from the database while no server runs).
+async fn unindexed(db_url: &str) -> i64 {
+    use sea_orm::ConnectionTrait;
+    let db = sea_orm::Database::connect(db_url).await.expect("connect");
+    let row = db
+        .query_one_raw(sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            "SELECT count(*) AS n FROM outbox_events WHERE published_at IS NULL OR position > \
+             (SELECT max(position) FROM relay_cursors WHERE name LIKE 'search:%')",
+        ))
+        .await
+        .expect("count")
+        .expect("a row");
+    let n: i64 = row.try_get("", "n").expect("n");
+    db.close().await.ok();
+    n
+}
+
+#[tokio::test]
+async fn a_server_killed_mid_indexing_converges_after_a_restart() {
+    let db_url = crate::support::fresh_database().await;
+    let dir = std::env::temp_dir().join(format!("twh-search-kill-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch");
+    let prefix = format!("k{}_", std::process::id());
+    let created = twh_command(&db_url, &dir, &prefix)
+        .args(["tenant", "create", "--name", "Killed", "--plan", "growth"])
+        .output()
+        .expect("twh tenant create");
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let tenant: Value = serde_json::from_slice(&created.stdout).expect("tenant JSON");
+    let key = tenant["apiKey"].as_str().expect("key").to_owned();
+    let client = reqwest::Client::new();
+
+    let mut server = serve(&db_url, &dir, &prefix);
+    ready(&client, &server.base).await;
+    let body = gql_at(&client, &server.base, &key, "mutation { createLocation(input: { code: \"WH-A\", name: \"Main\", allowNegative: true }) { userErrors { code } } }", json!({})).await;
+    assert_eq!(
+        body["data"]["createLocation"]["userErrors"],
+        json!([]),
+        "{body}"
+    );
+    for n in 0..200 {
+        let body = gql_at(
+            &client,
+            &server.base,
+            &key,
+            "mutation($sku: String!, $name: String!) { createItem(input: { sku: $sku, name: $name }) { userErrors { code } } }",
+            json!({ "sku": format!("KIL-{n:03}"), "name": format!("Kill part {n}") }),
+        )
+        .await;
+        assert_eq!(
+            body["data"]["createItem"]["userErrors"],
+            json!([]),
+            "{body}"
+        );
+    }
+    let batch = |round: i64| -> Value {
+        let changes: Vec<Value> = (0..250i64)
+            .map(|i| {
+                let n = (round * 250 + i) * 7919 % 200;
+                json!({ "sku": format!("KIL-{n:03}"), "locationCode": "WH-A", "delta": if n % 10 == 0 { -1 } else { 1 + i % 3 } })
+            })
+            .collect();
+        let mut input = adjust_input("KIL-000", "WH-A", 1, None);
+        input["changes"] = json!(changes);
+        json!({ "input": input })
+    };
+    // One write first: it creates the 200 stock levels (the slow part), so the burst after
+    // it commits within the time the kill leaves it.
+    let first = gql_at(&client, &server.base, &key, ADJUST, batch(999)).await;
+    assert_eq!(
+        first["data"]["adjustStock"]["userErrors"],
+        json!([]),
+        "{first}"
+    );
+    // Writes in flight, then SIGKILL; again until a kill lands with events not yet indexed.
+    let mut round = 0;
+    let mut landed = false;
+    for attempt in 0..12u64 {
+        let mut inflight = Vec::new();
+        for _ in 0..8 {
+            let (client, base, key, vars) = (
+                client.clone(),
+                server.base.clone(),
+                key.clone(),
+                batch(round),
+            );
+            round += 1;
+            inflight.push(tokio::spawn(async move {
+                let _ = client
+                    .post(format!("{base}/graphql"))
+                    .bearer_auth(&key)
+                    .json(&json!({ "query": ADJUST, "variables": vars }))
+                    .send()
+                    .await;
+            }));
+        }
+        // Kill at different moments of the burst until one lands between commit and index.
+        tokio::time::sleep(std::time::Duration::from_millis(20 + (attempt * 37) % 160)).await;
+        server.child.kill().expect("SIGKILL");
+        server.child.wait().expect("reaped");
+        for task in inflight {
+            let _ = task.await;
+        }
+        landed = unindexed(&db_url).await > 0;
+        server = serve(&db_url, &dir, &prefix);
+        ready(&client, &server.base).await;
+        if landed {
+            break;
+        }
+    }
+    assert!(landed, "no kill landed while events waited for the index");
+
+    // More writes after the restart, then the lag metric must reach zero.
+    for _ in 0..4 {
+        let body = gql_at(&client, &server.base, &key, ADJUST, batch(round)).await;
+        round += 1;
+        assert_eq!(
+            body["data"]["adjustStock"]["userErrors"],
+            json!([]),
+            "{body}"
+        );
+    }
+    let mut zero = false;
+    for _ in 0..600 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let metrics = client
+            .get(format!("{}/metrics", server.base))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text");
+        if metrics
+            .lines()
+            .any(|l| l.starts_with("twh_search_index_lag_seconds ") && l.ends_with(" 0"))
+            && unindexed(&db_url).await == 0
+        {
+            zero = true;
+            break;
+        }
+    }
+    assert!(zero, "the index lag never read zero");
+
+    let levels = gql_at(
+        &client,
+        &server.base,
+        &key,
+        "{ stockLevels(first: 250) { edges { node { sku available } } } }",
+        json!({}),
+    )
+    .await;
+    let ledger: std::collections::HashMap<String, i64> = levels["data"]["stockLevels"]["edges"]
+        .as_array()
+        .expect("levels")
+        .iter()
+        .map(|e| {
+            (
+                e["node"]["sku"].as_str().unwrap().to_owned(),
+                e["node"]["available"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    let mut seen = 0;
+    let mut after: Option<String> = None;
+    loop {
+        let page = gql_at(
+            &client,
+            &server.base,
+            &key,
+            SEARCH,
+            json!({ "q": "kill part", "first": 100, "after": after }),
+        )
+        .await;
+        let page = &page["data"]["search"];
+        for hit in page["hits"].as_array().expect("hits") {
+            let sku = hit["code"].as_str().unwrap();
+            assert_eq!(
+                hit["available"].as_i64(),
+                Some(ledger.get(sku).copied().unwrap_or(0)),
+                "{sku} is stale"
+            );
+            seen += 1;
+        }
+        if page["pageInfo"]["hasNextPage"] == false {
+            break;
+        }
+        after = page["pageInfo"]["endCursor"].as_str().map(str::to_owned);
+    }
+    assert_eq!(seen, 200, "no document lost");
+    server.child.kill().ok();
+    server.child.wait().ok();
 }
