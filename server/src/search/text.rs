@@ -282,7 +282,7 @@ mod tests {
 
     #[test]
     fn synonyms_match_exactly() {
-        let f = fields("Blue Ceramic Cup");
+        let f = Fields::new("CUP-01", None, "Blue Ceramic Cup", "stoneware");
         assert_eq!(match_word("mug", &f, false, &[]), None);
         assert!(match_word("mug", &f, false, &["cup".to_owned()]).is_some());
     }
