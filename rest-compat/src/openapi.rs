@@ -52,10 +52,18 @@ fn error_responses(
     versioned_write: bool,
     shape: Shape,
     codes: &[(&'static str, u16)],
+    query_args: bool,
 ) -> Map<String, Value> {
     let mut statuses: Vec<u16> = vec![400, 401, 403, 413, 429, 500];
     match shape {
-        Shape::Object => statuses.push(404),
+        // A look-up by path is found or not; one that takes query parameters (a search) may
+        // also refuse their values.
+        Shape::Object => {
+            statuses.push(404);
+            if query_args {
+                statuses.push(422);
+            }
+        }
         Shape::List => statuses.push(422),
         Shape::Payload(_) | Shape::WholePayload => {
             statuses.extend(
@@ -336,6 +344,10 @@ pub fn document(types: &Types, prepared: &[Prepared], codes: &[(&'static str, u1
             route.args.iter().any(|(_, s)| *s == Source::IfMatch),
             route.shape,
             codes,
+            route
+                .args
+                .iter()
+                .any(|(_, s)| matches!(s, Source::Query(_) | Source::QueryObject(_))),
         );
         if let Some(throttled) = responses.get_mut("429") {
             let mut headers = rate_limit_headers();

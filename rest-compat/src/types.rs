@@ -21,7 +21,7 @@ query {
     }
   }
 }
-fragment T on __Type { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name } } } } }
+fragment T on __Type { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name } } } } } } }
 "#;
 
 #[derive(Debug, Clone, Deserialize)]

@@ -218,14 +218,15 @@ pub struct SearchQuery;
 impl SearchQuery {
     /// Items, locations and order documents whose words match `query` (typos allowed by word
     /// length, the last word as a prefix); an exact SKU, code, order number or barcode first,
-    /// then by relevance, then the most recently changed. An empty query lists by recency.
+    /// then by relevance, then the most recently changed. No query (or an empty one) lists
+    /// every document of the filter, most recent first.
     #[graphql(
         complexity = "first.unwrap_or(20).clamp(1, super::MAX_PAGE) as usize * child_complexity"
     )]
     async fn search(
         &self,
         ctx: &Context<'_>,
-        query: String,
+        #[graphql(default)] query: String,
         types: Option<Vec<SearchType>>,
         filter: Option<SearchFilter>,
         first: Option<i32>,

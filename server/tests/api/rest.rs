@@ -1588,6 +1588,46 @@ async fn every_route_matches_its_graphql_twin() {
     );
     covered.push("setReorderPoint");
 
+    // Search: the same page from both surfaces once the index has caught up.
+    twh_server::search::indexer::catch_up(&app.state)
+        .await
+        .expect("index caught up");
+    let (status, _, rest) = app
+        .rest(Method::GET, "/v1/search?q=twin&type=ITEM", None, &[])
+        .await;
+    assert_eq!(status, StatusCode::OK, "{rest}");
+    let (_, gql) = app
+        .gql(
+            &doc("search"),
+            json!({ "query": "twin", "types": ["ITEM"] }),
+        )
+        .await;
+    assert!(rest["totalCount"].as_i64().unwrap() >= 1, "{rest}");
+    assert_eq!(rest, gql["data"]["search"]);
+    covered.push("search");
+    let groups = json!({ "groups": [["twin", "double"]] });
+    let (status, _, rest) = app
+        .rest(
+            Method::POST,
+            "/v1/search/synonyms",
+            Some(groups.clone()),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{rest}");
+    let (_, gql) = app
+        .gql(&doc("updateSearchSynonyms"), json!({ "input": groups }))
+        .await;
+    assert_eq!(rest, gql["data"]["updateSearchSynonyms"]["synonyms"]);
+    assert_eq!(rest["groups"], json!([["double", "twin"]]));
+    covered.push("updateSearchSynonyms");
+    let (_, _, rest) = app
+        .rest(Method::GET, "/v1/search/synonyms", None, &[])
+        .await;
+    let (_, gql) = app.gql(&doc("getSearchSynonyms"), json!({})).await;
+    assert_eq!(rest, gql["data"]["searchSynonyms"]);
+    covered.push("getSearchSynonyms");
+
     for route in ROUTES {
         assert!(
             covered.contains(&route.operation_id),

@@ -143,6 +143,15 @@ class SalesOrderStatus(str, Enum):
     SHIPPED = "SHIPPED"
 
 
+class SearchType(str, Enum):
+    ITEM = "ITEM"
+    LOCATION = "LOCATION"
+    PURCHASE_ORDER = "PURCHASE_ORDER"
+    RETURN_ORDER = "RETURN_ORDER"
+    SALES_ORDER = "SALES_ORDER"
+    TRANSFER = "TRANSFER"
+
+
 class TransferStatus(str, Enum):
     CANCELLED = "CANCELLED"
     DRAFT = "DRAFT"

@@ -264,6 +264,17 @@ class SalesOrderLineInput(BaseModel):
     'Decimal amount per unit, e.g. "19.90".'
 
 
+class SearchFilter(BaseModel):
+    """Narrows a search."""
+
+    in_stock: Optional[bool] = Field(alias="inStock", default=None)
+    "Items with (true) or without (false) stock available somewhere."
+    location_code: Optional[str] = Field(alias="locationCode", default=None)
+    "Items available at this location; documents with a line or move there."
+    statuses: Optional[list[str]] = None
+    "Raw status values, e.g. `ACTIVE`, `ORDERED`."
+
+
 class SetChangeInput(BaseModel):
     change_from_quantity: Optional[int] = Field(
         alias="changeFromQuantity", default=None
@@ -348,6 +359,11 @@ class UpdatePurchaseOrderInput(BaseModel):
     notes: Optional[str] = None
     "`null` clears it."
     supplier: Optional[str] = None
+
+
+class UpdateSearchSynonymsInput(BaseModel):
+    groups: list[list[str]]
+    "Groups of single words (2 to 20 each, at most 200 groups); replaces every group."
 
 
 class UpdateTenantPlanInput(BaseModel):
