@@ -266,10 +266,20 @@ pub async fn search(
             ));
         }
     } else {
-        for row in candidates(db, backend, tenant_id, req, &filters, &columns).await? {
-            let doc = document(&row)?;
-            if let Some(hit) = check(doc, req) {
-                ranked.push(hit);
+        // Zero-typo matches first: they rank before any match with a typo, so when they fill
+        // the page the loose look-up (costly for common trigrams) is not needed. The total then
+        // counts those matches only.
+        let needed = req.offset + req.limit + exact.len();
+        for loose in [false, true] {
+            ranked.clear();
+            for row in candidates(db, backend, tenant_id, req, &filters, &columns, loose).await? {
+                let doc = document(&row)?;
+                if let Some(hit) = check(doc, req) {
+                    ranked.push(hit);
+                }
+            }
+            if ranked.len() >= needed {
+                break;
             }
         }
     }
@@ -316,8 +326,11 @@ pub async fn search(
     })
 }
 
-/// Documents that share a trigram with every query word of two or more characters, best
-/// first by the index's own measure (FTS5's bm25; pg_trgm's word similarity).
+/// Candidate documents for the query words. Precise: every word as a whole word (the last
+/// one as a word start), a synonym as a whole word: the zero-typo matches, found through the
+/// index's positions. Loose: a word that may carry typos matches any document sharing one of
+/// its trigrams. Best first by the index's own measure (FTS5's bm25; on Postgres, word
+/// similarity when loose, recency when precise).
 async fn candidates(
     db: &impl ConnectionTrait,
     backend: DatabaseBackend,
@@ -325,25 +338,33 @@ async fn candidates(
     req: &SearchRequest,
     filters: &Filters,
     columns: &str,
+    loose: bool,
 ) -> Result<Vec<QueryResult>, DbErr> {
-    // Each word's trigrams, with its synonyms' (a synonym matches whole).
-    let groups: Vec<Vec<String>> = req
-        .words
-        .iter()
-        .enumerate()
-        .filter_map(|(i, w)| {
-            let mut grams = text::trigrams(w);
-            if grams.is_empty() {
-                return None;
-            }
-            for s in req.synonyms.get(i).into_iter().flatten() {
-                grams.extend(text::trigrams(s));
-            }
-            grams.sort();
-            grams.dedup();
-            Some(grams)
-        })
-        .collect();
+    // Each word's alternatives (any may match), ANDed over the words. Fewer than three
+    // characters cannot be looked up in a trigram index: such words are checked afterwards.
+    let mut groups: Vec<Vec<String>> = Vec::new();
+    let mut similar: Vec<&String> = Vec::new();
+    for (i, word) in req.words.iter().enumerate() {
+        let last = i + 1 == req.words.len();
+        let mut any = vec![if last {
+            format!(" {word}")
+        } else {
+            format!(" {word} ")
+        }];
+        for synonym in req.synonyms.get(i).into_iter().flatten() {
+            any.push(format!(" {synonym} "));
+        }
+        if loose && text::typo_budget(word.chars().count()) > 0 {
+            any.extend(text::trigrams(word));
+            similar.push(word);
+        }
+        any.retain(|a| a.chars().count() >= 3);
+        any.sort();
+        any.dedup();
+        if !any.is_empty() {
+            groups.push(any);
+        }
+    }
     let mut values = filters.values_with(tenant_id);
     let sql = if groups.is_empty() {
         // Only one-letter words: the first of them as a word start, in recent documents.
@@ -356,36 +377,40 @@ async fn candidates(
             values.len()
         )
     } else if backend == DatabaseBackend::Postgres {
-        // Each word: LIKE '%gram%' for any of its trigrams, which the GIN index answers.
+        // LIKE '%…%' on the terms, which the pg_trgm GIN index answers (the terms hold only
+        // letters, digits and spaces, so nothing in a pattern is a wildcard).
         let mut clauses = Vec::new();
-        let mut rank = Vec::new();
-        for (group, word) in groups
-            .iter()
-            .zip(req.words.iter().filter(|w| !text::trigrams(w).is_empty()))
-        {
+        for group in &groups {
             let mut any = Vec::new();
-            for gram in group {
-                values.push(format!("%{gram}%").into());
+            for alternative in group {
+                values.push(format!("%{alternative}%").into());
                 any.push(format!("d.terms LIKE ${}", values.len()));
             }
             clauses.push(format!("({})", any.join(" OR ")));
+        }
+        let mut rank = Vec::new();
+        for word in similar {
             values.push(word.clone().into());
             rank.push(format!("word_similarity(${}, d.terms)", values.len()));
         }
+        let order = if rank.is_empty() {
+            "d.updated_at DESC".to_owned()
+        } else {
+            format!("{} DESC, d.updated_at DESC", rank.join(" + "))
+        };
         format!(
             "SELECT {columns} FROM search_documents d WHERE d.tenant_id = $1{} AND {} \
-             ORDER BY {} DESC, d.updated_at DESC LIMIT {CANDIDATES}",
+             ORDER BY {order} LIMIT {CANDIDATES}",
             filters.sql,
             clauses.join(" AND "),
-            rank.join(" + ")
         )
     } else {
-        // FTS5: every word's group of quoted trigrams (words are letters and digits only,
-        // so nothing in them can be read as query syntax).
+        // FTS5: quoted strings (words are letters and digits only, so nothing in them can be
+        // read as query syntax); a quoted string of several trigrams is matched as a phrase.
         let expr = groups
             .iter()
             .map(|g| {
-                let any: Vec<String> = g.iter().map(|gram| format!("\"{gram}\"")).collect();
+                let any: Vec<String> = g.iter().map(|a| format!("\"{a}\"")).collect();
                 format!("({})", any.join(" OR "))
             })
             .collect::<Vec<_>>()

@@ -581,6 +581,14 @@ struct Served {
     base: String,
 }
 
+/// A failed assertion must not leave the server running.
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 fn serve(db_url: &str, dir: &std::path::Path, prefix: &str) -> Served {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -850,6 +858,133 @@ async fn a_server_killed_mid_indexing_converges_after_a_restart() {
         after = page["pageInfo"]["endCursor"].as_str().map(str::to_owned);
     }
     assert_eq!(seen, 200, "no document lost");
-    server.child.kill().ok();
-    server.child.wait().ok();
+}
+
+/// A TCP relay to Meilisearch that can be cut: "down" drops live connections and refuses new
+/// ones, as a crashed or unreachable engine does.
+struct Cut {
+    addr: std::net::SocketAddr,
+    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    live: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl Cut {
+    async fn to(target: String) -> Self {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let live: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>> =
+            Default::default();
+        let (flag, tasks) = (up.clone(), live.clone());
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if !flag.load(Ordering::SeqCst) {
+                    continue;
+                }
+                let target = target.clone();
+                let task = tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                tasks.lock().unwrap().push(task);
+            }
+        });
+        Self { addr, up, live }
+    }
+
+    fn down(&self) {
+        self.up.store(false, std::sync::atomic::Ordering::SeqCst);
+        for task in self.live.lock().unwrap().drain(..) {
+            task.abort();
+        }
+    }
+
+    fn restore(&self) {
+        self.up.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[tokio::test]
+async fn with_meilisearch_down_writes_go_on_and_the_index_catches_up() {
+    // Only on Meilisearch: the built-in engine is the database itself.
+    let Some(target) = std::env::var("TWH_TEST_MEILISEARCH_URL")
+        .ok()
+        .and_then(|u| {
+            u.strip_prefix("http://")
+                .map(|h| h.trim_end_matches('/').to_owned())
+        })
+    else {
+        return;
+    };
+    let cut = Cut::to(target).await;
+    let relay = format!("http://{}", cut.addr);
+    let app = TestApp::spawn_with(move |config| config.search.meilisearch_url = Some(relay)).await;
+    catalog(&app).await;
+    settle(&app).await;
+    assert_eq!(search(&app, "tumbler", json!({})).await["totalCount"], 1);
+
+    cut.down();
+    // Writes are not the index's business.
+    create_item(&app, "KTL-ORG", "Orange Kettle", None).await;
+    let adjusted = app.adjust("KTL-ORG", "WH-K", 1, None).await;
+    assert_eq!(
+        crate::support::codes(&adjusted),
+        ["UNKNOWN_LOCATION"],
+        "a write, refused on its merits"
+    );
+    // Searches fail cleanly, with no engine text.
+    let (status, body) = app.gql(SEARCH, json!({ "q": "kettle" })).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "UNAVAILABLE",
+        "{body}"
+    );
+    assert!(!body.to_string().to_lowercase().contains("meili"), "{body}");
+    let (status, _, problem) = app
+        .rest(Method::GET, "/v1/search?q=kettle", None, &[])
+        .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{problem}");
+    assert!(
+        indexer::catch_up(&app.state).await.is_err(),
+        "the indexer cannot write"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    assert!(
+        indexer::lag_seconds(&app.state).await.unwrap() >= 1.0,
+        "the lag shows"
+    );
+    let readyz = app.client.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(
+        readyz.status(),
+        StatusCode::OK,
+        "readiness does not depend on search"
+    );
+    assert!(
+        readyz
+            .text()
+            .await
+            .unwrap()
+            .contains("Meilisearch is unreachable")
+    );
+
+    cut.restore();
+    // The background indexer catches up on its own (its pause after failures is a few seconds).
+    let mut found = false;
+    for _ in 0..300 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let (_, body) = app.gql(SEARCH, json!({ "q": "orange kettle" })).await;
+        if body["data"]["search"]["totalCount"] == 1 {
+            found = true;
+            break;
+        }
+    }
+    assert!(
+        found,
+        "the write made while the engine was down became searchable"
+    );
+    settle(&app).await;
 }
