@@ -93,6 +93,11 @@ impl MigrationTrait for Migration {
             "CREATE INDEX ix_search_barcode ON search_documents (tenant_id, barcode)",
         )
         .await?;
+        // An empty query lists by recency.
+        db.execute_unprepared(
+            "CREATE INDEX ix_search_recent ON search_documents (tenant_id, updated_at)",
+        )
+        .await?;
         // Synonyms per tenant: groups of words that find each other.
         db.execute_unprepared(
             "CREATE TABLE search_synonyms (tenant_id TEXT NOT NULL PRIMARY KEY, groups TEXT NOT NULL, \

@@ -405,7 +405,8 @@ async fn candidates(
             clauses.join(" AND "),
         )
     } else {
-        // FTS5: quoted strings (words are letters and digits only, so nothing in them can be
+        // FTS5 drives (CROSS JOIN keeps it the outer loop: driven from the tenant's rows, the
+        // planner would run the MATCH once per document). Quoted strings (words are letters and digits only, so nothing in them can be
         // read as query syntax); a quoted string of several trigrams is matched as a phrase.
         let expr = groups
             .iter()
@@ -417,7 +418,7 @@ async fn candidates(
             .join(" AND ");
         values.push(expr.into());
         format!(
-            "SELECT {columns} FROM search_fts JOIN search_documents d ON d.key = search_fts.rowid \
+            "SELECT {columns} FROM search_fts CROSS JOIN search_documents d ON d.key = search_fts.rowid \
              WHERE search_fts MATCH ${} AND d.tenant_id = $1{} ORDER BY search_fts.rank LIMIT {CANDIDATES}",
             values.len(),
             filters.sql
