@@ -445,8 +445,19 @@ fn variables(
             }
             Source::Query(param) => {
                 if let Some(values) = query_params.get(*param) {
-                    single(param, values)?;
-                    vars.insert((*name).into(), coerce(types, arg_type, &values[0], param)?);
+                    let value = if arg.is_some_and(|a| a.ty.is_list()) {
+                        // A list argument (`?type=ITEM&type=LOCATION`).
+                        Value::Array(
+                            values
+                                .iter()
+                                .map(|raw| coerce(types, arg_type, raw, param))
+                                .collect::<Result<_, _>>()?,
+                        )
+                    } else {
+                        single(param, values)?;
+                        coerce(types, arg_type, &values[0], param)?
+                    };
+                    vars.insert((*name).into(), value);
                     used.push(param);
                 }
             }

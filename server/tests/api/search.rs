@@ -382,6 +382,17 @@ async fn a_tenant_only_ever_finds_its_own_documents() {
     assert_eq!(body["hits"][0]["code"], "MUG-BLU");
     assert_ne!(body["hits"][0]["id"], theirs.as_str());
     assert_eq!(body["hits"][0]["exactMatch"], true);
+    // A list parameter repeats.
+    let (status, _, body) = app
+        .rest(
+            Method::GET,
+            "/v1/search?q=mug&type=LOCATION&type=ITEM",
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["totalCount"], 2, "{body}");
 }
 
 #[tokio::test]
