@@ -178,26 +178,37 @@ pub async fn index_once(app: &AppState) -> Result<usize, SearchError> {
 async fn start(app: &AppState) -> Result<(), SearchError> {
     let from = log_end(&app.background_db).await?;
     rebuild(app, None).await?;
-    let backend = app.background_db.get_database_backend();
-    let write = app.begin_background_write().await?;
-    write
-        .txn
-        .execute_raw(Statement::from_sql_and_values(
-            backend,
-            dialect(
-                backend,
-                "INSERT INTO relay_cursors (name, position) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
-            ),
-            [app.search.cursor_name().into(), from.into()],
-        ))
-        .await?;
-    write.txn.commit().await?;
+    cursor_statement(
+        app,
+        "INSERT INTO relay_cursors (name, position) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+        [app.search.cursor_name().into(), from.into()],
+    )
+    .await?;
     tracing::info!(
         engine = app.search.engine_name(),
         from,
         "search index built; following the event log"
     );
     Ok(())
+}
+
+/// One statement on the cursor row, in a write transaction of its own.
+async fn cursor_statement<const N: usize>(
+    app: &AppState,
+    sql: &str,
+    values: [sea_orm::Value; N],
+) -> Result<(), DbErr> {
+    let backend = app.background_db.get_database_backend();
+    let write = app.begin_background_write().await?;
+    write
+        .txn
+        .execute_raw(Statement::from_sql_and_values(
+            backend,
+            dialect(backend, sql),
+            values,
+        ))
+        .await?;
+    write.txn.commit().await
 }
 
 /// Rebuilds the index of one tenant or of all, without downtime: the built-in engine swaps a
@@ -208,20 +219,12 @@ pub async fn reindex(app: &AppState, tenant: Option<&str>) -> Result<usize, Sear
     let from = log_end(&app.background_db).await?;
     let written = rebuild(app, tenant).await?;
     // Changes made while it ran are indexed again from where the log stood when it began.
-    let backend = app.background_db.get_database_backend();
-    let write = app.begin_background_write().await?;
-    write
-        .txn
-        .execute_raw(Statement::from_sql_and_values(
-            backend,
-            dialect(
-                backend,
-                "UPDATE relay_cursors SET position = $1 WHERE name = $2 AND position > $1",
-            ),
-            [from.into(), app.search.cursor_name().into()],
-        ))
-        .await?;
-    write.txn.commit().await?;
+    cursor_statement(
+        app,
+        "UPDATE relay_cursors SET position = $1 WHERE name = $2 AND position > $1",
+        [from.into(), app.search.cursor_name().into()],
+    )
+    .await?;
     Ok(written)
 }
 

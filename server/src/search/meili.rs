@@ -368,23 +368,6 @@ impl Meili {
             facets,
         })
     }
-
-    /// Deletes every index with this server's prefix (tests).
-    pub async fn delete_all(&self) -> Result<(), SearchError> {
-        let indexes = self.client.list_all_indexes().await.map_err(engine_error)?;
-        for index in indexes.results {
-            if index.uid.starts_with(&self.prefix) {
-                let task = self
-                    .client
-                    .delete_index(&index.uid)
-                    .await
-                    .map_err(engine_error)?;
-                self.wait(task).await?;
-            }
-        }
-        self.ready.lock().await.clear();
-        Ok(())
-    }
 }
 
 fn field<'a>(doc: &'a SearchDocument, name: &str) -> Option<&'a str> {
