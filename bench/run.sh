@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # adjustStock through GraphQL on Postgres vs pgbench running the same SQL transaction; with
-# ORDERS=1 also the sales-order flow (create of 3 lines, allocate, ship) in the same rounds.
+# ORDERS=1 also the sales-order flow (create of 3 lines, allocate, ship) in the same rounds; with
+# READS=1 also the point look-up (stockLevel by SKU and location) and a 50-row stockLevels page,
+# each against pgbench running the one SELECT the server sends for it; with OWN=1 the server runs
+# with group commit on and a second one with it off (a transaction per call, the default) on the
+# same database, its adjustStock runs (the -own rows) interleaved with the others.
 # Usage: bench/run.sh            (CLIENTS=32 DURATION=20 SKUS=1000 PGHOST=127.0.0.1 PGPORT=5432)
 # Prints one JSON line per run and a Markdown table with the ratios to paste into RESULTS.md.
 set -euo pipefail
@@ -29,6 +33,7 @@ WORK="$(mktemp -d)"
 psql -d postgres -qc "CREATE DATABASE $DB"
 cleanup() {
   [ -n "${SERVER_PID:-}" ] && kill "$SERVER_PID" 2>/dev/null || true
+  [ -n "${OWN_PID:-}" ] && kill "$OWN_PID" 2>/dev/null || true
   psql -d postgres -qc "DROP DATABASE IF EXISTS $DB" >/dev/null 2>&1 || true
   rm -rf "$WORK"
 }
@@ -41,9 +46,18 @@ TENANT_JSON="$(DATABASE_URL="$URL" "$TWH" tenant create --name bench --plan scal
 KEY="$(printf '%s' "$TENANT_JSON" | python3 -c 'import json,sys; print(json.load(sys.stdin)["apiKey"])')"
 TENANT="$(printf '%s' "$TENANT_JSON" | python3 -c 'import json,sys; print(json.load(sys.stdin)["tenantId"])')"
 
-DATABASE_URL="$URL" TWH_BIND="127.0.0.1:$PORT" TWH_DB_POOL_SIZE="$POOL" RUST_LOG=warn "$TWH" serve >"$WORK/server.log" 2>&1 &
+# Rate limits off (calls are still metered): the bench measures the server, not a plan's rate.
+GROUPED="${TWH_GROUP_COMMIT:-off}"
+[ "${OWN:-0}" = 1 ] && GROUPED=on
+DATABASE_URL="$URL" TWH_BIND="127.0.0.1:$PORT" TWH_DB_POOL_SIZE="$POOL" TWH_RATE_LIMITS=off TWH_GROUP_COMMIT="$GROUPED" RUST_LOG=warn "$TWH" serve >"$WORK/server.log" 2>&1 &
 SERVER_PID=$!
 for _ in $(seq 1 50); do curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && break; sleep 0.2; done
+if [ "${OWN:-0}" = 1 ]; then
+  OWN_PORT=$((PORT + 1))
+  DATABASE_URL="$URL" TWH_BIND="127.0.0.1:$OWN_PORT" TWH_DB_POOL_SIZE="$POOL" TWH_RATE_LIMITS=off TWH_GROUP_COMMIT=off RUST_LOG=warn "$TWH" serve >"$WORK/server-own.log" 2>&1 &
+  OWN_PID=$!
+  for _ in $(seq 1 50); do curl -sf "http://127.0.0.1:$OWN_PORT/readyz" >/dev/null && break; sleep 0.2; done
+fi
 
 # Create the SKUs and the location through the API (a 1-second run that also warms up).
 "$LOAD" --url "http://127.0.0.1:$PORT" --key "$KEY" --clients "$CLIENTS" --seconds 1 --skus "$SKUS" --setup --label setup >/dev/null
@@ -64,25 +78,28 @@ WITH w0 AS (INSERT INTO "movements" ("tenant_id", "id", "group_id", "item_id", "
 COMMIT;
 SQL
 }
+# The SELECTs the server sends for the reads (ledger::query::level_statement and
+# levels_statement), with this run's values.
+LEVEL_COLUMNS='s.available, s.committed, s.reserved, s.incoming, s.damaged, s.safety_stock, s.quality_control, s.sequence, s.version, s.updated_at'
+lookup_script() {
+  cat <<SQL
+$1
+SELECT i.id AS item_id, i.sku AS sku, l.id AS location_id, l.code AS location_code, $LEVEL_COLUMNS FROM items i CROSS JOIN locations l LEFT JOIN stock_levels s ON s.tenant_id = '$TENANT' AND s.item_id = (SELECT id FROM items WHERE tenant_id = '$TENANT' AND sku = 'BENCH-' || lpad(:n::text, 5, '0')) AND s.location_id = (SELECT id FROM locations WHERE tenant_id = '$TENANT' AND code = 'BENCH-WH') WHERE i.tenant_id = '$TENANT' AND i.sku = 'BENCH-' || lpad(:n::text, 5, '0') AND l.tenant_id = '$TENANT' AND l.code = 'BENCH-WH';
+SQL
+}
+page_script() {
+  cat <<SQL
+SELECT s.item_id AS item_id, (SELECT sku FROM items WHERE tenant_id = '$TENANT' AND id = s.item_id) AS sku, s.location_id AS location_id, (SELECT code FROM locations WHERE tenant_id = '$TENANT' AND id = s.location_id) AS location_code, $LEVEL_COLUMNS FROM stock_levels s WHERE (s.tenant_id, s.item_id, s.location_id) > ('$TENANT', '', '') AND (s.tenant_id, s.item_id, s.location_id) < ('$TENANT', 'itn', '') ORDER BY s.tenant_id, s.item_id, s.location_id LIMIT 51;
+SQL
+}
 : "${BENCH_LOCATION:?the bench location is missing}"
 
-# CPU accounting, in clock ticks (1/100 s): a process's own user + system time, and the whole
-# Postgres cluster's (the postmaster with every child it has reaped, plus its live children).
-TICK_MS=$((1000 / $(getconf CLK_TCK)))
-proc_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
-POSTMASTER="$(head -1 "$(psql -d postgres -qAt -c 'SHOW data_directory')/postmaster.pid" 2>/dev/null || pgrep -o -x postgres)"
-pg_ticks() {
-  local total child
-  total="$(awk '{print $14 + $15 + $16 + $17}' "/proc/$POSTMASTER/stat")"
-  for child in $(pgrep -P "$POSTMASTER"); do
-    total=$((total + $(proc_ticks "$child")))
-  done
-  echo "$total"
-}
+# CPU accounting: TICK_MS, proc_ticks PID and pg_ticks (the whole Postgres cluster).
+. bench/cpu.sh
 
 run_pgbench() {
-  local label="$1" pick="$2" clients="$3"
-  write_script "$pick" >"$WORK/$label.sql"
+  local label="$1" pick="$2" clients="$3" script="${4:-write_script}"
+  "$script" "$pick" >"$WORK/$label.sql"
   rm -f "$WORK/$label".log*
   local pg_before pg_after
   pg_before="$(pg_ticks)"
@@ -137,6 +154,12 @@ for round in $(seq 1 "$ROUNDS"); do
   if [ "${KEYED:-0}" = 1 ]; then
     run_graphql graphql-many-keyed "$SKUS" --keyed >>"$WORK/results.jsonl"
   fi
+  if [ "${OWN:-0}" = 1 ]; then
+    PORT=$OWN_PORT SERVER_PID=$OWN_PID run_graphql graphql-many-own "$SKUS" >>"$WORK/results.jsonl"
+    if [ "${KEYED:-0}" = 1 ]; then
+      PORT=$OWN_PORT SERVER_PID=$OWN_PID run_graphql graphql-many-own-keyed "$SKUS" --keyed >>"$WORK/results.jsonl"
+    fi
+  fi
   if [ "${ORDERS:-0}" = 1 ]; then
     run_graphql graphql-orders "$SKUS" --orders >>"$WORK/results.jsonl"
   fi
@@ -144,13 +167,23 @@ for round in $(seq 1 "$ROUNDS"); do
   if [ "$POOL" != "$CLIENTS" ]; then
     run_pgbench pgbench-many "\\set n random(0, $((SKUS - 1)))" "$POOL" >>"$WORK/results.jsonl"
   fi
+  if [ "${READS:-0}" = 1 ]; then
+    run_graphql graphql-lookup "$SKUS" --reads lookup >>"$WORK/results.jsonl"
+    run_pgbench pgbench-lookup "\\set n random(0, $((SKUS - 1)))" "$CLIENTS" lookup_script >>"$WORK/results.jsonl"
+    run_graphql graphql-page "$SKUS" --reads page >>"$WORK/results.jsonl"
+    run_pgbench pgbench-page "" "$CLIENTS" page_script >>"$WORK/results.jsonl"
+  fi
   run_graphql graphql-hot 1 >>"$WORK/results.jsonl"
+  if [ "${OWN:-0}" = 1 ]; then
+    PORT=$OWN_PORT SERVER_PID=$OWN_PID run_graphql graphql-hot-own 1 >>"$WORK/results.jsonl"
+  fi
   run_pgbench pgbench-hot "\\set n 0" "$CLIENTS" >>"$WORK/results.jsonl"
   if [ "$POOL" != "$CLIENTS" ]; then
     run_pgbench pgbench-hot "\\set n 0" "$POOL" >>"$WORK/results.jsonl"
   fi
 done
 kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=
+if [ -n "${OWN_PID:-}" ]; then kill "$OWN_PID"; wait "$OWN_PID" 2>/dev/null || true; OWN_PID=; fi
 
 cat "$WORK/results.jsonl"
 python3 - "$WORK/results.jsonl" "$CLIENTS" "$DURATION" "$SKUS" "$POOL" "$ROUNDS" <<'PY'
@@ -180,6 +213,10 @@ for kind, n in (("many", skus), ("hot", "1")):
     failed = sum(r["failed"] for r in g)
     lost = sum(r["lost_updates"] for r in g)
     print(f"| graphql-{kind} | {n} | {pool} (pool) | {med(g, 'throughput_per_s'):.0f} | {med(g, 'p50_ms'):.2f} | {med(g, 'p99_ms'):.2f} | **{med(g, 'throughput_per_s') / best:.2f}** | {failed} failed, {lost} lost | {cpu_split(g)} | {per_round(g)} |")
+    for suffix, what in (("own", "group commit off: a transaction per call"), ("own-keyed", "group commit off, keyed")):
+        own = runs(f"graphql-{kind}-{suffix}")
+        if own:
+            print(f"| graphql-{kind}-{suffix} ({what}) | {n} | {pool} (pool) | {med(own, 'throughput_per_s'):.0f} | {med(own, 'p50_ms'):.2f} | {med(own, 'p99_ms'):.2f} | {med(own, 'throughput_per_s') / best:.2f} | {sum(r['failed'] for r in own)} failed, {sum(r['lost_updates'] for r in own)} lost | {cpu_split(own)} | {per_round(own)} |")
     keyed = runs(f"graphql-{kind}-keyed")
     if keyed:
         print(f"| graphql-{kind}-keyed (a new Idempotency key per call) | {n} | {pool} (pool) | {med(keyed, 'throughput_per_s'):.0f} | {med(keyed, 'p50_ms'):.2f} | {med(keyed, 'p99_ms'):.2f} | {med(keyed, 'throughput_per_s') / best:.2f} | {sum(r['failed'] for r in keyed)} failed, {sum(r['lost_updates'] for r in keyed)} lost | {cpu_split(keyed)} | {per_round(keyed)} |")
@@ -191,4 +228,11 @@ for kind, n in (("many", skus), ("hot", "1")):
         if not b:
             continue
         print(f"| pgbench-{kind} | {n} | {b[0]['clients']} | {med(b, 'throughput_per_s'):.0f} | {med(b, 'p50_ms'):.2f} | {med(b, 'p99_ms'):.2f} | {med(b, 'throughput_per_s') / best:.2f} | {sum(r['failed'] for r in b)} failed | {cpu_split(b)} | {per_round(b)} |")
+for kind, what in (("lookup", "stockLevel(sku, locationCode)"), ("page", "stockLevels(first: 50)")):
+    g, b = runs(f"graphql-{kind}"), runs(f"pgbench-{kind}")
+    if not g or not b:
+        continue
+    base = med(b, "throughput_per_s")
+    print(f"| graphql-{kind}: {what}, one statement | {skus} | {pool} (pool) | {med(g, 'throughput_per_s'):.0f} | {med(g, 'p50_ms'):.2f} | {med(g, 'p99_ms'):.2f} | **{med(g, 'throughput_per_s') / base:.2f}** of pgbench-{kind} | {sum(r['failed'] for r in g)} failed | {cpu_split(g)} | {per_round(g)} |")
+    print(f"| pgbench-{kind}: that SELECT | {skus} | {clients} | {base:.0f} | {med(b, 'p50_ms'):.2f} | {med(b, 'p99_ms'):.2f} | 1.00 | {sum(r['failed'] for r in b)} failed | {cpu_split(b)} | {per_round(b)} |")
 PY

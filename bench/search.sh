@@ -59,7 +59,7 @@ for engine in ${ENGINES:-sqlite postgres meilisearch}; do
     MEILI_PORT=$((PORT + 1))
     MEILI_KEY="bench-master-key-$$"
     "$MEILI_TOOL" --db-path "$WORK/meili" --http-addr "127.0.0.1:$MEILI_PORT" --master-key "$MEILI_KEY" \
-      --no-analytics >"$WORK/meili.log" 2>&1 &
+      --no-analytics --max-indexing-memory 1GiB >"$WORK/meili.log" 2>&1 &
     MEILI_PID=$!
     for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$MEILI_PORT/health" >/dev/null && break; sleep 0.2; done
     extra=(MEILISEARCH_URL="http://127.0.0.1:$MEILI_PORT" MEILISEARCH_API_KEY="$MEILI_KEY" TWH_SEARCH_INDEX_PREFIX=bench_)

@@ -45,7 +45,14 @@ struct Args {
     /// one call in the throughput.
     #[arg(long)]
     orders: bool,
+    /// Read instead of write: `lookup` (`stockLevel` of a random SKU at the bench location) or
+    /// `page` (the first 50 `stockLevels`).
+    #[arg(long, value_parser = ["lookup", "page"])]
+    reads: Option<String>,
 }
+
+const LOOKUP: &str = "query($sku: String!) { stockLevel(sku: $sku, locationCode: \"BENCH-WH\") { sku locationCode available onHand version } }";
+const PAGE: &str = "{ stockLevels(first: 50) { nodes { sku locationCode available onHand version } pageInfo { hasNextPage endCursor } } }";
 
 const CREATE_ORDER: &str = "mutation($lines: [SalesOrderLineInput!]!, $key: String) { createSalesOrder(input: {customer: \"Bench\", lines: $lines}, idempotencyKey: $key) { salesOrder { id } userErrors { code } } }";
 const ALLOCATE: &str = "mutation($id: ID!, $key: String) { allocateSalesOrder(id: $id, idempotencyKey: $key) { salesOrder { status } userErrors { code } } }";
@@ -226,10 +233,16 @@ async fn main() -> anyhow::Result<()> {
     let end = warmup_end + Duration::from_secs(args.seconds);
     // Request bodies are rendered once and responses only searched, so the load generator's
     // own CPU (which shares the machine with the server) stays small.
+    let query = match args.reads.as_deref() {
+        Some("lookup") => LOOKUP,
+        Some(_) => PAGE,
+        None => ADJUST,
+    };
+    let reading = args.reads.is_some();
     let bodies: Arc<Vec<Bytes>> = Arc::new(
         (0..args.skus)
             .map(|i| {
-                serde_json::to_vec(&json!({ "query": ADJUST, "variables": { "sku": sku(i) } }))
+                serde_json::to_vec(&json!({ "query": query, "variables": { "sku": sku(i) } }))
                     .map(Bytes::from)
             })
             .collect::<Result<_, _>>()?,
@@ -275,7 +288,7 @@ async fn main() -> anyhow::Result<()> {
                     .wrapping_mul(6364136223846793005)
                     .wrapping_add(1442695040888963407);
                 let index = (n >> 33) % skus;
-                let body = if keyed {
+                let body = if keyed && !reading {
                     // A unique key per call: this run, this client, this call.
                     calls += 1;
                     let key = format!("{run}-{worker}-{calls}");
@@ -296,8 +309,15 @@ async fn main() -> anyhow::Result<()> {
                 let outcome = connection.post(request).await;
                 let micros = started.elapsed().as_micros() as u64;
                 let measured = started >= warmup_end;
+                let succeeded = |bytes: &Bytes| {
+                    if reading {
+                        contains(bytes, b"\"data\":{\"stockLevel") && !contains(bytes, b"\"errors\"")
+                    } else {
+                        contains(bytes, b"\"userErrors\":[]")
+                    }
+                };
                 match outcome {
-                    Ok(bytes) if contains(&bytes, b"\"userErrors\":[]") => {
+                    Ok(bytes) if succeeded(&bytes) => {
                         applied += 1;
                         if measured {
                             ok.fetch_add(1, Ordering::Relaxed);
@@ -336,6 +356,8 @@ async fn main() -> anyhow::Result<()> {
         applied += a;
     }
     let after = total_available(&client, &args).await?;
+    // Reads change nothing: the stock must not have moved either.
+    let expected_delta = if reading { 0 } else { applied as i64 };
     let ok = ok.load(Ordering::Relaxed);
     let report = json!({
         "label": args.label,
@@ -351,13 +373,13 @@ async fn main() -> anyhow::Result<()> {
         "failed": failed.load(Ordering::Relaxed),
         "applied_including_warmup": applied,
         "stock_delta": after - before,
-        "lost_updates": applied as i64 - (after - before),
+        "lost_updates": expected_delta - (after - before),
         "client_cpu_ms": cpu_used.map(|d| d.as_secs_f64() * 1000.0),
     });
     println!("{report}");
-    if applied as i64 != after - before {
+    if expected_delta != after - before {
         bail!(
-            "lost or phantom updates: {applied} applied, stock moved by {}",
+            "lost or phantom updates: {expected_delta} expected, stock moved by {}",
             after - before
         );
     }

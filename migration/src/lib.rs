@@ -11,6 +11,7 @@ mod m0005_plan_overrides;
 mod m0006_usage;
 mod m0007_jobs;
 mod m0008_search;
+mod m0009_usage_errors;
 
 pub struct Migrator;
 
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0006_usage::Migration),
             Box::new(m0007_jobs::Migration),
             Box::new(m0008_search::Migration),
+            Box::new(m0009_usage_errors::Migration),
         ]
     }
 }

@@ -276,6 +276,31 @@ fn coerce(types: &Types, type_name: &str, raw: &str, param: &str) -> Result<Valu
     }
 }
 
+/// A query parameter as its argument's type reads it: every repetition for a list
+/// (`?type=ITEM&type=LOCATION`), else its one value (a repeated one is refused).
+fn coerce_param(
+    types: &Types,
+    ty: Option<&TypeRef>,
+    values: &[String],
+    param: &str,
+) -> Result<Value, Reject> {
+    let name = ty.map(|t| t.named()).unwrap_or("String");
+    if ty.is_some_and(TypeRef::is_list) {
+        return values
+            .iter()
+            .map(|raw| coerce(types, name, raw, param))
+            .collect::<Result<_, _>>()
+            .map(Value::Array);
+    }
+    match values {
+        [raw] => coerce(types, name, raw, param),
+        _ => Err(Reject(
+            "BAD_REQUEST",
+            format!("query parameter {param} is given more than once"),
+        )),
+    }
+}
+
 /// JSON does not tell `3` from `3.0`; GraphQL's Int does. Whole numbers sent as floats are
 /// read as the integers they are.
 fn integral_numbers(value: Value) -> Value {
@@ -393,16 +418,6 @@ fn variables(
     for (k, v) in pairs {
         query_params.entry(k).or_default().push(v);
     }
-    let single = |param: &str, values: &[String]| -> Result<(), Reject> {
-        if values.len() > 1 {
-            Err(Reject(
-                "BAD_REQUEST",
-                format!("query parameter {param} is given more than once"),
-            ))
-        } else {
-            Ok(())
-        }
-    };
     let mut used: Vec<&str> = Vec::new();
     let mut vars = Map::new();
     // Routes whose arguments come from fields of the body (a transition's lines and flags):
@@ -445,18 +460,7 @@ fn variables(
             }
             Source::Query(param) => {
                 if let Some(values) = query_params.get(*param) {
-                    let value = if arg.is_some_and(|a| a.ty.is_list()) {
-                        // A list argument (`?type=ITEM&type=LOCATION`).
-                        Value::Array(
-                            values
-                                .iter()
-                                .map(|raw| coerce(types, arg_type, raw, param))
-                                .collect::<Result<_, _>>()?,
-                        )
-                    } else {
-                        single(param, values)?;
-                        coerce(types, arg_type, &values[0], param)?
-                    };
+                    let value = coerce_param(types, arg.map(|a| &a.ty), values, param)?;
                     vars.insert((*name).into(), value);
                     used.push(param);
                 }
@@ -470,18 +474,7 @@ fn variables(
                             .and_then(|t| t.input_fields.as_ref())
                             .and_then(|f| f.iter().find(|f| f.name == *field))
                             .map(|f| &f.ty);
-                        let field_type = field_ref.map(|t| t.named()).unwrap_or("String");
-                        let value = if field_ref.is_some_and(|t| t.is_list()) {
-                            Value::Array(
-                                values
-                                    .iter()
-                                    .map(|raw| coerce(types, field_type, raw, param))
-                                    .collect::<Result<_, _>>()?,
-                            )
-                        } else {
-                            single(param, values)?;
-                            coerce(types, field_type, &values[0], param)?
-                        };
+                        let value = coerce_param(types, field_ref, values, param)?;
                         object.insert((*field).into(), value);
                         used.push(param);
                     }

@@ -177,6 +177,9 @@ pub fn document(types: &Types, prepared: &[Prepared], codes: &[(&'static str, u1
                     if *param == "first" {
                         schema = json!({ "type": "integer", "minimum": 1, "maximum": 250, "default": 50 });
                     }
+                    if *param == "days" {
+                        schema = json!({ "type": "integer", "minimum": 1, "maximum": 31, "default": 7 });
+                    }
                     parameters.push(json!({ "name": param, "in": "query", "required": false, "schema": schema }));
                 }
                 Source::QueryObject(fields) => {
@@ -212,8 +215,8 @@ pub fn document(types: &Types, prepared: &[Prepared], codes: &[(&'static str, u1
                 }
                 Source::IdempotencyKey => parameters.push(json!({
                     "name": "Idempotency-Key", "in": "header", "required": false,
-                    "description": "Makes the request safe to retry: a replay returns the stored response with Idempotent-Replayed: true; the same key with another body is refused (422).",
-                    "schema": { "type": "string", "pattern": "^[!#-~]{1,255}$" }
+                    "description": "Makes the request safe to retry: a replay returns the stored response with Idempotent-Replayed: true; the same key with another body is refused (422). A token, or a quoted string (a structured-field string, as the Idempotency-Key draft sends it).",
+                    "schema": { "type": "string", "pattern": r#"^([!#-~]{1,255}|"([ !#-\[\]-~]|\\.){1,255}")$"# }
                 })),
                 Source::IfMatch => parameters.push(json!({
                     "name": "If-Match", "in": "header", "required": true,

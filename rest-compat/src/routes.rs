@@ -1326,6 +1326,21 @@ pub const ROUTES: &[Route] = &[
     },
     Route {
         method: Method::Get,
+        path: "/v1/usage/errors",
+        operation_id: "getRecentErrors",
+        summary: "The errors this tenant's requests met in the last days, by code",
+        tag: "Access",
+        field: "recentErrors",
+        args: &[("days", Source::Query("days"))],
+        shape: Shape::Object,
+        status: 200,
+        versioned: false,
+        location: None,
+        example: None,
+        unique: &[],
+    },
+    Route {
+        method: Method::Get,
         path: "/v1/usage/records",
         operation_id: "listUsageRecords",
         summary: "Metered calls per UTC day, oldest first (for billing and export)",
@@ -1409,6 +1424,7 @@ pub const EXCLUDED: &[(&str, &str)] = &[
     // The platform operator's surface is GraphQL only for now: the collection and the
     // contract tests run with a tenant's key.
     ("tenants", "platform operator only (GraphQL)"),
+    ("platformHealth", "platform operator only (GraphQL)"),
     ("createTenant", "platform operator only (GraphQL)"),
     ("updateTenantPlan", "platform operator only (GraphQL)"),
     ("suspendTenant", "platform operator only (GraphQL)"),

@@ -1,11 +1,9 @@
 //! The shared application state: every handle a handler or resolver needs, wrapped once.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use sea_orm::{
-    DatabaseConnection, DatabaseTransaction, DbErr, SqliteTransactionMode, TransactionOptions,
-    TransactionTrait,
-};
+use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr};
 use tokio::sync::{Mutex, MutexGuard};
 
 use crate::auth::KeyCache;
@@ -41,7 +39,9 @@ pub struct App {
     pub ws_connections: std::sync::Mutex<std::collections::HashMap<String, usize>>,
     /// SQLite admits one writer at a time; queueing writers here (FIFO) instead of in SQLite's
     /// busy-retry loop keeps latency flat under contention. `None` on Postgres.
-    sqlite_writer: Option<Mutex<()>>,
+    sqlite_writer: Option<Arc<Mutex<()>>>,
+    /// Group commit for the API's writes (`idempotency::run`), when turned on.
+    pub group: Option<crate::db::group::GroupCommit>,
 }
 
 /// A write transaction, holding the SQLite writer slot when there is one.
@@ -69,7 +69,7 @@ pub struct Wake {
 
 impl App {
     pub fn new(mut db: DatabaseConnection, config: Config) -> anyhow::Result<Self> {
-        let sqlite_writer = crate::db::is_sqlite(&db).then(|| Mutex::new(()));
+        let sqlite_writer = crate::db::is_sqlite(&db).then(|| Arc::new(Mutex::new(())));
         let background_db = db.clone();
         let statements = crate::db::count_statements(&mut db);
         let redis = match &config.redis_url {
@@ -84,6 +84,7 @@ impl App {
         let limiter = crate::tenancy::limits::Limiter::new(
             config.limits.enforce,
             redis.as_ref().map(|(pool, _)| pool.clone()),
+            Duration::from_millis(config.limits.redis_timeout_ms),
         );
         let sessions = crate::auth::jwt::Sessions::new(config.jwt_keys.as_deref());
         let artifacts = crate::artifacts::Store::open(&config.artifacts)?;
@@ -92,6 +93,13 @@ impl App {
             config.events.subscriber_buffer,
             redis,
         ));
+        let group = config.database.group_commit.enabled.then(|| {
+            crate::db::group::GroupCommit::new(
+                config.database.group_commit.clone(),
+                db.clone(),
+                sqlite_writer.clone(),
+            )
+        });
         Ok(Self {
             db,
             background_db,
@@ -108,6 +116,7 @@ impl App {
             instance_id: format!("{}:{}", std::process::id(), uuid::Uuid::now_v7().simple()),
             revoked: tokio::sync::broadcast::channel(256).0,
             ws_connections: Default::default(),
+            group,
             sqlite_writer,
         })
     }
@@ -133,29 +142,7 @@ impl App {
             Some(lock) => Some(lock.lock().await),
             None => None,
         };
-        let options = TransactionOptions {
-            isolation_level: None,
-            // Read-write is Postgres' default; saying so would cost a round trip per write.
-            access_mode: None,
-            sqlite_transaction_mode: writer.as_ref().map(|_| SqliteTransactionMode::Immediate),
-        };
-        // A connection the database dropped (restart, failover) fails at BEGIN, before anything
-        // was done: take another. Each failure retires the dead connection and makes the pool
-        // ping the others for a while, so a retry or two reaches a live one.
-        let mut attempt = 1;
-        let txn = loop {
-            match db.begin_with_options(options).await {
-                Ok(txn) => break txn,
-                Err(err)
-                    if attempt < 3
-                        && crate::db::outage(&err) == Some(crate::db::Outage::ConnectionLost) =>
-                {
-                    tracing::warn!(error = %err, attempt, "database connection lost at BEGIN; retrying");
-                    attempt += 1;
-                }
-                Err(err) => return Err(err),
-            }
-        };
+        let txn = crate::db::begin_write(db, writer.is_some()).await?;
         Ok(WriteTxn {
             txn,
             _writer: writer,

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use sea_orm::sea_query::{InsertStatement, PostgresQueryBuilder};
+use sea_orm::sea_query::{InsertStatement, PostgresQueryBuilder, UpdateStatement};
 use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, RuntimeErr,
@@ -16,6 +16,7 @@ use twh_migration::{Migrator, MigratorTrait};
 use crate::config::DatabaseConfig;
 use crate::startup::StartupError;
 
+pub mod group;
 mod probe;
 
 /// Opens the pool after one connection has been opened on its own: start-up fails within
@@ -98,9 +99,8 @@ pub mod nodelay {
     /// Sets `TCP_NODELAY` on every TCP socket of this process connected to `port` that lacks
     /// it; returns how many it set.
     pub fn set_on_sockets_to(port: u16) -> usize {
-        imp::sockets()
+        imp::sockets(|ends| ends.peer == port)
             .iter()
-            .filter(|socket| imp::peer_port(socket) == Some(port))
             .filter(|socket| imp::nodelay(socket) == Some(false) && imp::set(socket))
             .count()
     }
@@ -109,46 +109,92 @@ pub mod nodelay {
     /// off; `None` when there is no such socket (or it cannot be told here). Tests ask it of
     /// the pool's connections (Postgres tells a connection its port: `inet_client_port()`).
     pub fn is_on_for_local_port(port: u16) -> Option<bool> {
-        imp::sockets()
-            .iter()
-            .find(|socket| imp::local_port(socket) == Some(port))
+        imp::sockets(|ends| ends.local == port)
+            .first()
             .and_then(imp::nodelay)
     }
 
+    /// The two ports of a TCP connection.
+    #[derive(Clone, Copy, Debug)]
+    pub struct Ends {
+        pub local: u16,
+        pub peer: u16,
+    }
+
     #[cfg(target_os = "linux")]
-    mod imp {
+    pub(crate) mod imp {
+        use std::collections::HashSet;
+
         use rustix::fd::OwnedFd;
-        use rustix::net::{getpeername, getsockname, sockopt};
+        use rustix::net::sockopt;
         use rustix::process::{PidfdFlags, PidfdGetfdFlags, getpid, pidfd_getfd, pidfd_open};
 
-        /// Duplicates of this process's sockets: a duplicate shares the socket, so an option
-        /// set on it is the socket's.
-        pub fn sockets() -> Vec<OwnedFd> {
+        use super::Ends;
+
+        /// Duplicates of this process's TCP sockets whose ports are `wanted`: a duplicate
+        /// shares the socket, so an option set on it is the socket's. The kernel's table of TCP
+        /// sockets names each one's ports and inode, so only the wanted ones are duplicated: a
+        /// server holding thousands of client connections does not double its descriptors (and
+        /// run into its open-file limit) each time the pool opens a connection.
+        pub fn sockets(wanted: impl Fn(Ends) -> bool) -> Vec<OwnedFd> {
+            let inodes = inodes_of(wanted);
+            if inodes.is_empty() {
+                return Vec::new();
+            }
             let (Ok(pidfd), Ok(entries)) = (
                 pidfd_open(getpid(), PidfdFlags::empty()),
                 std::fs::read_dir("/proc/self/fd"),
             ) else {
                 return Vec::new();
             };
-            entries
+            // The descriptors are listed in full before any is duplicated: a directory read
+            // while the duplicates appear in it could list (and duplicate) them too.
+            let fds: Vec<i32> = entries
                 .flatten()
-                .filter(|entry| {
-                    std::fs::read_link(entry.path())
-                        .is_ok_and(|target| target.to_string_lossy().starts_with("socket:"))
+                .filter_map(|entry| {
+                    let target = std::fs::read_link(entry.path()).ok()?;
+                    let inode: u64 = target
+                        .to_str()?
+                        .strip_prefix("socket:[")?
+                        .strip_suffix(']')?
+                        .parse()
+                        .ok()?;
+                    let fd = entry.file_name().to_str()?.parse().ok()?;
+                    inodes.contains(&inode).then_some(fd)
                 })
-                .filter_map(|entry| entry.file_name().to_str()?.parse().ok())
+                .collect();
+            fds.into_iter()
                 .filter_map(|fd| pidfd_getfd(&pidfd, fd, PidfdGetfdFlags::empty()).ok())
                 .collect()
         }
 
-        pub fn peer_port(socket: &OwnedFd) -> Option<u16> {
-            let peer = getpeername(socket).ok()??;
-            Some(std::net::SocketAddr::try_from(peer).ok()?.port())
+        /// Inodes of the TCP sockets (IPv4 and IPv6) whose ports are `wanted`.
+        fn inodes_of(wanted: impl Fn(Ends) -> bool) -> HashSet<u64> {
+            ["/proc/self/net/tcp", "/proc/self/net/tcp6"]
+                .iter()
+                .filter_map(|table| std::fs::read_to_string(table).ok())
+                .flat_map(|table| {
+                    table
+                        .lines()
+                        .skip(1)
+                        .filter_map(row)
+                        .filter(|(ends, _)| wanted(*ends))
+                        .map(|(_, inode)| inode)
+                        .collect::<Vec<_>>()
+                })
+                .collect()
         }
 
-        pub fn local_port(socket: &OwnedFd) -> Option<u16> {
-            let local = getsockname(socket).ok()?;
-            Some(std::net::SocketAddr::try_from(local).ok()?.port())
+        /// One row of `/proc/net/tcp`: `sl local_address rem_address st … uid timeout inode`,
+        /// addresses as hexadecimal `address:port`.
+        pub(crate) fn row(line: &str) -> Option<(Ends, u64)> {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let port = |address: &str| u16::from_str_radix(address.rsplit_once(':')?.1, 16).ok();
+            let ends = Ends {
+                local: port(fields.get(1)?)?,
+                peer: port(fields.get(2)?)?,
+            };
+            Some((ends, fields.get(9)?.parse().ok()?))
         }
 
         pub fn nodelay(socket: &OwnedFd) -> Option<bool> {
@@ -161,15 +207,11 @@ pub mod nodelay {
     }
 
     #[cfg(not(target_os = "linux"))]
-    mod imp {
-        pub fn sockets() -> Vec<()> {
+    pub(crate) mod imp {
+        use super::Ends;
+
+        pub fn sockets(_wanted: impl Fn(Ends) -> bool) -> Vec<()> {
             Vec::new()
-        }
-        pub fn peer_port(_: &()) -> Option<u16> {
-            None
-        }
-        pub fn local_port(_: &()) -> Option<u16> {
-            None
         }
         pub fn nodelay(_: &()) -> Option<bool> {
             None
@@ -273,23 +315,72 @@ pub fn is_sqlite(db: &DatabaseConnection) -> bool {
     db.get_database_backend() == DbBackend::Sqlite
 }
 
+/// Begins a read-write transaction: `BEGIN IMMEDIATE` on SQLite (`sqlite_writer`: the caller
+/// holds the process's writer lock, and a second process cannot interleave), a plain READ
+/// COMMITTED one on Postgres.
+pub async fn begin_write(
+    db: &DatabaseConnection,
+    sqlite_writer: bool,
+) -> Result<sea_orm::DatabaseTransaction, DbErr> {
+    use sea_orm::{SqliteTransactionMode, TransactionOptions, TransactionTrait};
+    let options = TransactionOptions {
+        isolation_level: None,
+        // Read-write is Postgres' default; saying so would cost a round trip per write.
+        access_mode: None,
+        sqlite_transaction_mode: sqlite_writer.then_some(SqliteTransactionMode::Immediate),
+    };
+    // A connection the database dropped (restart, failover) fails at BEGIN, before anything
+    // was done: take another. Each failure retires the dead connection and makes the pool
+    // ping the others for a while, so a retry or two reaches a live one.
+    let mut attempt = 1;
+    loop {
+        match db.begin_with_options(options).await {
+            Ok(txn) => return Ok(txn),
+            Err(err) if attempt < 3 && outage(&err) == Some(Outage::ConnectionLost) => {
+                tracing::warn!(error = %err, attempt, "database connection lost at BEGIN; retrying");
+                attempt += 1;
+            }
+            Err(err) => return Err(err),
+        }
+    }
+}
+
 /// Runs several INSERTs: on Postgres as one statement of data-modifying CTEs (one round trip
 /// instead of one each), elsewhere one after the other. All of them or none, as ever.
 pub async fn insert_all(
     db: &impl ConnectionTrait,
     statements: Vec<InsertStatement>,
 ) -> Result<(), DbErr> {
-    if db.get_database_backend() != DbBackend::Postgres || statements.len() < 2 {
+    insert_all_and(db, statements, None).await
+}
+
+/// [`insert_all`], with an UPDATE that rides in the same statement on Postgres.
+pub async fn insert_all_and(
+    db: &impl ConnectionTrait,
+    statements: Vec<InsertStatement>,
+    update: Option<UpdateStatement>,
+) -> Result<(), DbErr> {
+    if db.get_database_backend() != DbBackend::Postgres
+        || statements.len() + usize::from(update.is_some()) < 2
+    {
+        if let Some(update) = &update {
+            db.execute(update).await?;
+        }
         for statement in &statements {
             db.execute(statement).await?;
         }
         return Ok(());
     }
-    let last = statements.len() - 1;
+    // The UPDATE first: data-modifying CTEs all run, and the last statement is an INSERT.
+    let built: Vec<(String, sea_orm::sea_query::Values)> = update
+        .iter()
+        .map(|u| u.build(PostgresQueryBuilder))
+        .chain(statements.iter().map(|s| s.build(PostgresQueryBuilder)))
+        .collect();
+    let last = built.len() - 1;
     let mut sql = String::from("WITH ");
     let mut values = Vec::new();
-    for (i, statement) in statements.iter().enumerate() {
-        let (text, params) = statement.build(PostgresQueryBuilder);
+    for (i, (text, params)) in built.into_iter().enumerate() {
         let text = renumber_placeholders(&text, values.len());
         values.extend(params.0);
         if i < last {
@@ -369,6 +460,31 @@ pub fn redact(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn a_row_of_the_kernels_tcp_table_gives_ports_and_inode() {
+        let row = "   3: 0100007F:D431 0100007F:1538 01 00000000:00000000 02:000A3C5B 00000000   \
+                   0        0 4729163 2 0000000000000000 20 4 30 10 -1";
+        let (ends, inode) = nodelay::imp::row(row).expect("a row");
+        assert_eq!((ends.local, ends.peer, inode), (0xD431, 5432, 4729163));
+        assert!(nodelay::imp::row("  sl  local_address rem_address   st").is_none());
+    }
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn only_the_sockets_asked_for_are_duplicated() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("address").port();
+        let clients: Vec<_> = (0..20)
+            .map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect"))
+            .collect();
+        let unused = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let unused_port = unused.local_addr().expect("address").port();
+        assert_eq!(nodelay::imp::sockets(|ends| ends.peer == port).len(), 20);
+        assert!(nodelay::imp::sockets(|ends| ends.peer == unused_port).is_empty());
+        drop(clients);
+    }
 
     #[test]
     fn sqlite_paths() {

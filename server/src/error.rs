@@ -22,6 +22,8 @@ pub enum ErrorCode {
     GraphqlParseFailed,
     /// The GraphQL document is not valid against the schema (including depth and complexity limits).
     GraphqlValidationFailed,
+    /// An automatic persisted query's hash is not known here yet: send the query with its hash.
+    PersistedQueryNotFound,
     /// The request body is larger than the server accepts.
     PayloadTooLarge,
     /// The request body's media type (`Content-Type`) is missing or not one the endpoint reads.
@@ -74,6 +76,7 @@ impl ErrorCode {
             BadRequest => "BAD_REQUEST",
             GraphqlParseFailed => "GRAPHQL_PARSE_FAILED",
             GraphqlValidationFailed => "GRAPHQL_VALIDATION_FAILED",
+            PersistedQueryNotFound => "PERSISTED_QUERY_NOT_FOUND",
             PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
             InvalidInput => "INVALID_INPUT",
@@ -104,7 +107,9 @@ impl ErrorCode {
             Forbidden => 403,
             RateLimited => 429,
             QuotaExceeded => 429,
-            BadRequest | GraphqlParseFailed | GraphqlValidationFailed => 400,
+            BadRequest | GraphqlParseFailed | GraphqlValidationFailed | PersistedQueryNotFound => {
+                400
+            }
             PayloadTooLarge => 413,
             UnsupportedMediaType => 415,
             InvalidInput | UnknownSku | UnknownLocation | InsufficientStock
@@ -147,6 +152,9 @@ impl ErrorCode {
             }
             BadRequest => "The request body, query string or a header could not be read.",
             GraphqlParseFailed => "The GraphQL document could not be parsed.",
+            PersistedQueryNotFound => {
+                "The request sent only the SHA-256 hash of its query (an automatic persisted query, extensions.persistedQuery) and the server does not know it yet. Send it again with the query text and the hash; later requests can send the hash alone."
+            }
             GraphqlValidationFailed => {
                 "The GraphQL document or its variables do not fit the schema, or it is too deep or too complex."
             }
@@ -214,7 +222,7 @@ impl ErrorCode {
     }
 
     /// Every code, for documentation and tests.
-    pub const ALL: [ErrorCode; 26] = {
+    pub const ALL: [ErrorCode; 27] = {
         use ErrorCode::*;
         [
             Unauthenticated,
@@ -224,6 +232,7 @@ impl ErrorCode {
             BadRequest,
             GraphqlParseFailed,
             GraphqlValidationFailed,
+            PersistedQueryNotFound,
             PayloadTooLarge,
             UnsupportedMediaType,
             InvalidInput,

@@ -25,6 +25,32 @@ enum Stored<T> {
     UserErrors(Vec<UserError>),
 }
 
+tokio::task_local! {
+    /// Around a keyed write's work: the key whose answer the work may store itself, in a
+    /// statement it sends anyway (see [`store_with`]), and whether it did.
+    static FOLDED: Folded;
+}
+
+struct Folded {
+    tenant_id: String,
+    key: String,
+    stored: std::cell::Cell<bool>,
+}
+
+/// Inside a keyed write: the UPDATE that stores `value` as the key's answer, for a caller whose
+/// result is exactly `value` to send with its own last statement (saving the round trip the
+/// store would take after it). `None` outside a keyed write.
+pub fn store_with(value: &impl Serialize) -> Option<sea_orm::sea_query::UpdateStatement> {
+    FOLDED
+        .try_with(|folded| {
+            let response = serde_json::to_string(&Stored::Ok(value)).ok()?;
+            folded.stored.set(true);
+            Some(store_statement(&folded.tenant_id, &folded.key, response))
+        })
+        .ok()
+        .flatten()
+}
+
 /// The outcome of an idempotent operation.
 pub struct Outcome<T> {
     pub result: Result<T, DomainError>,
@@ -166,19 +192,27 @@ async fn claim(
     Ok(Claim::Replay(row.try_get("", "response")?))
 }
 
+fn store_statement(
+    tenant_id: &str,
+    key: &str,
+    response: String,
+) -> sea_orm::sea_query::UpdateStatement {
+    Query::update()
+        .table("idempotency_keys")
+        .value("response", response)
+        .and_where(Expr::col("tenant_id").eq(tenant_id))
+        .and_where(Expr::col("key").eq(key))
+        .to_owned()
+}
+
 async fn store(
     txn: &DatabaseTransaction,
     tenant_id: &str,
     key: &str,
     response: String,
 ) -> Result<(), DbErr> {
-    let update = Query::update()
-        .table("idempotency_keys")
-        .value("response", response)
-        .and_where(Expr::col("tenant_id").eq(tenant_id))
-        .and_where(Expr::col("key").eq(key))
-        .to_owned();
-    txn.execute(&update).await?;
+    txn.execute(&store_statement(tenant_id, key, response))
+        .await?;
     Ok(())
 }
 
@@ -199,7 +233,26 @@ where
     F: FnOnce(DatabaseTransaction) -> Fut,
     Fut: Future<Output = (DatabaseTransaction, Result<T, DomainError>)>,
 {
-    match run_inner(app, principal, operation, key, fingerprint, work).await {
+    // With group commit the write runs in a savepoint of its tenant's group and is answered
+    // once the group has committed; else in a transaction of its own.
+    let outcome = async {
+        match &app.group {
+            Some(group) => {
+                let seat = group.join(&principal.tenant_id).await?;
+                let outcome =
+                    run_in(app, seat.txn, principal, operation, key, fingerprint, work).await?;
+                // Even a refusal or a replay waits: a replay may answer with what an earlier
+                // write of this same group stored.
+                seat.ticket.leave().await?;
+                Ok(outcome)
+            }
+            None => {
+                let write = app.begin_write().await?;
+                run_in(app, write.txn, principal, operation, key, fingerprint, work).await
+            }
+        }
+    };
+    match outcome.await {
         Ok(outcome) => outcome,
         Err(err) => Outcome {
             result: Err(DomainError::Internal(err.into())),
@@ -208,8 +261,9 @@ where
     }
 }
 
-async fn run_inner<T, F, Fut>(
+async fn run_in<T, F, Fut>(
     app: &App,
+    txn: DatabaseTransaction,
     principal: &Principal,
     operation: &str,
     key: Option<&str>,
@@ -221,8 +275,6 @@ where
     F: FnOnce(DatabaseTransaction) -> Fut,
     Fut: Future<Output = (DatabaseTransaction, Result<T, DomainError>)>,
 {
-    let write = app.begin_write().await?;
-    let txn = write.txn;
     let Some(key) = key else {
         let (txn, result) = work(txn).await;
         match &result {
@@ -278,8 +330,26 @@ where
         }
         Claim::Fresh => {
             begin_work(app, &txn).await?;
-            let (txn, result) = work(txn).await;
+            let folded = Folded {
+                tenant_id: tenant_id.to_owned(),
+                key: key.to_owned(),
+                stored: std::cell::Cell::new(false),
+            };
+            let ((txn, result), stored_by_work) = FOLDED
+                .scope(folded, async {
+                    let outcome = work(txn).await;
+                    (outcome, FOLDED.with(|f| f.stored.get()))
+                })
+                .await;
             let stored = match &result {
+                // The work stored its answer itself, with its last statement.
+                Ok(_) if stored_by_work => {
+                    txn.commit().await?;
+                    return Ok(Outcome {
+                        result,
+                        replayed: false,
+                    });
+                }
                 // The savepoint needs no release: the commit below ends it.
                 Ok(value) => serde_json::to_string(&Stored::Ok(value)),
                 Err(DomainError::User(errors)) => {

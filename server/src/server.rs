@@ -62,6 +62,18 @@ pub async fn spawn_on(listener: TcpListener, state: AppState) -> anyhow::Result<
         }
     });
     let (stop, mut stopped) = watch::channel(false);
+    // The limiter's Redis keys are named before the first request: a call checked in process
+    // before them and the next in Redis would see two buckets.
+    if state.limiter.uses_redis() {
+        match crate::events::bus::channel_of(&state.background_db).await {
+            Ok(channel) => state
+                .limiter
+                .set_installation(channel.trim_start_matches(crate::events::bus::CHANNEL_PREFIX)),
+            Err(err) => {
+                tracing::warn!(error = %err, "reading the installation id failed; limits run in process until it is known")
+            }
+        }
+    }
     start_background(&state, &stop);
     let sweeper_state = state.clone();
     let mut sweeper_stop = stop.subscribe();
@@ -219,9 +231,15 @@ async fn meter_flush(state: AppState, mut stop: watch::Receiver<bool>) {
         if let Err(err) = state.limiter.flush(&state.background_db).await {
             tracing::warn!(error = %err, "writing metered usage failed; it stays pending");
         }
+        if let Err(err) = state.limiter.errors.flush(&state.background_db).await {
+            tracing::warn!(error = %err, "writing error counts failed; they stay pending");
+        }
     }
     state.limiter.sync_counts().await;
     if let Err(err) = state.limiter.flush(&state.background_db).await {
         tracing::warn!(error = %err, "writing metered usage at shutdown failed");
+    }
+    if let Err(err) = state.limiter.errors.flush(&state.background_db).await {
+        tracing::warn!(error = %err, "writing error counts at shutdown failed");
     }
 }

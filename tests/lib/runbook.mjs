@@ -2,6 +2,8 @@
 
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
+import { dirname, join } from "node:path";
+import { binaryPath } from "./server.mjs";
 
 /** The ```sh blocks in order, each with the `## ` heading it stands under. */
 export function shellBlocks(markdown) {
@@ -46,4 +48,44 @@ export function bash(script, env, timeoutMs = 6 * 60_000) {
       resolve({ code: code ?? signal, stdout, stderr });
     });
   });
+}
+
+/**
+ * The environment a runbook's commands get against `server`: its URL, the sandbox key, its
+ * database and data folder, and `twh` on the PATH; `extra` adds or overrides variables.
+ */
+export function runbookEnv(server, extra = {}) {
+  return {
+    PATH: `${dirname(binaryPath())}:${process.env.PATH}`,
+    HOME: process.env.HOME,
+    LANG: "C.UTF-8",
+    TWH_URL: server.url,
+    TWH_KEY: server.apiKey,
+    DATABASE_URL: server.databaseUrl,
+    TWH_DATA_DIR: join(server.dataDir, "data"),
+    RUST_LOG: "warn",
+    ...extra,
+  };
+}
+
+/**
+ * Runs every block in order; each must exit 0. Resolves with `out(prefix)`: the stdout of the
+ * blocks under the headings that start with `prefix` ("2." for "## 2. …").
+ */
+export async function runBlocks(blocks, env, timeoutMs = 2 * 60_000) {
+  const outputs = [];
+  for (const [i, block] of blocks.entries()) {
+    const result = await bash(block.script, env, timeoutMs);
+    assert.equal(
+      result.code,
+      0,
+      `block ${i + 1} under "${block.heading}" failed:\n${block.script}\n--- stdout\n${result.stdout}\n--- stderr\n${result.stderr}`,
+    );
+    outputs.push({ heading: block.heading, out: result.stdout });
+  }
+  return (prefix) =>
+    outputs
+      .filter((o) => o.heading.startsWith(prefix))
+      .map((o) => o.out)
+      .join("\n");
 }

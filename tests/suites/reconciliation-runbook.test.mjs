@@ -10,12 +10,12 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { after, before, test } from "node:test";
 import { client } from "../lib/api.mjs";
-import { binaryPath, startServer } from "../lib/server.mjs";
-import { bash, shellBlocks } from "../lib/runbook.mjs";
+import { startServer } from "../lib/server.mjs";
+import { runBlocks, runbookEnv, shellBlocks } from "../lib/runbook.mjs";
 
 const RUNBOOK = fileURLToPath(new URL("../../runbooks/RECONCILIATION.md", import.meta.url));
 
@@ -48,28 +48,7 @@ c.commit()`,
   ]);
   assert.equal((await level()).available, before.available + 3);
 
-  const env = {
-    PATH: `${dirname(binaryPath())}:${process.env.PATH}`,
-    HOME: process.env.HOME,
-    LANG: "C.UTF-8",
-    TWH_URL: server.url,
-    TWH_KEY: server.apiKey,
-    DATABASE_URL: server.databaseUrl,
-    TWH_DATA_DIR: join(server.dataDir, "data"),
-    TWH_WORK: mkdtempSync(join(tmpdir(), "twh-runbook-")),
-    RUST_LOG: "warn",
-  };
-  const outputs = [];
-  for (const [i, block] of blocks.entries()) {
-    const result = await bash(block.script, env, 2 * 60_000);
-    assert.equal(
-      result.code,
-      0,
-      `block ${i + 1} under "${block.heading}" failed:\n${block.script}\n--- stdout\n${result.stdout}\n--- stderr\n${result.stderr}`,
-    );
-    outputs.push({ heading: block.heading, out: result.stdout });
-  }
-  const out = (prefix) => outputs.filter((o) => o.heading.startsWith(prefix)).map((o) => o.out).join("\n");
+  const out = await runBlocks(blocks, runbookEnv(server, { TWH_WORK: mkdtempSync(join(tmpdir(), "twh-runbook-")) }));
   assert.match(out("1."), /"mismatches": 1/, out("1."));
   assert.match(
     out("2."),

@@ -81,12 +81,12 @@ fn query(n: u64, items: usize) -> String {
     let i = (n.wrapping_mul(2_654_435_761) as usize) % items.max(1);
     match n % 8 {
         0 => "ceramc mug".to_owned(),
-        1 => "blue glas tumb".to_owned(),
+        1 => "blue glass tumb".to_owned(),
         2 => format!("{} {}", NOUNS[i % 20].to_lowercase(), i % 997),
         3 => item(i).0,
         4 => item(i).2,
         5 => "navy cotton te".to_owned(),
-        6 => "wooden chiar".to_owned(),
+        6 => "wodden chair".to_owned(),
         _ => "lether jackt".to_owned(),
     }
 }
@@ -345,6 +345,7 @@ async fn lag(args: &Args) -> anyhow::Result<()> {
         .build()?;
     let stop = Arc::new(AtomicBool::new(false));
     let writes = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
     // The steady background load: adjustStock at `rate` per second on random items.
     let writer = {
         let (a, c, stop, writes) = (
@@ -377,19 +378,35 @@ async fn lag(args: &Args) -> anyhow::Result<()> {
     let mut timeouts = 0u64;
     while Instant::now() < deadline {
         probe += 1;
-        let word = format!("zq{run}x{probe}");
-        gql(&client, args, "mutation($sku: String!, $name: String!) { createItem(input: { sku: $sku, name: $name }) { userErrors { code } } }", json!({ "sku": format!("LAG-{run}-{probe}"), "name": format!("Probe {word}") })).await?;
+        // Ten letters drawn anew for each probe: no two probes are within a typo of each other
+        // (a word one letter off an earlier probe's would find that one first).
+        let word: String = {
+            let mut x = (u64::from(run) << 32 | probe).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            (0..10)
+                .map(|_| {
+                    x ^= x >> 29;
+                    x = x.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+                    char::from(b'a' + (x >> 59) as u8 % 26)
+                })
+                .collect()
+        };
+        let sku = format!("LAG-{run}-{probe}");
+        gql(&client, args, "mutation($sku: String!, $name: String!) { createItem(input: { sku: $sku, name: $name }) { userErrors { code } } }", json!({ "sku": sku, "name": format!("Probe {word}") })).await?;
         let committed = Instant::now();
         let mut found = false;
         while committed.elapsed() < Duration::from_secs(30) {
             let data = gql(
                 &client,
                 args,
-                "query($q: String!) { search(query: $q, first: 1) { totalCount } }",
+                "query($q: String!) { search(query: $q, first: 5) { hits { code } } }",
                 json!({ "q": word }),
             )
             .await?;
-            if data["search"]["totalCount"].as_i64() == Some(1) {
+            let hits = data["search"]["hits"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            if hits.iter().any(|h| h["code"] == sku.as_str()) {
                 found = true;
                 break;
             }
@@ -408,7 +425,7 @@ async fn lag(args: &Args) -> anyhow::Result<()> {
         "{}",
         json!({
             "label": args.label, "mode": "lag", "probes": h.len(), "timeouts": timeouts,
-            "background_writes_per_second": writes.load(Ordering::Relaxed) as f64 / args.seconds as f64,
+            "background_writes_per_second": writes.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64(),
             "p50_ms": ms(&h, 0.5), "p99_ms": ms(&h, 0.99), "max_ms": h.max() as f64 / 1000.0,
         })
     );

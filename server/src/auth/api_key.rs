@@ -44,7 +44,7 @@ pub struct GeneratedKey {
     pub hash: String,
 }
 
-fn random_token(len: usize) -> String {
+pub(crate) fn random_token(len: usize) -> String {
     rand::rng()
         .sample_iter(&Alphanumeric)
         .take(len)

@@ -54,9 +54,11 @@ pub const GUARDS: &[(&str, &str, Needs)] = &[
     ("Query", "apiKeys", DEVELOPER),
     ("Query", "auditEvents", ADMIN),
     ("Query", "usage", VIEWER),
+    ("Query", "recentErrors", DEVELOPER),
     ("Mutation", "createSession", VIEWER),
     ("Query", "usageRecords", ADMIN),
     ("Query", "tenants", PlatformOperator),
+    ("Query", "platformHealth", PlatformOperator),
     // The catalog and the stock.
     ("Mutation", "createItem", OPERATOR),
     ("Mutation", "updateItem", OPERATOR),

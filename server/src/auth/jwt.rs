@@ -33,6 +33,14 @@ pub struct Claims {
     pub exp: u64,
     /// The session's id, in the audit trail.
     pub jti: String,
+    /// A console session's CSRF token: a request authenticated by the console's cookie must
+    /// repeat it in `X-CSRF-Token` (a cross-site page can send the cookie, never the header).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub csrf: Option<String>,
+    /// A console session of the platform operator (`TWH_ADMIN_TOKEN`), not of a tenant's key:
+    /// `sub` is then a fingerprint of the admin token, so changing the token ends it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub op: bool,
 }
 
 struct SigningKey {
@@ -121,20 +129,32 @@ impl Sessions {
         role: Role,
         ttl_secs: u64,
     ) -> anyhow::Result<(String, Claims)> {
+        self.sign(claims(sub, tid, role, ttl_secs))
+    }
+
+    /// Signs a console session: like [`Sessions::mint`], with a fresh CSRF token, and for the
+    /// platform operator when `operator` (then `sub` is the admin token's fingerprint and `tid`
+    /// is empty).
+    pub fn mint_console(
+        &self,
+        sub: &str,
+        tid: &str,
+        role: Role,
+        ttl_secs: u64,
+        operator: bool,
+    ) -> anyhow::Result<(String, Claims)> {
+        self.sign(Claims {
+            csrf: Some(super::api_key::random_token(32)),
+            op: operator,
+            ..claims(sub, tid, role, ttl_secs)
+        })
+    }
+
+    fn sign(&self, claims: Claims) -> anyhow::Result<(String, Claims)> {
         let key = self
             .keys
             .first()
             .ok_or_else(|| anyhow::anyhow!("no session key"))?;
-        let iat = now_secs();
-        let claims = Claims {
-            iss: ISSUER.into(),
-            sub: sub.into(),
-            tid: tid.into(),
-            role,
-            iat,
-            exp: iat + ttl_secs.clamp(60, MAX_TTL_SECS),
-            jti: crate::ids::new_id("ses"),
-        };
         let mut header = Header::new(Algorithm::HS256);
         header.kid = Some(key.kid.clone());
         let token = jsonwebtoken::encode(&header, &claims, &key.encoding)?;
@@ -160,6 +180,21 @@ impl Sessions {
         let now = now_secs();
         (claims.iat <= now + LEEWAY_SECS && claims.exp <= claims.iat + MAX_TTL_SECS)
             .then_some(claims)
+    }
+}
+
+fn claims(sub: &str, tid: &str, role: Role, ttl_secs: u64) -> Claims {
+    let iat = now_secs();
+    Claims {
+        iss: ISSUER.into(),
+        sub: sub.into(),
+        tid: tid.into(),
+        role,
+        iat,
+        exp: iat + ttl_secs.clamp(60, MAX_TTL_SECS),
+        jti: crate::ids::new_id("ses"),
+        csrf: None,
+        op: false,
     }
 }
 
@@ -225,17 +260,34 @@ mod tests {
     }
 
     #[test]
+    fn a_console_session_carries_its_csrf_token_and_whether_it_is_the_operators() {
+        let s = sessions(&[("k1", A)]);
+        let (token, minted) = s
+            .mint_console("key_1", "ten_1", Role::Admin, 600, false)
+            .unwrap();
+        let back = s.verify(&token).expect("valid");
+        assert_eq!(back.csrf, minted.csrf);
+        assert!(back.csrf.as_deref().is_some_and(|t| t.len() == 32));
+        assert!(!back.op);
+        let (token, _) = s
+            .mint_console("operator:ab", "", Role::Owner, 600, true)
+            .unwrap();
+        assert!(s.verify(&token).expect("valid").op);
+        // A session minted for a bearer (createSession) has neither.
+        let (token, _) = s.mint("key_1", "ten_1", Role::Viewer, 600).unwrap();
+        let plain = s.verify(&token).expect("valid");
+        assert_eq!((plain.csrf, plain.op), (None, false));
+    }
+
+    #[test]
     fn other_algorithms_expired_and_forged_tokens_are_refused() {
         let s = sessions(&[("k1", A)]);
         let now = now_secs();
         let claims = Claims {
-            iss: ISSUER.into(),
-            sub: "key_1".into(),
-            tid: "ten_1".into(),
-            role: Role::Owner,
             iat: now - 7200,
             exp: now - 3600,
             jti: "ses_x".into(),
+            ..super::claims("key_1", "ten_1", Role::Owner, 600)
         };
         let mut header = Header::new(Algorithm::HS256);
         header.kid = Some("k1".into());

@@ -16,10 +16,27 @@ pub async fn verify(app: &crate::app::App, token: &str) -> anyhow::Result<Option
         let Some(claims) = app.sessions.verify(token) else {
             return Ok(None);
         };
-        return api_key::authenticate_session(&app.db, &app.key_cache, token, claims).await;
+        return verify_session(app, token, claims).await;
     }
     authenticate(&app.db, &app.key_cache, token).await
 }
+
+/// The principal of a session whose token already verified as `claims`: valid while the key
+/// that minted it is. An operator's console session is no tenant's credential.
+pub async fn verify_session(
+    app: &crate::app::App,
+    token: &str,
+    claims: jwt::Claims,
+) -> anyhow::Result<Option<Principal>> {
+    if claims.op {
+        return Ok(None);
+    }
+    api_key::authenticate_session(&app.db, &app.key_cache, token, claims).await
+}
+
+/// What a request without a usable credential is told.
+pub const MISSING_CREDENTIALS: &str =
+    "missing or invalid credentials - Hint: send `Authorization: Bearer <api key>`";
 
 use async_graphql::{Context, Enum};
 use serde::{Deserialize, Serialize};
@@ -145,12 +162,8 @@ pub fn principal<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a Principal> 
             "the platform operator credential runs operator operations only (tenants, createTenant, updateTenantPlan, suspendTenant, resumeTenant); use a tenant's API key for its data",
         ));
     }
-    ctx.data_opt::<Principal>().ok_or_else(|| {
-        request_error(
-            ErrorCode::Unauthenticated,
-            "missing or invalid credentials - Hint: send `Authorization: Bearer <api key>`",
-        )
-    })
+    ctx.data_opt::<Principal>()
+        .ok_or_else(|| request_error(ErrorCode::Unauthenticated, MISSING_CREDENTIALS))
 }
 
 /// The caller if it may write, or `FORBIDDEN`.

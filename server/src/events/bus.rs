@@ -243,7 +243,8 @@ async fn listen(url: String, channel: String, inbox: mpsc::UnboundedSender<Inbou
     }
 }
 
-async fn channel_of(db: &DatabaseConnection) -> Result<String, DbErr> {
+/// The installation's Redis channel, `twh:events:<installation id>`.
+pub async fn channel_of(db: &DatabaseConnection) -> Result<String, DbErr> {
     let row = db
         .query_one_raw(Statement::from_string(
             db.get_database_backend(),

@@ -104,6 +104,7 @@ pub async fn report(
     meta: &RequestMeta,
     response: &mut async_graphql::Response,
 ) {
+    note_errors(app, principal, meta, response);
     let Some(decision) = meta.meter.decision() else {
         return;
     };
@@ -131,6 +132,52 @@ pub async fn report(
     for (name, value) in headers(&decision) {
         if let Ok(value) = HeaderValue::from_str(&value) {
             response.http_headers.insert(name, value);
+        }
+    }
+}
+
+/// Counts the errors the response carries, by code, for the tenant's recent errors: request
+/// errors (`extensions.code`) and the `userErrors` of each mutation payload.
+fn note_errors(
+    app: &crate::app::App,
+    principal: &Principal,
+    meta: &RequestMeta,
+    response: &async_graphql::Response,
+) {
+    use async_graphql::Value;
+    // A code arrives as an enum value (a user error) or as text (a request error's extension).
+    fn text(value: Option<&Value>) -> Option<&str> {
+        match value {
+            Some(Value::String(text)) => Some(text.as_str()),
+            Some(Value::Enum(name)) => Some(name.as_str()),
+            _ => None,
+        }
+    }
+    let errors = &app.limiter.errors;
+    for error in &response.errors {
+        if let Some(code) = text(error.extensions.as_ref().and_then(|e| e.get("code"))) {
+            errors.note(&principal.tenant_id, code, &error.message, &meta.request_id);
+        }
+    }
+    let Value::Object(fields) = &response.data else {
+        return;
+    };
+    for payload in fields.values() {
+        let Value::Object(payload) = payload else {
+            continue;
+        };
+        let Some(Value::List(user_errors)) = payload.get("userErrors") else {
+            continue;
+        };
+        for user_error in user_errors {
+            let Value::Object(user_error) = user_error else {
+                continue;
+            };
+            let Some(code) = text(user_error.get("code")) else {
+                continue;
+            };
+            let message = text(user_error.get("message")).unwrap_or_default();
+            errors.note(&principal.tenant_id, code, message, &meta.request_id);
         }
     }
 }

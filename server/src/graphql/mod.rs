@@ -243,11 +243,84 @@ pub fn state<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a AppState> {
 #[derive(Default)]
 pub struct DocumentCache {
     documents: std::sync::RwLock<std::collections::HashMap<String, ExecutableDocument>>,
+    /// Automatic persisted queries: query texts by their SHA-256 (lower-case hex).
+    persisted: std::sync::RwLock<std::collections::HashMap<String, String>>,
+}
+
+/// Why a request's `extensions.persistedQuery` could not be used.
+#[derive(Debug, PartialEq, Eq)]
+pub enum PersistedRefusal {
+    /// The hash alone was sent and this server does not know it (yet).
+    NotFound,
+    /// The extension is malformed, or its hash is not the query's.
+    Invalid(&'static str),
 }
 
 impl DocumentCache {
     const MAX_ENTRIES: usize = 1024;
     const MAX_QUERY_BYTES: usize = 16 * 1024;
+    const MAX_PERSISTED: usize = 2048;
+
+    /// Automatic persisted queries (Apollo's protocol): a request whose
+    /// `extensions.persistedQuery` is `{"version": 1, "sha256Hash": "<hex>"}` may leave its
+    /// query out once this server has seen the text with that hash. A request with both is
+    /// checked (the hash must be the text's) and remembered; one with the hash alone gets the
+    /// text filled in, or `PERSISTED_QUERY_NOT_FOUND`, after which the client sends both. Each
+    /// process learns on its own; a client re-sends the text to a replica that has not seen it.
+    pub fn resolve_persisted(
+        &self,
+        request: &mut async_graphql::Request,
+    ) -> Result<(), PersistedRefusal> {
+        use async_graphql::Value;
+        use sha2::{Digest, Sha256};
+        const SHAPE: &str = "extensions.persistedQuery must be {\"version\": 1, \"sha256Hash\": \"<64 hex digits>\"}";
+        let Some(extension) = request.extensions.get("persistedQuery") else {
+            return Ok(());
+        };
+        let Value::Object(extension) = extension else {
+            return Err(PersistedRefusal::Invalid(SHAPE));
+        };
+        let version_one =
+            matches!(extension.get("version"), Some(Value::Number(n)) if n.as_i64() == Some(1));
+        let hash = match extension.get("sha256Hash") {
+            Some(Value::String(hash))
+                if version_one
+                    && hash.len() == 64
+                    && hash.bytes().all(|b| b.is_ascii_hexdigit()) =>
+            {
+                hash.to_ascii_lowercase()
+            }
+            _ => return Err(PersistedRefusal::Invalid(SHAPE)),
+        };
+        if request.query.is_empty() {
+            let known = self
+                .persisted
+                .read()
+                .ok()
+                .and_then(|p| p.get(&hash).cloned());
+            return match known {
+                Some(text) => {
+                    request.query = text;
+                    Ok(())
+                }
+                None => Err(PersistedRefusal::NotFound),
+            };
+        }
+        if hex::encode(Sha256::digest(request.query.as_bytes())) != hash {
+            return Err(PersistedRefusal::Invalid(
+                "extensions.persistedQuery.sha256Hash is not the SHA-256 of the query - Hint: hash the query text exactly as sent (its UTF-8 bytes, as hex)",
+            ));
+        }
+        if request.query.len() <= Self::MAX_QUERY_BYTES
+            && let Ok(mut persisted) = self.persisted.write()
+        {
+            if persisted.len() >= Self::MAX_PERSISTED {
+                persisted.clear();
+            }
+            persisted.insert(hash, request.query.clone());
+        }
+        Ok(())
+    }
 
     /// Attaches the parsed document to the request, parsing and remembering it if new. A text
     /// that does not parse is left for the executor to report.

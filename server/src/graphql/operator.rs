@@ -86,6 +86,18 @@ impl OperatorQuery {
             .map_err(|e| db_error(ctx, e))?;
         Ok(connection(rows, limit, after.is_some(), |t| t.id.0.clone()))
     }
+
+    /// Outbox lag, webhook and job backlogs and the last reconciliation, across every tenant
+    /// (platform operator only).
+    async fn platform_health(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<ops::PlatformHealth> {
+        operator(ctx)?;
+        ops::health(&state(ctx)?.db)
+            .await
+            .map_err(|e| db_error(ctx, e))
+    }
 }
 
 #[derive(Default)]

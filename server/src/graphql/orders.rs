@@ -789,6 +789,7 @@ impl WriteArgs {
             idempotency_key: self.idempotency_key.as_deref(),
             operation: self.action,
             audited_by_document: true,
+            answers_with_change: false,
         }
     }
 }

@@ -169,7 +169,9 @@ impl SearchHit {
 #[derive(SimpleObject)]
 pub struct SearchResults {
     pub hits: Vec<SearchHit>,
-    /// How many documents match (at most 1000; on Meilisearch an estimate).
+    /// How many documents match, at most 1000. An estimate on Meilisearch; on the built-in
+    /// engine, while the exact-word matches alone fill the pages asked for so far, a count of
+    /// those (matches with typos are counted once a page reaches past them).
     pub total_count: i32,
     /// Counts of every matching document by `type` and by `status`.
     pub facets: Vec<SearchFacet>,
@@ -245,7 +247,7 @@ impl SearchQuery {
             })?,
         };
         let filter = filter.unwrap_or_default();
-        let request = SearchRequest::new(
+        let mut request = SearchRequest::new(
             &query,
             types.unwrap_or_default(),
             filter.statuses.unwrap_or_default(),
@@ -255,6 +257,9 @@ impl SearchQuery {
             limit,
         )
         .map_err(|e| search_error(ctx, e))?;
+        let wanted = ctx.look_ahead();
+        request.facets = wanted.field("facets").exists();
+        request.highlights = wanted.field("hits").field("highlights").exists();
         let started = std::time::Instant::now();
         let found = search::query(app, &tenant, request)
             .await
@@ -275,14 +280,20 @@ impl SearchQuery {
                 .facets
                 .into_iter()
                 .map(|(field, values)| SearchFacet {
-                    field,
                     values: values
                         .into_iter()
                         .map(|(value, count)| SearchFacetValue {
-                            value,
+                            // Types as the `types` argument spells them (ITEM, PURCHASE_ORDER),
+                            // so a facet can be sent back as a filter.
+                            value: if field == "type" {
+                                value.to_uppercase()
+                            } else {
+                                value
+                            },
                             count: count as i32,
                         })
                         .collect(),
+                    field,
                 })
                 .collect(),
             page_info,
@@ -360,6 +371,9 @@ impl SearchMutation {
             },
         )
         .await?;
+        if let (Ok(p), Ok(app)) = (principal(ctx), state(ctx)) {
+            app.search.forget_synonyms(&p.tenant_id);
+        }
         Ok(SearchSynonymsPayload {
             synonyms,
             user_errors,

@@ -135,6 +135,7 @@ impl StockMutation {
                     request_id: &rid,
                     idempotency_key: key.as_deref(),
                     audited_by_document: false,
+                    answers_with_change: true,
                     operation: "stock.adjust",
                 };
                 let result = write::adjust(&txn, &cx, &input).await;
@@ -164,6 +165,7 @@ impl StockMutation {
                     request_id: &rid,
                     idempotency_key: key.as_deref(),
                     audited_by_document: false,
+                    answers_with_change: true,
                     operation: "stock.move",
                 };
                 let result = write::move_stock(&txn, &cx, &input).await;
@@ -193,6 +195,7 @@ impl StockMutation {
                     request_id: &rid,
                     idempotency_key: key.as_deref(),
                     audited_by_document: false,
+                    answers_with_change: true,
                     operation: "stock.set",
                 };
                 let result = write::set(&txn, &cx, &input).await;

@@ -82,6 +82,15 @@ fn day(raw: Option<String>, field: &str, default: String) -> async_graphql::Resu
     }
 }
 
+/// The errors a tenant's requests met, by code.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct RecentErrors {
+    /// The first day counted (`YYYY-MM-DD`, UTC).
+    pub since: String,
+    /// Most frequent first; up to a second behind.
+    pub errors: Vec<crate::tenancy::error_counts::ErrorCount>,
+}
+
 #[derive(Default)]
 pub struct UsageQuery;
 
@@ -93,6 +102,31 @@ impl UsageQuery {
         usage_of(state(ctx)?, &principal.tenant_id)
             .await
             .map_err(|e| db_error(ctx, e))
+    }
+
+    /// The errors this tenant's requests met in the last `days` UTC days (today included; 1 to
+    /// 31, 7 by default), by code: request errors and the `userErrors` mutations returned
+    /// (those a request selected).
+    async fn recent_errors(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 7)] days: i32,
+    ) -> async_graphql::Result<RecentErrors> {
+        let principal = principal(ctx)?;
+        if !(1..=31).contains(&days) {
+            return Err(request_error(
+                ErrorCode::InvalidInput,
+                format!("days is 1 to 31, got {days}"),
+            ));
+        }
+        let since = (Utc::now() - chrono::Duration::days(i64::from(days) - 1))
+            .format("%Y-%m-%d")
+            .to_string();
+        let errors =
+            crate::tenancy::error_counts::recent(&state(ctx)?.db, &principal.tenant_id, &since)
+                .await
+                .map_err(|e| db_error(ctx, e))?;
+        Ok(RecentErrors { since, errors })
     }
 
     /// Metered calls per UTC day, oldest first (the records billing reads; up to a second

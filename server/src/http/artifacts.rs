@@ -129,7 +129,9 @@ pub async fn upload(
         );
     };
     let name = query.name.unwrap_or_else(|| "upload.csv".to_owned());
-    if !valid_name(name.trim()) {
+    // Checked as sent: trimming first would hide a leading or trailing control character
+    // (CR, LF, tab), which the contract refuses.
+    if !valid_name(&name) || name.trim().is_empty() {
         return problem(
             &backend,
             ErrorCode::InvalidInput,

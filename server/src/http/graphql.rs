@@ -70,51 +70,44 @@ pub fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     error_response(&HeaderMap::new(), ErrorCode::Internal, "internal error", "")
 }
 
-/// The caller: the platform operator when the bearer is `TWH_ADMIN_TOKEN`, else a tenant's key.
+/// The caller: the platform operator when the bearer is `TWH_ADMIN_TOKEN`, else a tenant's key
+/// (or a session it minted); with no `Authorization` header, the console's cookie session.
 pub async fn caller(
     state: &AppState,
     headers: &HeaderMap,
 ) -> Result<Caller, (ErrorCode, &'static str)> {
-    if let Some(admin) = &state.config.admin_token {
-        let presented = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .map(str::trim);
-        if let Some(token) = presented {
-            use subtle::ConstantTimeEq;
-            let same: bool = token.as_bytes().ct_eq(admin.as_bytes()).into();
-            if same {
-                return Ok(Caller::Operator);
-            }
-        }
-    }
-    principal(state, headers).await.map(Caller::Tenant)
-}
-
-pub async fn principal(
-    state: &AppState,
-    headers: &HeaderMap,
-) -> Result<Principal, (ErrorCode, &'static str)> {
-    let unauthenticated = (
-        ErrorCode::Unauthenticated,
-        "missing or invalid credentials - Hint: send `Authorization: Bearer <api key>`",
-    );
-    let token = headers
+    let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
+        .map(|v| {
             v.strip_prefix("Bearer ")
                 .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim)
-        .ok_or(unauthenticated)?;
-    match crate::auth::verify(state, token).await {
+                .unwrap_or("")
+                .trim()
+        });
+    match presented {
+        None => super::console::cookie_caller(state, headers).await,
+        Some(token) if super::console::is_admin_token(state, token) => Ok(Caller::Operator),
+        Some(token) => tenant(state, token).await.map(Caller::Tenant),
+    }
+}
+
+/// The tenant principal of a bearer token (an API key or a session JWT).
+pub async fn tenant(state: &AppState, token: &str) -> Result<Principal, (ErrorCode, &'static str)> {
+    if token.is_empty() {
+        return Err((ErrorCode::Unauthenticated, crate::auth::MISSING_CREDENTIALS));
+    }
+    found(crate::auth::verify(state, token).await)
+}
+
+/// The outcome of a credential look-up as the caller or the refusal: unknown is
+/// `UNAUTHENTICATED`, a database outage `UNAVAILABLE` (retry), anything else `INTERNAL`.
+pub fn found(
+    lookup: anyhow::Result<Option<Principal>>,
+) -> Result<Principal, (ErrorCode, &'static str)> {
+    match lookup {
         Ok(Some(p)) => Ok(p),
-        Ok(None) => Err(unauthenticated),
+        Ok(None) => Err((ErrorCode::Unauthenticated, crate::auth::MISSING_CREDENTIALS)),
         Err(err) => {
             tracing::error!(error = format!("{err:#}"), "authentication lookup failed");
             if crate::db::outage_in(&err).is_some() {
@@ -402,8 +395,18 @@ pub async fn post_handler(
             &request_id,
         );
     }
-    let request = match serde_json::from_slice::<PostBody>(&body) {
-        Ok(body) => body.into_request(),
+    let mut request = match serde_json::from_slice::<PostBody>(&body) {
+        Ok(body) => match body.into_request() {
+            Some(request) => request,
+            None => {
+                return error_response(
+                    &headers,
+                    ErrorCode::BadRequest,
+                    "the body is not a GraphQL request: missing field `query` - Hint: send JSON {\"query\": \"…\", \"variables\": {…}}, or with extensions.persistedQuery the hash of a query sent before",
+                    &request_id,
+                );
+            }
+        },
         Err(err) => {
             return error_response(
                 &headers,
@@ -415,14 +418,18 @@ pub async fn post_handler(
             );
         }
     };
+    if let Err(refusal) = state.documents.resolve_persisted(&mut request) {
+        return persisted_refusal(&headers, refusal, &request_id);
+    }
     execute(state, schema, headers, request_id, request).await
 }
 
-/// The parameters of a POST (GraphQL over HTTP): `query` is required and must be a string, so
-/// a body without it is a malformed request (400), not a document that fails to parse.
+/// The parameters of a POST (GraphQL over HTTP): `query` must be a string and is required
+/// unless `extensions.persistedQuery` stands for it, so a body without either is a malformed
+/// request (400), not a document that fails to parse.
 #[derive(serde::Deserialize)]
 struct PostBody {
-    query: String,
+    query: Option<String>,
     #[serde(default, rename = "operationName")]
     operation_name: Option<String>,
     #[serde(default)]
@@ -433,15 +440,23 @@ struct PostBody {
 }
 
 impl PostBody {
-    fn into_request(self) -> async_graphql::Request {
-        let mut request = async_graphql::Request::new(self.query).variables(self.variables);
+    fn into_request(self) -> Option<async_graphql::Request> {
+        let persisted = self
+            .extensions
+            .as_ref()
+            .is_some_and(|e| e.contains_key("persistedQuery"));
+        if self.query.is_none() && !persisted {
+            return None;
+        }
+        let mut request =
+            async_graphql::Request::new(self.query.unwrap_or_default()).variables(self.variables);
         request.operation_name = self.operation_name;
         for (name, value) in self.extensions.into_iter().flatten() {
             if let Ok(value) = async_graphql::Value::from_json(value) {
                 request.extensions.insert(name, value);
             }
         }
-        request
+        Some(request)
     }
 }
 
@@ -482,7 +497,7 @@ pub async fn get_handler(
     if query.is_empty() && wants_html {
         return super::graphiql::page();
     }
-    let request = match async_graphql::http::parse_query_string(&query) {
+    let mut request = match async_graphql::http::parse_query_string(&query) {
         Ok(r) => r,
         Err(err) => {
             return error_response(
@@ -493,6 +508,9 @@ pub async fn get_handler(
             );
         }
     };
+    if let Err(refusal) = state.documents.resolve_persisted(&mut request) {
+        return persisted_refusal(&headers, refusal, &request_id);
+    }
     // Mutations over GET would let a link change data; GraphQL over HTTP forbids it.
     if let Ok(doc) = async_graphql::parser::parse_query(&request.query) {
         let is_mutation = doc.operations.iter().any(|(name, op)| {
@@ -514,5 +532,74 @@ pub async fn get_handler(
             return response;
         }
     }
-    execute(state, schema, headers, request_id, request).await
+    let response = execute(state, schema, headers.clone(), request_id, request).await;
+    revalidated(&headers, response).await
+}
+
+/// A query answered over GET may be kept by the client (never by a shared cache: it is one
+/// tenant's data) and must be revalidated: `Cache-Control: private, no-cache` and an `ETag` of
+/// the body; an `If-None-Match` naming the same tag gets `304 Not Modified` without the body.
+async fn revalidated(headers: &HeaderMap, response: Response) -> Response {
+    use sha2::{Digest, Sha256};
+    if response.status() != StatusCode::OK {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
+        return error_response(headers, ErrorCode::Internal, "internal error", "");
+    };
+    let tag = format!("\"{}\"", &hex::encode(Sha256::digest(&bytes))[..32]);
+    let cache = [
+        (header::CACHE_CONTROL, "private, no-cache"),
+        (header::VARY, "Authorization, Cookie, Accept"),
+    ];
+    for (name, value) in cache {
+        parts
+            .headers
+            .insert(name, header::HeaderValue::from_static(value));
+    }
+    if let Ok(value) = header::HeaderValue::from_str(&tag) {
+        parts.headers.insert(header::ETAG, value);
+    }
+    let matches = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(',')
+                .map(|t| t.trim().trim_start_matches("W/"))
+                .any(|t| t == tag || t == "*")
+        });
+    if matches {
+        parts.status = StatusCode::NOT_MODIFIED;
+        parts.headers.remove(header::CONTENT_TYPE);
+        return Response::from_parts(parts, axum::body::Body::empty());
+    }
+    Response::from_parts(parts, axum::body::Body::from(bytes))
+}
+
+/// A persisted query that could not be used: `PERSISTED_QUERY_NOT_FOUND` (with the message
+/// Apollo's clients look for, as a 200 under `application/json` like any refused document) or
+/// a malformed extension (400).
+fn persisted_refusal(
+    headers: &HeaderMap,
+    refusal: crate::graphql::PersistedRefusal,
+    request_id: &str,
+) -> Response {
+    match refusal {
+        crate::graphql::PersistedRefusal::Invalid(message) => {
+            error_response(headers, ErrorCode::BadRequest, message, request_id)
+        }
+        crate::graphql::PersistedRefusal::NotFound => {
+            let mut response = error_response(
+                headers,
+                ErrorCode::PersistedQueryNotFound,
+                "PersistedQueryNotFound",
+                request_id,
+            );
+            if !wants_graphql_response(headers) {
+                *response.status_mut() = StatusCode::OK;
+            }
+            response
+        }
+    }
 }

@@ -1,7 +1,8 @@
-//! The HTTP surface: `/graphql` (POST, GET and GraphiQL), `/healthz`, `/readyz`, `/metrics`,
+//! The HTTP surface: `/graphql` (POST, GET and GraphiQL), `/v1`, `/console`, `/healthz`, `/readyz`, `/metrics`,
 //! with request ids, authentication, body limits, timeouts and metrics on every request.
 
 pub mod artifacts;
+pub mod console;
 pub mod graphiql;
 pub mod graphql;
 pub mod rest;
@@ -56,6 +57,7 @@ pub async fn router(state: AppState) -> anyhow::Result<Router> {
             }
         }),
     );
+    let state_for_console = state.clone();
     Ok(Router::new()
         .route("/graphql", get(graphql_get).post(graphql::post_handler))
         .route("/graphql/ws", get(graphql_ws))
@@ -70,6 +72,7 @@ pub async fn router(state: AppState) -> anyhow::Result<Router> {
         .with_state((state, schema))
         .merge(rest_routes)
         .merge(artifact_routes)
+        .merge(console::routes(state_for_console))
         .layer(DefaultBodyLimit::max(limit))
         .layer(CatchPanicLayer::custom(graphql::panic_response))
         .layer(TimeoutLayer::with_status_code(

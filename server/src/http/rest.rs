@@ -82,9 +82,11 @@ fn failure((code, message): (ErrorCode, &'static str)) -> Failure {
     }
 }
 
+/// The codes a REST route can answer with (persisted queries are GraphQL's alone).
 pub fn codes() -> Vec<(&'static str, u16)> {
     ErrorCode::ALL
         .iter()
+        .filter(|c| **c != ErrorCode::PersistedQueryNotFound)
         .map(|c| (c.as_str(), c.http_status()))
         .collect()
 }

@@ -1,7 +1,8 @@
 //! GraphQL over WebSocket, the `graphql-transport-ws` protocol (what the `graphql-ws` client
 //! speaks), at `/graphql/ws` and by upgrade at `/graphql`.
 //!
-//! - `connection_init` carries `{"authorization": "Bearer <key>"}`; a missing or bad key closes
+//! - `connection_init` carries `{"authorization": "Bearer <key>"}` (or nothing, from the console:
+//!   its cookie session counts when the upgrade came from this server's own origin); a missing or bad key closes
 //!   with 4403, no init within `TWH_WS_INIT_TIMEOUT_MS` with 4408, a second init with 4429, and
 //!   a tenant past `TWH_WS_MAX_CONNECTIONS_PER_TENANT` open connections with 4429.
 //! - `subscribe` runs any operation (a query or mutation answers once); past
@@ -90,10 +91,13 @@ pub fn upgrade(
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .any(|p| p.trim() == PROTOCOL);
+    let cookie_session = super::console::websocket_session(headers);
     ws.protocols([PROTOCOL])
         .on_upgrade(move |socket| async move {
             if offered {
-                Connection::new(state, schema).serve(socket).await;
+                let mut connection = Connection::new(state, schema);
+                connection.cookie_session = cookie_session;
+                connection.serve(socket).await;
             } else {
                 let mut socket = socket;
                 let _ = socket
@@ -164,6 +168,9 @@ struct Connection {
     _slot: Option<TenantSlot>,
     operations: HashMap<String, AbortHandle>,
     id: String,
+    /// The console session in the upgrade's cookie (same origin only): the credential when
+    /// `connection_init` carries none.
+    cookie_session: Option<String>,
 }
 
 /// What the read side decided.
@@ -183,6 +190,7 @@ impl Connection {
             _slot: None,
             operations: HashMap::new(),
             id: uuid::Uuid::now_v7().simple().to_string(),
+            cookie_session: None,
         }
     }
 
@@ -331,12 +339,15 @@ impl Connection {
     async fn authenticate(&self, payload: Option<&serde_json::Value>) -> Option<Principal> {
         let header = payload
             .and_then(|p| p.get("authorization").or_else(|| p.get("Authorization")))
-            .and_then(|v| v.as_str())?;
-        let token = header
-            .strip_prefix("Bearer ")
-            .or_else(|| header.strip_prefix("bearer "))
-            .unwrap_or(header)
-            .trim();
+            .and_then(|v| v.as_str());
+        let token = match header {
+            Some(header) => header
+                .strip_prefix("Bearer ")
+                .or_else(|| header.strip_prefix("bearer "))
+                .unwrap_or(header)
+                .trim(),
+            None => self.cookie_session.as_deref()?,
+        };
         match crate::auth::verify(&self.state, token).await {
             Ok(found) => found,
             Err(err) => {

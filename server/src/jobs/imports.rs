@@ -545,6 +545,7 @@ async fn apply_counts(
         idempotency_key: None,
         operation: "importStockCounts",
         audited_by_document: true,
+        answers_with_change: false,
     };
     let mut pending: Vec<usize> = (0..rows.len()).collect();
     while !pending.is_empty() {

@@ -133,6 +133,9 @@ pub struct Context<'a> {
     /// The write belongs to a document (an order's transition), whose own audit record
     /// covers it: one record per request.
     pub audited_by_document: bool,
+    /// The request answers with exactly the [`StockChange`] this write returns (adjustStock,
+    /// moveStock, setStock): a keyed one stores it as the key's answer in its last statement.
+    pub answers_with_change: bool,
 }
 
 #[derive(Clone)]
@@ -1245,10 +1248,22 @@ async fn record(
             }),
         })
         .collect();
+    let change = StockChange {
+        group_id: ID(group_id.clone()),
+        movements,
+        levels,
+    };
+    // A keyed adjust/move/set stores its answer with the statement below.
+    let store = if cx.answers_with_change {
+        crate::idempotency::store_with(&change)
+    } else {
+        None
+    };
+    let movements = &change.movements;
     if txn.get_database_backend() == sea_orm::DbBackend::Postgres && movements.len() >= BULK_ROWS {
         txn.execute_raw(insert_bulk_postgres(
             tenant_id,
-            &movements,
+            movements,
             cx.idempotency_key,
             &changed,
             now,
@@ -1256,7 +1271,7 @@ async fn record(
         .await?;
     } else {
         if !movements.is_empty() {
-            inserts.push(insert_movements(tenant_id, &movements, cx.idempotency_key));
+            inserts.push(insert_movements(tenant_id, movements, cx.idempotency_key));
         }
         if !changed.is_empty() {
             inserts.push(events::insert_many(tenant_id, changed));
@@ -1279,13 +1294,9 @@ async fn record(
             },
         ));
     }
-    crate::db::insert_all(txn, inserts).await?;
+    crate::db::insert_all_and(txn, inserts, store).await?;
     metrics::counter!("twh_ledger_movements_total").increment(movements.len() as u64);
-    Ok(StockChange {
-        group_id: ID(group_id),
-        movements,
-        levels,
-    })
+    Ok(change)
 }
 
 /// From this many movements on, Postgres gets them (and their events) as JSON parameters in

@@ -349,6 +349,7 @@ pub async fn expire_due(app: &App, batch: u64) -> Result<usize, DomainError> {
             idempotency_key: None,
             operation: "reservation.expire",
             audited_by_document: true,
+            answers_with_change: false,
         };
         let document = orders::lock(&txn, &principal, Kind::Reservation, &id, None).await?;
         if ReservationStatus::parse(&document.status) != ReservationStatus::Active {

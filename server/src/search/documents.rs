@@ -13,6 +13,29 @@ use super::{SearchDocument, SearchType, text};
 use crate::events::relay::dialect;
 use crate::orders::{self, Kind};
 
+/// A tenant's ids of one entity after `after`, in id order.
+async fn ids_after<E: EntityTrait>(
+    db: &impl ConnectionTrait,
+    tenant_column: E::Column,
+    id_column: E::Column,
+    tenant_id: &str,
+    after: Option<&str>,
+    limit: u64,
+) -> Result<Vec<String>, DbErr> {
+    let mut q = E::find()
+        .select_only()
+        .column(id_column)
+        .filter(tenant_column.eq(tenant_id));
+    if let Some(after) = after {
+        q = q.filter(id_column.gt(after));
+    }
+    q.order_by_asc(id_column)
+        .limit(limit)
+        .into_tuple()
+        .all(db)
+        .await
+}
+
 /// What an event touched, as the index sees it.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct DocRef {
@@ -280,53 +303,36 @@ pub async fn all_refs(
         SearchType::Location => 1,
         _ => 2,
     });
-    let after_id = after.map(|a| a.id.clone());
+    let after_in = |n: u8| after.filter(|_| stage == n).map(|a| a.id.as_str());
+    let refs = |doc_type: SearchType, ids: Vec<String>| -> Vec<DocRef> {
+        ids.into_iter().map(|id| DocRef { doc_type, id }).collect()
+    };
     if stage == 0 {
-        let mut q = item::Entity::find()
-            .select_only()
-            .column(item::Column::Id)
-            .filter(item::Column::TenantId.eq(tenant_id));
-        if let Some(a) = &after_id {
-            q = q.filter(item::Column::Id.gt(a.clone()));
-        }
-        let ids: Vec<String> = q
-            .order_by_asc(item::Column::Id)
-            .limit(limit)
-            .into_tuple()
-            .all(db)
-            .await?;
+        let ids = ids_after::<item::Entity>(
+            db,
+            item::Column::TenantId,
+            item::Column::Id,
+            tenant_id,
+            after_in(0),
+            limit,
+        )
+        .await?;
         if !ids.is_empty() {
-            return Ok(ids
-                .into_iter()
-                .map(|id| DocRef {
-                    doc_type: SearchType::Item,
-                    id,
-                })
-                .collect());
+            return Ok(refs(SearchType::Item, ids));
         }
     }
     if stage <= 1 {
-        let mut q = location::Entity::find()
-            .select_only()
-            .column(location::Column::Id)
-            .filter(location::Column::TenantId.eq(tenant_id));
-        if let (1, Some(a)) = (stage, &after_id) {
-            q = q.filter(location::Column::Id.gt(a.clone()));
-        }
-        let ids: Vec<String> = q
-            .order_by_asc(location::Column::Id)
-            .limit(limit)
-            .into_tuple()
-            .all(db)
-            .await?;
+        let ids = ids_after::<location::Entity>(
+            db,
+            location::Column::TenantId,
+            location::Column::Id,
+            tenant_id,
+            after_in(1),
+            limit,
+        )
+        .await?;
         if !ids.is_empty() {
-            return Ok(ids
-                .into_iter()
-                .map(|id| DocRef {
-                    doc_type: SearchType::Location,
-                    id,
-                })
-                .collect());
+            return Ok(refs(SearchType::Location, ids));
         }
     }
     let mut q = order_document::Entity::find()
@@ -335,8 +341,8 @@ pub async fn all_refs(
         .column(order_document::Column::Kind)
         .filter(order_document::Column::TenantId.eq(tenant_id))
         .filter(order_document::Column::Kind.ne(Kind::Reservation.as_str()));
-    if let (2, Some(a)) = (stage, &after_id) {
-        q = q.filter(order_document::Column::Id.gt(a.clone()));
+    if let Some(a) = after_in(2) {
+        q = q.filter(order_document::Column::Id.gt(a));
     }
     let rows: Vec<(String, String)> = q
         .order_by_asc(order_document::Column::Id)

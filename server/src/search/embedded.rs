@@ -214,7 +214,7 @@ pub async fn search(
 
     // Exact codes and barcodes first: an index look-up, before any fuzzy matching.
     let mut exact: Vec<SearchDocument> = Vec::new();
-    if !req.text.is_empty() {
+    if req.code_like() {
         let n = filters.next();
         let sql = format!(
             "SELECT {columns} FROM search_documents d WHERE d.tenant_id = $1 \
@@ -269,8 +269,14 @@ pub async fn search(
         // Zero-typo matches first: they rank before any match with a typo, so when they fill
         // the page the loose look-up (costly for common trigrams) is not needed. The total then
         // counts those matches only.
+        // Only words that may carry a typo widen the loose look-up; without one it would
+        // repeat the precise one.
         let needed = req.offset + req.limit + exact.len();
+        let typos_possible = req.words.iter().any(|w| text::typo_budget(w) > 0);
         for loose in [false, true] {
+            if loose && !typos_possible {
+                break;
+            }
             ranked.clear();
             for row in candidates(db, backend, tenant_id, req, &filters, &columns, loose).await? {
                 let doc = document(&row)?;
@@ -290,7 +296,7 @@ pub async fn search(
     let mut all: Vec<Hit> = exact
         .into_iter()
         .map(|doc| {
-            let highlights = highlights(&doc, req);
+            let highlights = super::highlights(&doc, req);
             Hit {
                 document: doc,
                 exact: true,
@@ -354,7 +360,7 @@ async fn candidates(
         for synonym in req.synonyms.get(i).into_iter().flatten() {
             any.push(format!(" {synonym} "));
         }
-        if loose && text::typo_budget(word.chars().count()) > 0 {
+        if loose && text::typo_budget(word) > 0 {
             any.extend(text::trigrams(word));
             similar.push(word);
         }
@@ -446,7 +452,7 @@ fn check(doc: SearchDocument, req: &SearchRequest) -> Option<(Hit, Rank)> {
         prefixes += usize::from(found.prefix);
     }
     let key = (typos, attribute, prefixes, Reverse(doc.updated_at));
-    let highlights = highlights(&doc, req);
+    let highlights = super::highlights(&doc, req);
     Some((
         Hit {
             document: doc,
@@ -455,23 +461,4 @@ fn check(doc: SearchDocument, req: &SearchRequest) -> Option<(Hit, Rank)> {
         },
         key,
     ))
-}
-
-fn highlights(doc: &SearchDocument, req: &SearchRequest) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let exact = |v: &str| !req.text.is_empty() && v.eq_ignore_ascii_case(&req.text);
-    for (field, value) in [
-        ("code", Some(doc.code.as_str())),
-        ("barcode", doc.barcode.as_deref()),
-        ("title", Some(doc.title.as_str())),
-        ("body", Some(doc.body.as_str())),
-    ] {
-        let Some(value) = value else { continue };
-        if exact(value) {
-            out.push((field.to_owned(), format!("<mark>{value}</mark>")));
-        } else if let Some(marked) = text::highlight(value, &req.words, &req.synonyms) {
-            out.push((field.to_owned(), marked));
-        }
-    }
-    out
 }

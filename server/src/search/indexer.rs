@@ -152,7 +152,11 @@ pub async fn index_once(app: &AppState) -> Result<usize, SearchError> {
         (Engine::Meilisearch(meili), held) => {
             for (tenant, refs) in &touched {
                 let (docs, gone) = documents::build(db, tenant, refs).await?;
-                let synonyms = super::synonyms(db, tenant).await?;
+                let synonyms = if meili.is_ready(tenant).await {
+                    Vec::new()
+                } else {
+                    super::synonyms(db, tenant).await?
+                };
                 meili.apply(tenant, &docs, &gone, &synonyms).await?;
                 written += docs.len() + gone.len();
             }

@@ -17,6 +17,10 @@ pub mod indexer;
 pub mod meili;
 pub mod text;
 
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
 use async_graphql::Enum;
 use serde::{Deserialize, Serialize};
 
@@ -103,6 +107,9 @@ pub struct SearchRequest {
     pub limit: usize,
     /// Each query word's synonyms for this tenant (same order as `words`).
     pub synonyms: Vec<Vec<String>>,
+    /// Whether to count facets and mark highlights (skipped when nobody reads them).
+    pub facets: bool,
+    pub highlights: bool,
 }
 
 /// The longest query text.
@@ -170,7 +177,15 @@ impl SearchRequest {
             offset,
             limit: limit.min(MAX_RESULTS - offset),
             synonyms: Vec::new(),
+            facets: true,
+            highlights: true,
         })
+    }
+
+    /// Whether the text could be a SKU, code, order number or barcode (one token: codes hold
+    /// no spaces), so an exact look-up is worth making.
+    pub fn code_like(&self) -> bool {
+        !self.text.is_empty() && !self.text.chars().any(char::is_whitespace)
     }
 
     pub fn type_names(&self) -> Vec<&'static str> {
@@ -223,6 +238,52 @@ pub struct Search {
     pub engine: Engine,
     /// One indexing round at a time in this process (other processes: the cursor row's lock).
     pub(crate) indexing: tokio::sync::Mutex<()>,
+    /// Each tenant's synonym groups as last read, for [`SYNONYMS_TTL`]: searches read them
+    /// on every call otherwise.
+    synonyms: std::sync::Mutex<SynonymsCache>,
+}
+
+/// Per tenant: when its synonym groups were read, and the groups.
+type SynonymsCache = HashMap<String, (Instant, Arc<Vec<Vec<String>>>)>;
+
+/// How long a process serves a tenant's synonyms from memory: a change made through another
+/// process applies to this one's searches within this time (at once on the process that
+/// made it).
+pub const SYNONYMS_TTL: Duration = Duration::from_secs(2);
+
+impl Search {
+    /// The tenant's synonym groups, from memory when read within [`SYNONYMS_TTL`].
+    async fn tenant_synonyms(
+        &self,
+        db: &impl sea_orm::ConnectionTrait,
+        tenant_id: &str,
+    ) -> Result<Arc<Vec<Vec<String>>>, sea_orm::DbErr> {
+        let cached = self
+            .cached_synonyms()
+            .get(tenant_id)
+            .filter(|(read, _)| read.elapsed() < SYNONYMS_TTL)
+            .map(|(_, groups)| groups.clone());
+        if let Some(groups) = cached {
+            return Ok(groups);
+        }
+        let groups = Arc::new(synonyms(db, tenant_id).await?);
+        let mut cache = self.cached_synonyms();
+        if cache.len() >= 10_000 {
+            cache.retain(|_, (read, _)| read.elapsed() < SYNONYMS_TTL);
+        }
+        cache.insert(tenant_id.to_owned(), (Instant::now(), groups.clone()));
+        Ok(groups)
+    }
+
+    /// Drops a tenant's synonyms from memory (this process changed them).
+    pub fn forget_synonyms(&self, tenant_id: &str) {
+        self.cached_synonyms().remove(tenant_id);
+    }
+
+    fn cached_synonyms(&self) -> std::sync::MutexGuard<'_, SynonymsCache> {
+        // A panic while holding the lock leaves a map that is still whole.
+        self.synonyms.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 impl Search {
@@ -238,6 +299,7 @@ impl Search {
         Ok(Self {
             engine,
             indexing: tokio::sync::Mutex::new(()),
+            synonyms: Default::default(),
         })
     }
 
@@ -265,12 +327,44 @@ pub async fn query(
 ) -> Result<SearchResults, SearchError> {
     match &app.search.engine {
         Engine::Embedded => {
-            let groups = synonyms(&app.db, tenant_id).await?;
+            let groups = app.search.tenant_synonyms(&app.db, tenant_id).await?;
             req.synonyms = expand(&groups, &req.words);
             Ok(embedded::search(&app.db, tenant_id, &req).await?)
         }
-        Engine::Meilisearch(meili) => meili.search(tenant_id, &req).await,
+        Engine::Meilisearch(meili) => {
+            // Meilisearch applies the synonyms itself; marking them in highlights needs them.
+            if req.highlights {
+                let groups = app.search.tenant_synonyms(&app.db, tenant_id).await?;
+                req.synonyms = expand(&groups, &req.words);
+            }
+            meili.search(tenant_id, &req).await
+        }
     }
+}
+
+/// The fields of a hit that matched, with the matching part of each word marked (`<mark>`):
+/// the whole value when it equals the query (an exact code or barcode). The same marks on
+/// both engines.
+pub(crate) fn highlights(doc: &SearchDocument, req: &SearchRequest) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    if !req.highlights {
+        return out;
+    }
+    let exact = |v: &str| !req.text.is_empty() && v.eq_ignore_ascii_case(&req.text);
+    for (field, value) in [
+        ("code", Some(doc.code.as_str())),
+        ("barcode", doc.barcode.as_deref()),
+        ("title", Some(doc.title.as_str())),
+        ("body", Some(doc.body.as_str())),
+    ] {
+        let Some(value) = value else { continue };
+        if exact(value) {
+            out.push((field.to_owned(), format!("<mark>{value}</mark>")));
+        } else if let Some(marked) = text::highlight(value, &req.words, &req.synonyms) {
+            out.push((field.to_owned(), marked));
+        }
+    }
+    out
 }
 
 /// Each query word's synonyms: the other words of every group it is in.

@@ -63,8 +63,13 @@ pub fn trigrams(word: &str) -> Vec<String> {
 }
 
 /// Typos a query word of this many characters may carry.
-pub fn typo_budget(chars: usize) -> usize {
-    match chars {
+pub fn typo_budget(word: &str) -> usize {
+    // Numbers (model numbers, barcodes, order numbers) match exactly, as with Meilisearch's
+    // `disableOnNumbers`: a number one digit off is another product, not a typo.
+    if word.chars().all(|c| c.is_ascii_digit()) {
+        return 0;
+    }
+    match word.chars().count() {
         0..=4 => 0,
         5..=8 => 1,
         _ => 2,
@@ -112,7 +117,7 @@ pub fn match_word(
     for (n, q) in candidates.enumerate() {
         let q_len = q.chars().count();
         // Synonyms are matched exactly, as Meilisearch does.
-        let budget = if n == 0 { typo_budget(q_len) } else { 0 };
+        let budget = if n == 0 { typo_budget(q) } else { 0 };
         for (field, words) in fields.words.iter().enumerate() {
             for word in words {
                 let found = word_match(q, q_len, word, budget, last && n == 0);
@@ -148,17 +153,22 @@ fn word_match(
     if budget == 0 {
         return None;
     }
-    let whole = strsim::osa_distance(q, word);
-    let mut best = (whole <= budget).then_some((whole, false));
+    // Lengths further apart than the budget cannot be within it: most pairs stop here.
+    let w_len = word.chars().count();
+    let mut best = None;
+    if w_len.abs_diff(q_len) <= budget {
+        let whole = strsim::osa_distance(q, word);
+        best = (whole <= budget).then_some((whole, false));
+    }
     if prefix_allowed {
         // The typed part of a longer word: compare with the word cut to the query's length
         // (and one longer or shorter, for an insertion or deletion).
         for len in q_len.saturating_sub(1)..=q_len + 1 {
-            let head: String = word.chars().take(len).collect();
-            if head.chars().count() < len || head == word {
+            if len >= w_len {
                 continue;
             }
-            let d = strsim::osa_distance(q, &head);
+            let end = word.char_indices().nth(len).map_or(word.len(), |(i, _)| i);
+            let d = strsim::osa_distance(q, &word[..end]);
             if d <= budget && best.is_none_or(|(b, _)| d < b) {
                 best = Some((d, true));
             }
@@ -181,7 +191,7 @@ pub fn highlight(text: &str, query: &[String], synonyms: &[Vec<String>]) -> Opti
             let last = i + 1 == query.len();
             let q_len = q.chars().count();
             let syn = synonyms.get(i).map(Vec::as_slice).unwrap_or_default();
-            let found = word_match(q, q_len, &word, typo_budget(q_len), last)
+            let found = word_match(q, q_len, &word, typo_budget(q), last)
                 .or_else(|| syn.contains(&word).then_some((0, false)));
             if let Some((_, prefix)) = found {
                 let marked = if prefix { q_len.min(chars) } else { chars };
@@ -258,6 +268,26 @@ mod tests {
         );
         assert_eq!(
             match_word("stonewaer", &f, false, &[]).map(|m| m.typos),
+            Some(1)
+        );
+    }
+
+    #[test]
+    fn numbers_match_exactly() {
+        let f = Fields::new(
+            "SKU-400123",
+            Some("4006381333931"),
+            "Kettle model 31415",
+            "",
+        );
+        assert_eq!(
+            match_word("31415", &f, false, &[]).map(|m| m.typos),
+            Some(0)
+        );
+        assert_eq!(match_word("31416", &f, false, &[]), None, "one digit off");
+        assert_eq!(match_word("4006381333932", &f, false, &[]), None);
+        assert_eq!(
+            match_word("kettel", &f, false, &[]).map(|m| m.typos),
             Some(1)
         );
     }

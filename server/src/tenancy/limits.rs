@@ -26,7 +26,6 @@ use super::plans::{self, Limits};
 const PLAN_TTL: Duration = Duration::from_secs(30);
 /// How long this process trusts its own view of a month's count before reading the durable one.
 const VIEW_TTL: Duration = Duration::from_secs(60);
-const REDIS_TIMEOUT: Duration = Duration::from_millis(250);
 const REDIS_BREAKER: Duration = Duration::from_secs(1);
 
 /// Refills the bucket from the time elapsed (Redis' clock, the same for every replica), then
@@ -73,6 +72,12 @@ tokens = tokens - cost - lease
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(now))
 redis.call('PEXPIRE', KEYS[1], bucket_ttl)
 return {0, tostring(tokens), redis.call('INCR', KEYS[2]), tostring(lease)}
+"#;
+
+/// Gives a call back to a month Redis knows; leaves an unknown month alone (returns -1).
+const REFUND_SCRIPT: &str = r#"
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+return redis.call('DECR', KEYS[1])
 "#;
 
 /// How long a lease may be spent locally.
@@ -174,6 +179,11 @@ struct Lease {
 pub struct Limiter {
     enforce: bool,
     redis: Option<deadpool_redis::Pool>,
+    redis_timeout: Duration,
+    /// Held shared while calls counted here are on their way to Redis (taken out of `unsynced`,
+    /// not yet in the shared counter), exclusively while the month's count is read: a read in
+    /// that window would miss them.
+    sync_gate: tokio::sync::RwLock<()>,
     /// `twh:<installation>:`, once the installation id is known (Redis keys of two deployments
     /// sharing a Redis never mix).
     prefix: OnceLock<String>,
@@ -184,6 +194,8 @@ pub struct Limiter {
     buckets: Mutex<HashMap<String, Bucket>>,
     views: Mutex<HashMap<String, View>>,
     pending: Mutex<HashMap<(String, String), Pending>>,
+    /// Errors by tenant and code, written with the usage.
+    pub errors: super::error_counts::ErrorCounts,
     leases: Mutex<HashMap<String, Lease>>,
 }
 
@@ -204,12 +216,18 @@ pub fn period_bounds(at: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
 }
 
 impl Limiter {
-    pub fn new(enforce: bool, redis: Option<deadpool_redis::Pool>) -> Self {
+    pub fn new(
+        enforce: bool,
+        redis: Option<deadpool_redis::Pool>,
+        redis_timeout: Duration,
+    ) -> Self {
         metrics::gauge!("twh_redis_up").set(if redis.is_some() { 1.0 } else { 0.0 });
         Self {
             enforce,
             redis_up: AtomicBool::new(redis.is_some()),
             redis,
+            redis_timeout,
+            sync_gate: tokio::sync::RwLock::new(()),
             prefix: OnceLock::new(),
             redis_retry_at: Mutex::new(None),
             script: redis::Script::new(SCRIPT),
@@ -217,6 +235,7 @@ impl Limiter {
             buckets: Mutex::default(),
             views: Mutex::default(),
             pending: Mutex::default(),
+            errors: Default::default(),
             leases: Mutex::default(),
         }
     }
@@ -360,10 +379,17 @@ impl Limiter {
                 (lease.period == period && lease.unsynced > 0).then(|| lease.unsynced -= 1)
             })
             .is_some();
-        // A call not in Redis yet has nothing to give back there.
+        // A call not in Redis yet has nothing to give back there; nor has a month Redis does
+        // not know (the calls so far were counted here, before Redis was reachable or named):
+        // a bare DECR would create it at -1, and the next check would count on from there
+        // instead of seeding it from this process's view.
         if !taken_locally && let Some((pool, _, month_key)) = self.redis_keys(tenant_id, &period) {
             let _: Option<i64> = self
-                .redis_command(pool, redis::cmd("DECR").arg(&month_key), "refund")
+                .redis_command(
+                    pool,
+                    redis::cmd("EVAL").arg(REFUND_SCRIPT).arg(1).arg(&month_key),
+                    "refund",
+                )
                 .await;
         }
         if let Ok(mut views) = self.views.lock()
@@ -389,6 +415,7 @@ impl Limiter {
         let period = period_of(Utc::now());
         let seen = self.view(db, tenant_id, &period).await?;
         if let Some((pool, _, month_key)) = self.redis_keys(tenant_id, &period) {
+            let _no_sync_in_flight = self.sync_gate.write().await;
             let calls: Option<Option<u64>> = self
                 .redis_command(pool, redis::cmd("GET").arg(&month_key), "usage")
                 .await;
@@ -413,7 +440,7 @@ impl Limiter {
         command: &redis::Cmd,
         during: &'static str,
     ) -> Option<T> {
-        let result = tokio::time::timeout(REDIS_TIMEOUT, async {
+        let result = tokio::time::timeout(self.redis_timeout, async {
             let mut conn = pool.get().await?;
             anyhow::Ok(command.query_async::<T>(&mut conn).await?)
         })
@@ -554,6 +581,7 @@ impl Limiter {
             let Some((pool, _, month_key)) = self.redis_keys(&tenant_id, &period) else {
                 return;
             };
+            let _syncing = self.sync_gate.read().await;
             let unsynced = self.take_unsynced(&tenant_id, &period);
             if unsynced == 0 {
                 continue;
@@ -590,6 +618,7 @@ impl Limiter {
         seen: u64,
     ) -> Option<(Option<Refusal>, f64, u64)> {
         let month_ttl = 40 * 24 * 3600;
+        let _syncing = self.sync_gate.read().await;
         let unsynced = self.take_unsynced(tenant_id, period);
         let known = self
             .leases
@@ -609,7 +638,7 @@ impl Limiter {
             let lease = leases.entry(tenant_id.to_owned()).or_default();
             if lease
                 .refilling
-                .is_some_and(|at| at.elapsed() < REDIS_TIMEOUT)
+                .is_some_and(|at| at.elapsed() < self.redis_timeout)
             {
                 extra = 0.0;
             } else {
@@ -617,7 +646,7 @@ impl Limiter {
             }
         }
         let asked_lease = extra > 0.0;
-        let result = tokio::time::timeout(REDIS_TIMEOUT, async {
+        let result = tokio::time::timeout(self.redis_timeout, async {
             let mut conn = pool.get().await?;
             let (status, tokens, calls, lease): (i64, String, u64, String) = self
                 .script

@@ -1,5 +1,6 @@
 //! Tenants and their plans, API key issuing, and the sandbox tenant created on first start.
 
+pub mod error_counts;
 pub mod limits;
 pub mod operator;
 pub mod plans;

@@ -7,7 +7,7 @@ use async_graphql::{ID, InputObject, SimpleObject};
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect,
 };
 use serde::{Deserialize, Serialize};
@@ -234,4 +234,77 @@ pub async fn list(
         .into_iter()
         .map(Tenant::from)
         .collect())
+}
+
+/// What the platform operator watches across tenants: events waiting for the relay, webhook
+/// deliveries and jobs waiting for a worker, and the last reconciliation.
+#[derive(SimpleObject, Debug)]
+pub struct PlatformHealth {
+    /// Age in seconds of the oldest event not relayed yet (0 when the relay is caught up).
+    pub outbox_lag_seconds: f64,
+    /// Events written and not relayed yet.
+    pub unrelayed_events: i64,
+    /// Webhook deliveries waiting for an attempt (PENDING) or a retry (FAILED).
+    pub webhook_backlog: i64,
+    /// Webhook deliveries that used up their schedule (DEAD), waiting for a replay.
+    pub webhook_dead_letters: i64,
+    /// Jobs waiting for a worker (QUEUED).
+    pub jobs_queued: i64,
+    /// Jobs a worker holds (RUNNING).
+    pub jobs_running: i64,
+    /// The most recent reconciliation run of any tenant.
+    pub last_reconciliation: Option<ReconciliationSummary>,
+}
+
+#[derive(SimpleObject, Debug)]
+pub struct ReconciliationSummary {
+    pub id: String,
+    /// The tenant it checked (`*` for a run over every tenant).
+    pub tenant_id: String,
+    pub levels_checked: i64,
+    pub mismatches: i64,
+    pub finished_at: DateTime<Utc>,
+}
+
+pub async fn health(db: &impl ConnectionTrait) -> Result<PlatformHealth, DbErr> {
+    use sea_orm::Statement;
+    let backend = db.get_database_backend();
+    let counts = db
+        .query_one_raw(Statement::from_string(
+            backend,
+            "SELECT \
+               (SELECT count(*) FROM outbox_events WHERE published_at IS NULL) AS unrelayed, \
+               (SELECT count(*) FROM webhook_deliveries WHERE status IN ('PENDING', 'FAILED')) AS backlog, \
+               (SELECT count(*) FROM webhook_deliveries WHERE status = 'DEAD') AS dead, \
+               (SELECT count(*) FROM jobs WHERE status = 'QUEUED') AS queued, \
+               (SELECT count(*) FROM jobs WHERE status = 'RUNNING') AS running",
+        ))
+        .await?
+        .ok_or_else(|| DbErr::RecordNotFound("the platform counts".into()))?;
+    let last = db
+        .query_one_raw(Statement::from_string(
+            backend,
+            "SELECT id, tenant_id, levels_checked, mismatches, finished_at FROM reconciliation_runs \
+             ORDER BY finished_at DESC LIMIT 1",
+        ))
+        .await?;
+    let last_reconciliation = match last {
+        Some(row) => Some(ReconciliationSummary {
+            id: row.try_get("", "id")?,
+            tenant_id: row.try_get("", "tenant_id")?,
+            levels_checked: row.try_get("", "levels_checked")?,
+            mismatches: row.try_get("", "mismatches")?,
+            finished_at: row.try_get("", "finished_at")?,
+        }),
+        None => None,
+    };
+    Ok(PlatformHealth {
+        outbox_lag_seconds: events::relay::lag_seconds(db).await?,
+        unrelayed_events: counts.try_get("", "unrelayed")?,
+        webhook_backlog: counts.try_get("", "backlog")?,
+        webhook_dead_letters: counts.try_get("", "dead")?,
+        jobs_queued: counts.try_get("", "queued")?,
+        jobs_running: counts.try_get("", "running")?,
+        last_reconciliation,
+    })
 }

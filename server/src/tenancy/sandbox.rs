@@ -98,6 +98,8 @@ async fn seed(app: &App, principal: &Principal) -> anyhow::Result<()> {
                     idempotency_key: None,
                     operation: "stock.adjust",
                     audited_by_document: false,
+                    // The sandbox's answer is `()`, not the change.
+                    answers_with_change: false,
                 };
                 write::adjust(&txn, &cx, &input).await.map(|_| ())
             }

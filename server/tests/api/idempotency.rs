@@ -170,3 +170,57 @@ async fn a_key_still_in_flight_is_refused_after_the_configured_wait() {
     other.close().await.ok();
     app.shutdown().await;
 }
+
+/// A keyed adjust, move or set stores its answer in the statement that records its movements
+/// (on Postgres: one round trip fewer than claiming, working and then storing), and every one
+/// of them replays exactly what it answered.
+#[tokio::test]
+async fn keyed_stock_writes_store_their_answer_with_their_movements() {
+    let app = TestApp::spawn().await;
+    app.create_item("FOLD").await;
+    app.create_location("A", false).await;
+    app.create_location("B", false).await;
+    let statements = || {
+        app.state
+            .statements
+            .load(std::sync::atomic::Ordering::SeqCst)
+    };
+    // Warm: the key is cached, the level exists.
+    app.adjust("FOLD", "A", 10, None).await;
+    let before = statements();
+    app.adjust("FOLD", "A", 1, None).await;
+    let unkeyed = statements() - before;
+    let before = statements();
+    app.adjust("FOLD", "A", 1, Some("fold-adjust")).await;
+    let keyed = statements() - before;
+    // The claim, and on SQLite the store; on Postgres the store rides with the movements. (The
+    // savepoint goes as unprepared text, which the counter does not see.)
+    let extra = if app.state.is_postgres() { 1 } else { 2 };
+    assert_eq!(keyed - unkeyed, extra, "{keyed} keyed, {unkeyed} unkeyed");
+
+    let calls = [
+        (
+            "mutation($key: String) { moveStock(input: {changes: [{sku: \"FOLD\", quantity: 2, from: {locationCode: \"A\"}, to: {locationCode: \"B\"}}]}, idempotencyKey: $key) { groupId movements { id sequence quantityAfterChange } levels { locationCode available } userErrors { code } } }",
+            "fold-move",
+        ),
+        (
+            "mutation($key: String) { setStock(input: {changes: [{sku: \"FOLD\", locationCode: \"B\", quantity: 7}]}, idempotencyKey: $key) { groupId movements { id sequence quantityAfterChange } levels { locationCode available } userErrors { code } } }",
+            "fold-set",
+        ),
+        (
+            "mutation($key: String) { adjustStock(input: {reason: CORRECTION, changes: [{sku: \"FOLD\", locationCode: \"A\", delta: 1}]}, idempotencyKey: $key) { groupId movements { id sequence quantityAfterChange } levels { locationCode available } userErrors { code } } }",
+            "fold-adjust-again",
+        ),
+    ];
+    for (query, key) in calls {
+        let first = app.gql(query, json!({ "key": key })).await.1;
+        let again = app.gql(query, json!({ "key": key })).await.1;
+        assert_eq!(first, again, "{key}");
+        let payload = first["data"].as_object().unwrap().values().next().unwrap();
+        assert_eq!(payload["userErrors"], json!([]), "{first}");
+        assert!(payload["groupId"].is_string(), "{first}");
+    }
+    assert_eq!(app.level("FOLD", "A").await["available"], 11);
+    assert_eq!(app.level("FOLD", "B").await["available"], 7);
+    app.shutdown().await;
+}

@@ -17,6 +17,9 @@ async fn limited() -> TestApp {
     TestApp::spawn_with(|c| {
         c.admin_token = Some(TOKEN.into());
         c.limits.enforce = true;
+        // A check that outwaits this decides in process, against a second bucket: the exact
+        // arithmetic below holds only with one (CI's loaded machine outwaited the 250 ms default).
+        c.limits.redis_timeout_ms = 10_000;
     })
     .await
 }
@@ -414,4 +417,69 @@ async fn requests_are_served_when_redis_is_out_of_reach() {
         metrics.contains("twh_redis_failures_total{during="),
         "{metrics}"
     );
+}
+
+#[tokio::test]
+async fn recent_errors_count_request_errors_and_user_errors_by_code() {
+    let app = TestApp::spawn().await;
+    app.create_location("WH1", false).await;
+    for _ in 0..2 {
+        let payload = app.adjust("NO-SUCH-SKU", "WH1", 1, None).await;
+        assert_eq!(payload["userErrors"][0]["code"], "UNKNOWN_SKU", "{payload}");
+    }
+    let (status, body) = app
+        .gql("{ recentErrors(days: 0) { since } }", json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["errors"][0]["extensions"]["code"], "INVALID_INPUT");
+
+    // Counted in memory, written with the usage flush: read until it lands.
+    let query =
+        "{ recentErrors { since errors { code count lastMessage lastRequestId lastSeenAt } } }";
+    let mut errors = json!(null);
+    for _ in 0..100 {
+        let (_, body) = app.gql(query, json!({})).await;
+        errors = body["data"]["recentErrors"]["errors"].clone();
+        let count_of = |code: &str| {
+            errors
+                .as_array()
+                .and_then(|all| all.iter().find(|e| e["code"] == code))
+                .map(|e| e["count"].as_i64().unwrap_or(0))
+        };
+        if count_of("UNKNOWN_SKU") == Some(2) && count_of("INVALID_INPUT") == Some(1) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        errors[0]["code"], "UNKNOWN_SKU",
+        "most frequent first: {errors}"
+    );
+    assert_eq!(errors[0]["count"], 2, "{errors}");
+    assert!(
+        errors[0]["lastMessage"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{errors}"
+    );
+    assert!(
+        errors[0]["lastRequestId"]
+            .as_str()
+            .is_some_and(|r| !r.is_empty()),
+        "{errors}"
+    );
+    assert_eq!(errors[1]["code"], "INVALID_INPUT", "{errors}");
+    assert_eq!(errors[1]["count"], 1, "{errors}");
+
+    // The REST twin answers the same.
+    let (status, _, rest) = app
+        .rest(Method::GET, "/v1/usage/errors?days=7", None, &[])
+        .await;
+    assert_eq!(status, StatusCode::OK, "{rest}");
+    assert_eq!(rest["errors"][0]["code"], "UNKNOWN_SKU", "{rest}");
+
+    // Another tenant's errors are its own.
+    let other = app.other_tenant().await;
+    let (_, body) = app.gql_as(&other, query, json!({})).await;
+    assert_eq!(body["data"]["recentErrors"]["errors"], json!([]), "{body}");
 }

@@ -354,3 +354,147 @@ async fn problem_types_resolve_to_the_error_reference() {
     }
     app.shutdown().await;
 }
+
+fn sha256_hex(text: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+/// Automatic persisted queries (Apollo's protocol) over POST and GET, and GET answers a client
+/// revalidates with `If-None-Match`.
+#[tokio::test]
+async fn persisted_queries_by_hash_and_get_revalidation() {
+    let app = TestApp::spawn().await;
+    app.create_item("APQ-1").await;
+    app.create_location("WH", false).await;
+    let query = "query Level($sku: String!) { stockLevel(sku: $sku, locationCode: \"WH\") { sku available } }";
+    let hash = sha256_hex(query);
+    let extension = |hash: &str| json!({ "persistedQuery": { "version": 1, "sha256Hash": hash } });
+    let post = |body: Value, accept: &'static str| {
+        app.client
+            .post(app.url("/graphql"))
+            .bearer_auth(&app.key)
+            .header("accept", accept)
+            .json(&body)
+            .send()
+    };
+
+    // The hash alone, before the server has seen the text: PERSISTED_QUERY_NOT_FOUND, in the
+    // shape Apollo's clients recognise (a 200 under application/json, a 400 otherwise).
+    let unknown = json!({ "variables": { "sku": "APQ-1" }, "extensions": extension(&hash) });
+    let response = post(unknown.clone(), "application/json").await.unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["errors"][0]["message"], "PersistedQueryNotFound");
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"],
+        "PERSISTED_QUERY_NOT_FOUND"
+    );
+    let response = post(unknown.clone(), "application/graphql-response+json")
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+
+    // A hash that is not the text's, or a version the server does not speak: 400, nothing kept.
+    for bad in [
+        json!({ "query": query, "variables": { "sku": "APQ-1" }, "extensions": extension(&sha256_hex("{ __typename }")) }),
+        json!({ "query": query, "variables": { "sku": "APQ-1" }, "extensions": { "persistedQuery": { "version": 2, "sha256Hash": hash } } }),
+        json!({ "query": query, "extensions": { "persistedQuery": "yes" } }),
+        json!({ "variables": {} }),
+    ] {
+        let response = post(bad.clone(), "application/json").await.unwrap();
+        assert_eq!(response.status(), 400, "{bad}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(
+            body["errors"][0]["extensions"]["code"], "BAD_REQUEST",
+            "{body}"
+        );
+    }
+    let response = post(unknown.clone(), "application/json").await.unwrap();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"],
+        "PERSISTED_QUERY_NOT_FOUND"
+    );
+
+    // The text with its hash runs and is remembered; then the hash alone is enough.
+    let full =
+        json!({ "query": query, "variables": { "sku": "APQ-1" }, "extensions": extension(&hash) });
+    let body: Value = post(full, "application/json")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["data"]["stockLevel"]["available"], 0, "{body}");
+    let body: Value = post(unknown, "application/json")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["data"]["stockLevel"]["sku"], "APQ-1", "{body}");
+
+    // Over GET, by hash: the answer carries an ETag and may only be kept privately.
+    let get = |etag: Option<String>| {
+        let mut request = app
+            .client
+            .get(app.url("/graphql"))
+            .query(&[
+                ("variables", json!({ "sku": "APQ-1" }).to_string()),
+                ("extensions", extension(&hash).to_string()),
+            ])
+            .bearer_auth(&app.key);
+        if let Some(etag) = etag {
+            request = request.header("if-none-match", etag);
+        }
+        request.send()
+    };
+    let first = get(None).await.unwrap();
+    assert_eq!(first.status(), 200);
+    assert_eq!(first.headers()["cache-control"], "private, no-cache");
+    let etag = first.headers()["etag"].to_str().unwrap().to_owned();
+    let body: Value = first.json().await.unwrap();
+    assert_eq!(body["data"]["stockLevel"]["available"], 0, "{body}");
+    // Unchanged: 304 and no body.
+    let again = get(Some(etag.clone())).await.unwrap();
+    assert_eq!(again.status(), 304);
+    assert_eq!(again.text().await.unwrap(), "");
+    // The stock moved: the same tag no longer matches.
+    assert_eq!(
+        codes(&app.adjust("APQ-1", "WH", 3, None).await),
+        Vec::<String>::new()
+    );
+    let changed = get(Some(etag.clone())).await.unwrap();
+    assert_eq!(changed.status(), 200);
+    assert_ne!(changed.headers()["etag"].to_str().unwrap(), etag);
+    let body: Value = changed.json().await.unwrap();
+    assert_eq!(body["data"]["stockLevel"]["available"], 3, "{body}");
+
+    // A mutation registered by hash still may not run over GET.
+    let mutation =
+        "mutation { createItem(input: {sku: \"APQ-GET\", name: \"g\"}) { item { id } } }";
+    let body: Value = post(
+        json!({ "query": mutation, "extensions": extension(&sha256_hex(mutation)) }),
+        "application/json",
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert!(
+        body["data"]["createItem"]["item"]["id"].is_string(),
+        "{body}"
+    );
+    let refused = app
+        .client
+        .get(app.url("/graphql"))
+        .query(&[("extensions", extension(&sha256_hex(mutation)).to_string())])
+        .bearer_auth(&app.key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 405);
+    app.shutdown().await;
+}

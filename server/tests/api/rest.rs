@@ -1410,6 +1410,23 @@ async fn every_route_matches_its_graphql_twin() {
         "{today}"
     );
     covered.push("listUsageRecords");
+    // Recent errors: counts land with the usage flush, so compare once they have settled.
+    let mut twins = None;
+    for _ in 0..20 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let (status, _, rest) = app
+            .rest(Method::GET, "/v1/usage/errors?days=2", None, &[])
+            .await;
+        assert_eq!(status, StatusCode::OK, "{rest}");
+        let (_, gql) = app.gql(&doc("getRecentErrors"), json!({ "days": 2 })).await;
+        if rest == gql["data"]["recentErrors"] {
+            twins = Some(rest);
+            break;
+        }
+    }
+    let twins = twins.expect("the REST and GraphQL recent errors agree");
+    assert!(twins["errors"].as_array().is_some(), "{twins}");
+    covered.push("getRecentErrors");
 
     // A session from each surface: different tokens, the same role and shape.
     let (status, _, rest) = app

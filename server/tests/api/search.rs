@@ -52,18 +52,8 @@ fn sorted(mut v: Vec<String>) -> Vec<String> {
 }
 
 async fn create_item(app: &TestApp, sku: &str, name: &str, barcode: Option<&str>) -> Value {
-    let (_, body) = app
-        .gql(
-            "mutation($input: CreateItemInput!) { createItem(input: $input) { item { id sku version } userErrors { code } } }",
-            json!({ "input": { "sku": sku, "name": name, "barcode": barcode } }),
-        )
-        .await;
-    assert_eq!(
-        body["data"]["createItem"]["userErrors"],
-        json!([]),
-        "{body}"
-    );
-    body["data"]["createItem"]["item"].clone()
+    app.create_item_with(json!({ "sku": sku, "name": name, "barcode": barcode }))
+        .await
 }
 
 async fn catalog(app: &TestApp) {
@@ -250,7 +240,7 @@ async fn filters_facets_and_documents() {
     };
     assert_eq!(
         facet("type"),
-        json!([{ "value": "item", "count": 2 }, { "value": "purchase_order", "count": 1 }]),
+        json!([{ "value": "ITEM", "count": 2 }, { "value": "PURCHASE_ORDER", "count": 1 }]),
         "{ceramic}"
     );
     assert_eq!(
@@ -280,27 +270,47 @@ async fn pages_walk_every_hit_once() {
         )
         .await;
     }
+    // Two exact hits ahead of the seven fuzzy ones: an item whose SKU is the query and a
+    // location whose code is (its name, "Location widget", matches too, but it shows once,
+    // as exact).
+    create_item(&app, "WIDGET", "Spare sprocket", None).await;
+    app.create_location("widget", false).await;
     settle(&app).await;
     let mut seen = Vec::new();
     let mut after: Option<String> = None;
     for page in 0.. {
         let result = search(&app, "widget", json!({ "first": 3, "after": after })).await;
-        assert_eq!(result["totalCount"], 7);
+        assert_eq!(result["totalCount"], 9);
+        if page == 0 {
+            let exact: Vec<bool> = result["hits"]
+                .as_array()
+                .expect("hits")
+                .iter()
+                .map(|h| h["exactMatch"] == true)
+                .collect();
+            assert_eq!(exact, [true, true, false], "{result}");
+        }
         seen.extend(codes_of(&result));
         if result["pageInfo"]["hasNextPage"] == false {
-            assert_eq!(page, 2, "three pages of 3, 3 and 1");
+            assert_eq!(page, 2, "three pages of 3");
             break;
         }
         after = result["pageInfo"]["endCursor"].as_str().map(str::to_owned);
     }
-    assert_eq!(seen.len(), 7);
+    assert_eq!(seen.len(), 9);
     let mut unique = seen.clone();
     unique.sort();
     unique.dedup();
-    assert_eq!(unique.len(), 7, "no hit twice: {seen:?}");
+    assert_eq!(unique.len(), 9, "no hit twice: {seen:?}");
+    // A page that starts among the exact hits ends among the fuzzy ones, in the same order
+    // as the walk above.
+    let mid = search(&app, "widget", json!({ "first": 2, "after": "1" })).await;
+    assert_eq!(codes_of(&mid), seen[1..3].to_vec());
+    assert_eq!(mid["hits"][0]["exactMatch"], true);
+    assert_eq!(mid["hits"][1]["exactMatch"], false);
     // An empty query lists everything, most recent first.
     let all = search(&app, "", json!({ "types": ["ITEM"] })).await;
-    assert_eq!(codes_of(&all)[0], "WDG-7");
+    assert_eq!(codes_of(&all)[..2], ["WIDGET", "WDG-7"]);
 }
 
 #[tokio::test]

@@ -95,6 +95,9 @@ impl TestApp {
             config.search.index_prefix = format!("t{}_", unique_suffix());
         }
         config.search.poll_ms = 50;
+        // TWH_TEST_GROUP_COMMIT=on runs the suite with group commit (off by default).
+        config.database.group_commit.enabled = std::env::var("TWH_TEST_GROUP_COMMIT")
+            .is_ok_and(|v| matches!(v.as_str(), "on" | "1" | "true"));
         configure(&mut config);
         let state = server::prepare(config).await.expect("prepare the app");
         let tenant = tenancy::create(&state.db, "Test tenant", "free", true)
@@ -153,10 +156,16 @@ impl TestApp {
     }
 
     pub async fn create_item(&self, sku: &str) -> Value {
+        self.create_item_with(json!({ "sku": sku, "name": format!("Item {sku}") }))
+            .await
+    }
+
+    /// Creates an item from a whole `CreateItemInput`; fails the test on any user error.
+    pub async fn create_item_with(&self, input: Value) -> Value {
         let (_, body) = self
             .gql(
                 "mutation($input: CreateItemInput!) { createItem(input: $input) { item { id sku version } userErrors { code field message } } }",
-                json!({ "input": { "sku": sku, "name": format!("Item {sku}") } }),
+                json!({ "input": input }),
             )
             .await;
         assert_eq!(

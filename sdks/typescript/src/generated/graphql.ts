@@ -85,6 +85,8 @@ export type ErrorCode =
   | 'NOT_FOUND'
   /** The request body is larger than the server accepts. */
   | 'PAYLOAD_TOO_LARGE'
+  /** An automatic persisted query's hash is not known here yet: send the query with its hash. */
+  | 'PERSISTED_QUERY_NOT_FOUND'
   /** A conditional request header (`If-Match`) is required and missing. */
   | 'PRECONDITION_REQUIRED'
   /** The change would take a quantity beyond the largest supported value. */

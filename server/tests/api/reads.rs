@@ -1,0 +1,216 @@
+//! Reads in one statement: the point-of-sale look-up (`stockLevel` by SKU and location) and a
+//! page of `stockLevels` each cost one round trip to the database, and on Postgres their plans
+//! walk the indexes whether or not the tables have statistics.
+
+use std::sync::atomic::Ordering;
+
+use futures_util::future::join_all;
+use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
+use serde_json::{Value, json};
+use twh_server::ledger::query::{StockLevelFilter, level_statement, levels_statement};
+
+use crate::support::TestApp;
+
+/// The fewest statements the query cost over a few runs (a background worker may send one of
+/// its own during any single run).
+async fn statements_of(app: &TestApp, query: &str) -> (u64, Value) {
+    let mut fewest = u64::MAX;
+    let mut last = Value::Null;
+    for _ in 0..5 {
+        let before = app.state.statements.load(Ordering::SeqCst);
+        let (_, body) = app.gql(query, json!({})).await;
+        let after = app.state.statements.load(Ordering::SeqCst);
+        fewest = fewest.min(after - before);
+        last = body;
+    }
+    (fewest, last)
+}
+
+#[tokio::test]
+async fn a_level_and_a_page_of_levels_cost_one_statement_each() {
+    let app = TestApp::spawn().await;
+    app.create_location("WH1", false).await;
+    app.create_location("WH2", false).await;
+    for sku in ["A", "B", "C"] {
+        app.create_item(sku).await;
+        app.adjust(sku, "WH1", 3, None).await;
+    }
+    app.adjust("B", "WH2", 2, None).await;
+
+    let (count, body) = statements_of(
+        &app,
+        r#"{ stockLevel(sku: "B", locationCode: "WH2") { sku locationCode available onHand version } }"#,
+    )
+    .await;
+    assert_eq!(
+        body["data"]["stockLevel"],
+        json!({ "sku": "B", "locationCode": "WH2", "available": 2, "onHand": 2, "version": 1 })
+    );
+    assert_eq!(count, 1, "the point look-up is one statement");
+    // An item that never moved at a known location reads as zeros; unknown names as null.
+    let (count, body) = statements_of(
+        &app,
+        r#"{ never: stockLevel(sku: "A", locationCode: "WH2") { available version } unknownSku: stockLevel(sku: "Z", locationCode: "WH1") { available } unknownLocation: stockLevel(sku: "A", locationCode: "NOPE") { available } }"#,
+    )
+    .await;
+    assert_eq!(
+        body["data"],
+        json!({ "never": { "available": 0, "version": 0 }, "unknownSku": null, "unknownLocation": null })
+    );
+    assert_eq!(count, 3, "three look-ups, one statement each");
+
+    let page = "{ stockLevels(first: 3) { nodes { sku locationCode available } pageInfo { hasNextPage endCursor } } }";
+    let (count, body) = statements_of(&app, page).await;
+    assert_eq!(count, 1, "a page of levels is one statement: {body}");
+    let nodes = &body["data"]["stockLevels"]["nodes"];
+    assert_eq!(nodes.as_array().map(Vec::len), Some(3), "{body}");
+    assert_eq!(body["data"]["stockLevels"]["pageInfo"]["hasNextPage"], true);
+    let cursor = body["data"]["stockLevels"]["pageInfo"]["endCursor"].clone();
+    let (_, rest) = app
+        .gql(
+            "query($after: String) { stockLevels(first: 10, after: $after) { nodes { sku locationCode } pageInfo { hasNextPage } } }",
+            json!({ "after": cursor }),
+        )
+        .await;
+    let mut seen: Vec<(String, String)> = nodes
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(rest["data"]["stockLevels"]["nodes"].as_array().unwrap())
+        .map(|n| {
+            (
+                n["sku"].as_str().unwrap().to_owned(),
+                n["locationCode"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(seen.len(), 4, "every level once across the pages: {rest}");
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), 4);
+    assert_eq!(
+        rest["data"]["stockLevels"]["pageInfo"]["hasNextPage"],
+        false
+    );
+
+    let (count, body) = statements_of(
+        &app,
+        r#"{ bySku: stockLevels(filter: {sku: "B"}) { nodes { locationCode available } } byLocation: stockLevels(filter: {locationCode: "WH2"}) { nodes { sku } } nothing: stockLevels(filter: {sku: "Z"}) { nodes { sku } } }"#,
+    )
+    .await;
+    assert_eq!(
+        body["data"]["bySku"]["nodes"],
+        json!([{ "locationCode": "WH1", "available": 3 }, { "locationCode": "WH2", "available": 2 }])
+    );
+    assert_eq!(body["data"]["byLocation"]["nodes"], json!([{ "sku": "B" }]));
+    assert_eq!(body["data"]["nothing"]["nodes"], json!([]));
+    assert_eq!(count, 3, "three filtered pages, one statement each");
+    app.shutdown().await;
+}
+
+/// The plan Postgres chose for a statement, one line per node.
+async fn plan(db: &impl ConnectionTrait, statement: Statement) -> String {
+    let explain = Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        format!("EXPLAIN {}", statement.sql),
+        statement.values.map(|v| v.0).unwrap_or_default(),
+    );
+    db.query_all_raw(explain)
+        .await
+        .expect("explain")
+        .iter()
+        .map(|row| {
+            row.try_get::<String>("", "QUERY PLAN")
+                .expect("a plan line")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[tokio::test]
+async fn level_reads_use_the_indexes_on_tables_without_statistics() {
+    let app = TestApp::spawn().await;
+    if !app.db_url.starts_with("postgres") {
+        return; // the plans are Postgres'; SQLite's planner follows the indexes it is given
+    }
+    app.create_location("WH1", false).await;
+    app.create_location("WH2", false).await;
+    let skus: Vec<String> = (0..400).map(|i| format!("SKU-{i:04}")).collect();
+    for chunk in skus.chunks(50) {
+        join_all(chunk.iter().map(|sku| app.create_item(sku))).await;
+    }
+    for chunk in skus.chunks(125) {
+        let changes: Vec<Value> = chunk
+            .iter()
+            .flat_map(|sku| {
+                ["WH1", "WH2"].map(|code| json!({ "sku": sku, "locationCode": code, "delta": 5 }))
+            })
+            .collect();
+        let (_, body) = app
+            .gql(
+                "mutation($input: AdjustStockInput!) { adjustStock(input: $input) { userErrors { code message } } }",
+                json!({ "input": { "reason": "RECEIVED", "changes": changes } }),
+            )
+            .await;
+        assert_eq!(
+            body["data"]["adjustStock"]["userErrors"],
+            json!([]),
+            "{body}"
+        );
+    }
+    let db = Database::connect(app.db_url.as_str())
+        .await
+        .expect("connect");
+    let tenant = app.tenant_id.as_str();
+    let pg = DbBackend::Postgres;
+    let filter = |sku: Option<&str>, code: Option<&str>| StockLevelFilter {
+        sku: sku.map(str::to_owned),
+        location_code: code.map(str::to_owned),
+    };
+    let cases = [
+        (
+            "the point look-up",
+            level_statement(pg, tenant, "SKU-0123", "WH2"),
+        ),
+        (
+            "a page",
+            levels_statement(pg, tenant, &filter(None, None), None, 50),
+        ),
+        (
+            "a page after a cursor",
+            levels_statement(pg, tenant, &filter(None, None), Some("itm_0/loc_0"), 50),
+        ),
+        (
+            "a page at one location",
+            levels_statement(pg, tenant, &filter(None, Some("WH2")), None, 50),
+        ),
+        (
+            "a page of one SKU",
+            levels_statement(pg, tenant, &filter(Some("SKU-0123"), None), None, 50),
+        ),
+        (
+            "a page of one SKU at one location",
+            levels_statement(pg, tenant, &filter(Some("SKU-0123"), Some("WH2")), None, 50),
+        ),
+    ];
+    for (name, statement) in cases {
+        let plan = plan(&db, statement).await;
+        for table in ["stock_levels", "items", "locations"] {
+            assert!(
+                !plan.contains(&format!("Seq Scan on {table}")),
+                "{name} reads every row of {table}:\n{plan}"
+            );
+        }
+        assert!(
+            !plan.contains("Sort"),
+            "{name} sorts instead of walking an index in order:\n{plan}"
+        );
+        // Every join condition is an index condition: nothing fetched to be thrown away.
+        assert!(
+            !plan.contains("Join Filter"),
+            "{name} filters joined rows:\n{plan}"
+        );
+    }
+    db.close().await.ok();
+    app.shutdown().await;
+}
