@@ -360,44 +360,77 @@ pub async fn insert_all_and(
     statements: Vec<InsertStatement>,
     update: Option<UpdateStatement>,
 ) -> Result<(), DbErr> {
-    if db.get_database_backend() != DbBackend::Postgres
-        || statements.len() + usize::from(update.is_some()) < 2
-    {
-        if let Some(update) = &update {
-            db.execute(update).await?;
-        }
-        for statement in &statements {
-            db.execute(statement).await?;
-        }
-        return Ok(());
-    }
-    // The UPDATE first: data-modifying CTEs all run, and the last statement is an INSERT.
-    let built: Vec<(String, sea_orm::sea_query::Values)> = update
-        .iter()
-        .map(|u| u.build(PostgresQueryBuilder))
-        .chain(statements.iter().map(|s| s.build(PostgresQueryBuilder)))
+    let writes = update
+        .map(Write::Update)
+        .into_iter()
+        .chain(statements.into_iter().map(Write::Insert))
         .collect();
-    let last = built.len() - 1;
+    write_together(db, writes).await?;
+    Ok(())
+}
+
+/// One INSERT or UPDATE of [`write_together`].
+pub enum Write {
+    Insert(InsertStatement),
+    Update(UpdateStatement),
+}
+
+impl Write {
+    fn build(&self) -> (String, sea_orm::sea_query::Values) {
+        match self {
+            Write::Insert(s) => s.build(PostgresQueryBuilder),
+            Write::Update(s) => s.build(PostgresQueryBuilder),
+        }
+    }
+
+    async fn execute(&self, db: &impl ConnectionTrait) -> Result<u64, DbErr> {
+        Ok(match self {
+            Write::Insert(s) => db.execute(s).await?,
+            Write::Update(s) => db.execute(s).await?,
+        }
+        .rows_affected())
+    }
+}
+
+/// Runs writes in order and answers how many rows the first one wrote. On Postgres they go as
+/// one statement of data-modifying CTEs (one round trip instead of one each; the first one
+/// returns a row per row it wrote, and the statement counts them), elsewhere one after the
+/// other. All of them or none, as ever.
+pub async fn write_together(db: &impl ConnectionTrait, writes: Vec<Write>) -> Result<u64, DbErr> {
+    let Some(first) = writes.first() else {
+        return Ok(0);
+    };
+    if db.get_database_backend() != DbBackend::Postgres || writes.len() < 2 {
+        let written = first.execute(db).await?;
+        for write in &writes[1..] {
+            write.execute(db).await?;
+        }
+        return Ok(written);
+    }
     let mut sql = String::from("WITH ");
     let mut values = Vec::new();
-    for (i, (text, params)) in built.into_iter().enumerate() {
+    for (i, write) in writes.iter().enumerate() {
+        let (mut text, params) = write.build();
+        if i == 0 && !text.contains(" RETURNING ") {
+            // Counted below: each row the first write changed comes back as one row.
+            text.push_str(" RETURNING 1");
+        }
         let text = renumber_placeholders(&text, values.len());
         values.extend(params.0);
-        if i < last {
-            sql.push_str(&format!("w{i} AS ({text}), "));
-        } else {
-            sql.truncate(sql.len() - 2);
-            sql.push(' ');
-            sql.push_str(&text);
-        }
+        sql.push_str(&format!("w{i} AS ({text}), "));
     }
-    db.execute_raw(Statement::from_sql_and_values(
-        DbBackend::Postgres,
-        sql,
-        values,
-    ))
-    .await?;
-    Ok(())
+    sql.truncate(sql.len() - 2);
+    sql.push_str(" SELECT COUNT(*) AS written FROM w0");
+    let row = db
+        .query_one_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            sql,
+            values,
+        ))
+        .await?
+        .ok_or_else(|| DbErr::RecordNotFound("the count of a combined write".into()))?;
+    let written: i64 = row.try_get("", "written")?;
+    Ok(written as u64)
 }
 
 /// Shifts `$n` placeholders by `offset` (statements built by sea-query carry no literals).

@@ -59,6 +59,18 @@ impl QuantityState {
         Self::ALL.into_iter().find(|s| s.column() == raw)
     }
 
+    pub fn of_mut(self, level: &mut stock_level::Model) -> &mut i64 {
+        match self {
+            QuantityState::Available => &mut level.available,
+            QuantityState::Committed => &mut level.committed,
+            QuantityState::Reserved => &mut level.reserved,
+            QuantityState::Incoming => &mut level.incoming,
+            QuantityState::Damaged => &mut level.damaged,
+            QuantityState::SafetyStock => &mut level.safety_stock,
+            QuantityState::QualityControl => &mut level.quality_control,
+        }
+    }
+
     pub fn of(self, level: &stock_level::Model) -> i64 {
         match self {
             QuantityState::Available => level.available,

@@ -237,6 +237,7 @@ fn element(index: usize) -> Vec<String> {
 }
 
 /// Looks up every SKU and location code the changes name, in two queries.
+#[derive(Default)]
 struct Resolver {
     items: HashMap<String, ResolvedItem>,
     locations: HashMap<String, ResolvedLocation>,
@@ -294,6 +295,23 @@ impl Resolver {
             }
         }
         Ok(resolver)
+    }
+
+    /// Adds what the caller resolved itself (locations as refusing negative stock).
+    fn know(&mut self, items: Vec<(String, String)>, locations: Vec<(String, String)>) {
+        for (sku, id) in items {
+            self.items.insert(sku.clone(), ResolvedItem { id, sku });
+        }
+        for (code, id) in locations {
+            self.locations.insert(
+                code.clone(),
+                ResolvedLocation {
+                    id,
+                    code,
+                    allow_negative: false,
+                },
+            );
+        }
     }
 
     fn item(
@@ -706,7 +724,8 @@ async fn apply_sets_at_once(
             "SELECT s.* FROM stock_levels s \
              JOIN json_to_recordset($2::json) AS r(i text, l text) \
                ON s.item_id = r.i AND s.location_id = r.l \
-             WHERE s.tenant_id = $1 ORDER BY s.item_id, s.location_id FOR UPDATE OF s",
+             WHERE s.tenant_id = $1 \
+             ORDER BY s.item_id COLLATE \"C\", s.location_id COLLATE \"C\" FOR UPDATE OF s",
             [tenant_id.into(), keys],
         )
     } else {
@@ -1150,6 +1169,9 @@ async fn apply(
             .cmp(&(&entries[*b].item.id, &entries[*b].location.id))
     });
 
+    if let Some(applied) = apply_deltas_at_once(txn, tenant_id, &entries, &order, now).await? {
+        return record(txn, cx, now, group, entries, applied).await;
+    }
     let mut applied: Vec<Option<Applied>> = vec![None; entries.len()];
     for index in order {
         applied[index] = Some(apply_entry(txn, tenant_id, &mut entries[index], now).await?);
@@ -1157,6 +1179,147 @@ async fn apply(
     let applied = applied.into_iter().flatten().collect();
     record(txn, cx, now, group, entries, applied).await
 }
+
+/// Several relative changes (a document's lines, a multi-line adjust or move) on Postgres, in
+/// one statement instead of one per change: the levels are locked in the order `apply` locks
+/// them, the changes to one level are summed per state, and every rule `conditional_update`
+/// applies to each change in turn is checked against the locked row (the lowest and the
+/// highest point each state passes through). All of it or nothing: `None` when any level is
+/// missing or any rule refuses, and `apply` then goes change by change, creating the missing
+/// rows or explaining the refusal exactly. Changes with a target or a `changeFromQuantity`
+/// always go change by change.
+async fn apply_deltas_at_once(
+    txn: &DatabaseTransaction,
+    tenant_id: &str,
+    entries: &[Entry],
+    order: &[usize],
+    now: DateTime<Utc>,
+) -> Result<Option<Vec<Applied>>, DbErr> {
+    if txn.get_database_backend() != sea_orm::DbBackend::Postgres
+        || entries.len() < 2
+        || entries
+            .iter()
+            .any(|e| e.target.is_some() || e.change_from.is_some())
+    {
+        return Ok(None);
+    }
+    // The changes of each level, in lock order and, within a level, in input order.
+    let mut levels: Vec<Vec<usize>> = Vec::new();
+    for &i in order {
+        let same = levels.last().is_some_and(|last: &Vec<usize>| {
+            let e = &entries[last[0]];
+            e.item.id == entries[i].item.id && e.location.id == entries[i].location.id
+        });
+        if same {
+            levels.last_mut().expect("checked above").push(i);
+        } else {
+            levels.push(vec![i]);
+        }
+    }
+    let mut rows = Vec::with_capacity(levels.len());
+    for indexes in &levels {
+        let first = &entries[indexes[0]];
+        let mut row = serde_json::Map::new();
+        row.insert("i".into(), first.item.id.as_str().into());
+        row.insert("l".into(), first.location.id.as_str().into());
+        row.insert("n".into(), indexes.len().into());
+        for state in QuantityState::ALL {
+            let (mut sum, mut low, mut high, mut touched) = (0i64, i64::MAX, i64::MIN, false);
+            for &i in indexes.iter().filter(|&&i| entries[i].state == state) {
+                sum += entries[i].delta;
+                low = std::cmp::min(low, sum);
+                high = std::cmp::max(high, sum);
+                touched = true;
+            }
+            if !touched {
+                continue;
+            }
+            let column = state.column();
+            row.insert(format!("d_{column}"), sum.into());
+            // Below zero only for AVAILABLE at a location that allows it.
+            if !(first.location.allow_negative && state == QuantityState::Available) {
+                row.insert(format!("lo_{column}"), low.into());
+            }
+            row.insert(format!("hi_{column}"), high.into());
+        }
+        rows.push(serde_json::Value::Object(row));
+    }
+    let statement = sea_orm::Statement::from_sql_and_values(
+        sea_orm::DbBackend::Postgres,
+        DELTAS_SQL.as_str(),
+        [
+            tenant_id.into(),
+            json_rows(&rows).map_err(|e| DbErr::Custom(e.to_string()))?,
+            now.into(),
+            (levels.len() as i64).into(),
+        ],
+    );
+    let mut after: HashMap<(String, String), stock_level::Model> = HashMap::new();
+    for row in txn.query_all_raw(statement).await? {
+        let level = stock_level::Model::from_query_result(&row, "")?;
+        after.insert((level.item_id.clone(), level.location_id.clone()), level);
+    }
+    if after.len() != levels.len() {
+        return Ok(None);
+    }
+    // Each change's level is the final row less the changes after it on that level.
+    let mut applied: Vec<Option<Applied>> = vec![None; entries.len()];
+    for indexes in levels {
+        let first = &entries[indexes[0]];
+        let mut level = after
+            .remove(&(first.item.id.clone(), first.location.id.clone()))
+            .ok_or_else(|| DbErr::Custom("a level changed at once came back twice".into()))?;
+        for &i in indexes.iter().rev() {
+            applied[i] = Some(Applied::Moved(level.clone()));
+            *entries[i].state.of_mut(&mut level) -= entries[i].delta;
+            level.sequence -= 1;
+            level.version -= 1;
+        }
+    }
+    Ok(Some(applied.into_iter().flatten().collect()))
+}
+
+/// The statement of [`apply_deltas_at_once`]: $1 tenant, $2 the levels' changes (JSON rows of
+/// `i`, `l`, `n` changes and, per state, `d_` the sum, `lo_` and `hi_` the lowest and highest
+/// running sum, absent when no rule applies), $3 the time, $4 how many levels.
+static DELTAS_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let columns: Vec<&str> = QuantityState::ALL.iter().map(|s| s.column()).collect();
+    let defined: Vec<String> = columns
+        .iter()
+        .map(|c| format!("d_{c} bigint, lo_{c} bigint, hi_{c} bigint"))
+        .collect();
+    let rules: Vec<String> = columns
+        .iter()
+        .map(|c| {
+            format!(
+                "(r.lo_{c} IS NULL OR cur.{c} + r.lo_{c} >= 0) \
+                 AND (r.hi_{c} IS NULL OR cur.{c} + r.hi_{c} <= {MAX_QUANTITY})"
+            )
+        })
+        .collect();
+    let sets: Vec<String> = columns
+        .iter()
+        .map(|c| format!("{c} = s.{c} + COALESCE(r.d_{c}, 0)"))
+        .collect();
+    // `cur` locks in byte order of the ids, as `apply` sorts them; `ok` counts the levels
+    // whose every rule holds, and the UPDATE writes only when that is all of them.
+    format!(
+        "WITH r AS (SELECT * FROM json_to_recordset($2::json) AS r(i text, l text, n bigint, {})), \
+         cur AS (SELECT s.* FROM stock_levels s JOIN r ON s.item_id = r.i AND s.location_id = r.l \
+           WHERE s.tenant_id = $1 \
+           ORDER BY s.item_id COLLATE \"C\", s.location_id COLLATE \"C\" FOR UPDATE OF s), \
+         ok AS (SELECT COUNT(*) AS n FROM cur JOIN r ON cur.item_id = r.i AND cur.location_id = r.l \
+           WHERE {}) \
+         UPDATE stock_levels s SET {}, sequence = s.sequence + r.n, version = s.version + r.n, \
+           updated_at = $3 \
+         FROM r WHERE s.tenant_id = $1 AND s.item_id = r.i AND s.location_id = r.l \
+           AND (SELECT n FROM ok) = $4 \
+         RETURNING s.*",
+        defined.join(", "),
+        rules.join(" AND "),
+        sets.join(", "),
+    )
+});
 
 /// Records applied changes: the movements, one `stock.changed` event per touched level and the
 /// audit row. `applied[i]` is what applying entry i did.

@@ -11,10 +11,12 @@ use std::collections::HashMap;
 
 use async_graphql::ID;
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Condition, Expr, ExprTrait, OnConflict, Order, Query};
+use sea_orm::sea_query::{
+    Condition, Expr, ExprTrait, InsertStatement, OnConflict, Order, Query, UnionType,
+};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, EntityTrait,
-    FromQueryResult, QueryFilter,
+    FromQueryResult, QueryFilter, QueryTrait,
 };
 use serde::{Deserialize, Serialize};
 use twh_entity::{order_document, order_line};
@@ -22,9 +24,10 @@ use twh_entity::{order_document, order_line};
 use crate::audit::{self, AuditEntry};
 use crate::auth::Principal;
 use crate::catalog::{MAX_NAME_LEN, parse_text};
+use crate::db::Write;
 use crate::error::{DomainError, ErrorCode, UserError};
 use crate::ledger::write::Context;
-use crate::ledger::write::post::{Line as PostingLine, Posting, post};
+use crate::ledger::write::post::{Known, Line as PostingLine, Posting, post};
 use crate::ledger::{MAX_DELTA, MovementReason};
 use crate::{events, ids};
 
@@ -554,19 +557,10 @@ pub async fn resolve_lines(
             });
         }
     }
-    let items = ids_by(
+    let (items, locations) = items_and_locations(
         txn,
-        "items",
-        "sku",
         tenant_id,
         lines.iter().map(|l| l.sku.clone()),
-    )
-    .await?;
-    let locations = ids_by(
-        txn,
-        "locations",
-        "code",
-        tenant_id,
         lines.iter().map(|l| l.location_code.clone()),
     )
     .await?;
@@ -657,6 +651,41 @@ async fn ids_by(
     Ok(found)
 }
 
+/// Items' ids by SKU and locations' ids by code, in one round trip (a UNION ALL).
+async fn items_and_locations(
+    txn: &DatabaseTransaction,
+    tenant_id: &str,
+    skus: impl Iterator<Item = String>,
+    codes: impl Iterator<Item = String>,
+) -> Result<(HashMap<String, String>, HashMap<String, String>), DbErr> {
+    let lookup = |kind: &str, table: &'static str, key: &'static str, values: Vec<String>| {
+        Query::select()
+            .expr_as(Expr::val(kind.to_owned()), "kind")
+            .column("id")
+            .expr_as(Expr::col(key), "key")
+            .from(table)
+            .and_where(Expr::col("tenant_id").eq(tenant_id))
+            .and_where(Expr::col(key).is_in(values))
+            .to_owned()
+    };
+    let mut select = lookup("i", "items", "sku", skus.collect());
+    select.union(
+        UnionType::All,
+        lookup("l", "locations", "code", codes.collect()),
+    );
+    let (mut items, mut locations) = (HashMap::new(), HashMap::new());
+    for row in txn.query_all(&select).await? {
+        let kind: String = row.try_get("", "kind")?;
+        let found = if kind == "i" {
+            &mut items
+        } else {
+            &mut locations
+        };
+        found.insert(row.try_get("", "key")?, row.try_get("", "id")?);
+    }
+    Ok((items, locations))
+}
+
 /// The next number of a kind in the tenant: `PO-000001`, `PO-000002`, …
 async fn next_number(
     txn: &DatabaseTransaction,
@@ -685,16 +714,21 @@ async fn next_number(
     Ok(format!("{}-{number:06}", kind.prefix()))
 }
 
-/// Inserts a new document in status `status` with its lines.
+/// Inserts a new document in status `status` with its lines and, when `event_type` names one,
+/// its creation's outbox event and audit row (in one round trip with the document on Postgres
+/// but for a transfer, which reads its ends' codes back).
+#[allow(clippy::too_many_arguments)]
 pub async fn insert(
     txn: &DatabaseTransaction,
-    principal: &Principal,
+    cx: &Context<'_>,
     kind: Kind,
     status: &str,
     header: NewDocument,
     lines: &[NewLine],
     resolved: Vec<(String, String)>,
+    event_type: Option<&str>,
 ) -> Result<Document, DomainError> {
+    let principal = cx.principal;
     let now = Utc::now();
     // Microseconds: what the database keeps, so what is returned equals what is read later.
     let now = chrono::SubsecRound::trunc_subsecs(now, 6);
@@ -719,9 +753,9 @@ pub async fn insert(
         created_at: now,
         updated_at: now,
     };
-    order_document::Entity::insert(order_document::ActiveModel::from(model.clone()))
-        .exec_without_returning(txn)
-        .await?;
+    let document_row =
+        order_document::Entity::insert(order_document::ActiveModel::from(model.clone()))
+            .into_query();
     let rows: Vec<order_line::ActiveModel> = lines
         .iter()
         .zip(resolved.iter())
@@ -744,14 +778,19 @@ pub async fn insert(
             .into()
         })
         .collect();
-    order_line::Entity::insert_many(rows)
-        .exec_without_returning(txn)
-        .await?;
+    let mut writes = vec![
+        Write::Insert(document_row),
+        Write::Insert(order_line::Entity::insert_many(rows).into_query()),
+    ];
     if kind == Kind::Transfer {
         // Its two ends' codes are read back with it.
+        crate::db::write_together(txn, writes).await?;
         let document = get(txn, &principal.tenant_id, kind, &id)
             .await?
             .ok_or_else(|| anyhow::anyhow!("document missing right after its insert"))?;
+        if let Some(event_type) = event_type {
+            record(txn, cx, event_type, &document).await?;
+        }
         return Ok(document);
     }
     // What was just written, without reading it back (the SKUs and codes resolved exactly).
@@ -774,7 +813,12 @@ pub async fn insert(
             closed: 0,
         })
         .collect();
-    Ok(from_model(model, kind, lines, &HashMap::new()))
+    let document = from_model(model, kind, lines, &HashMap::new());
+    if let Some(event_type) = event_type {
+        writes.extend(record_inserts(cx, event_type, &document)?.map(Write::Insert));
+    }
+    crate::db::write_together(txn, writes).await?;
+    Ok(document)
 }
 
 /// Replaces a draft's lines with new ones (numbered from 1 again).
@@ -818,30 +862,28 @@ pub async fn replace_lines(
     Ok(())
 }
 
-/// Writes a transition: the new status, the lines' new quantities, a version more.
+/// Writes a transition: the new status, the lines' new quantities, a version more, and the
+/// transition's outbox event and audit row, in one round trip on Postgres.
 pub async fn save(
     txn: &DatabaseTransaction,
-    principal: &Principal,
+    cx: &Context<'_>,
     mut document: Document,
     status: &str,
+    event_type: &str,
 ) -> Result<Document, DomainError> {
+    let principal = cx.principal;
     let now = chrono::SubsecRound::trunc_subsecs(Utc::now(), 6);
-    let updated = order_document::Entity::update_many()
-        .col_expr(order_document::Column::Status, Expr::value(status))
-        .col_expr(
-            order_document::Column::Version,
-            Expr::col(order_document::Column::Version).add(1),
-        )
-        .col_expr(order_document::Column::UpdatedAt, Expr::value(now))
-        .filter(order_document::Column::TenantId.eq(&principal.tenant_id))
-        .filter(order_document::Column::Id.eq(document.id.as_str()))
-        .filter(order_document::Column::Version.eq(document.version))
-        .exec(txn)
-        .await?;
-    if updated.rows_affected != 1 {
-        // The row is locked by `lock`: another version here means a bug, not a race.
-        return Err(anyhow::anyhow!("document {} changed under its lock", document.id.0).into());
-    }
+    let version = document.version;
+    let mut update = Query::update();
+    update
+        .table("order_documents")
+        .value("status", status)
+        .value("version", Expr::col("version").add(1))
+        .value("updated_at", now)
+        .and_where(Expr::col("tenant_id").eq(principal.tenant_id.as_str()))
+        .and_where(Expr::col("id").eq(document.id.as_str()))
+        .and_where(Expr::col("version").eq(version));
+    let mut writes = vec![Write::Update(update)];
     // Every line's stage quantities in one statement: `SET done = CASE line_no WHEN 1 THEN …`.
     if !document.lines.is_empty() {
         let stage = |value: fn(&Line) -> i64| {
@@ -855,7 +897,7 @@ pub async fn save(
             let expr: Expr = case.into();
             expr
         };
-        let update = Query::update()
+        let lines = Query::update()
             .table("order_lines")
             .value("done", stage(|l| l.done))
             .value("committed", stage(|l| l.committed))
@@ -864,11 +906,16 @@ pub async fn save(
             .and_where(Expr::col("tenant_id").eq(principal.tenant_id.as_str()))
             .and_where(Expr::col("document_id").eq(document.id.as_str()))
             .to_owned();
-        txn.execute(&update).await?;
+        writes.push(Write::Update(lines));
     }
     document.status = status.into();
     document.version += 1;
     document.updated_at = now;
+    writes.extend(record_inserts(cx, event_type, &document)?.map(Write::Insert));
+    if crate::db::write_together(txn, writes).await? != 1 {
+        // The row is locked by `lock`: another version here means a bug, not a race.
+        return Err(anyhow::anyhow!("document {} changed under its lock", document.id.0).into());
+    }
     Ok(document)
 }
 
@@ -883,6 +930,14 @@ pub async fn post_lines(
     if lines.is_empty() {
         return Ok(());
     }
+    // The lines' SKUs and codes were read with the document, under its lock.
+    let mut known = Known::default();
+    for line in &document.lines {
+        known.items.push((line.sku.clone(), line.item_id.clone()));
+        known
+            .locations
+            .push((line.location_code.clone(), line.location_id.clone()));
+    }
     post(
         txn,
         cx,
@@ -890,21 +945,32 @@ pub async fn post_lines(
             reason,
             reference_document_uri: &document.uri(),
             lines,
+            known,
         },
     )
     .await?;
     Ok(())
 }
 
-/// The outbox event and the audit row of a document's change.
+/// The outbox event and the audit row of a document's creation.
 pub async fn record(
     txn: &DatabaseTransaction,
     cx: &Context<'_>,
     event_type: &str,
     document: &Document,
 ) -> Result<(), DomainError> {
-    let data = serde_json::to_value(document).map_err(anyhow::Error::from)?;
     // The event and the audit row in one round trip (one statement on Postgres).
+    crate::db::insert_all(txn, record_inserts(cx, event_type, document)?.into()).await?;
+    Ok(())
+}
+
+/// The outbox event and the audit row of a document's change, as statements.
+fn record_inserts(
+    cx: &Context<'_>,
+    event_type: &str,
+    document: &Document,
+) -> anyhow::Result<[InsertStatement; 2]> {
+    let data = serde_json::to_value(document)?;
     let event = events::insert(
         &cx.principal.tenant_id,
         event_type,
@@ -927,8 +993,7 @@ pub async fn record(
             }),
         },
     );
-    crate::db::insert_all(txn, vec![event, audit]).await?;
-    Ok(())
+    Ok([event, audit])
 }
 
 /// Filters every document list takes.

@@ -102,12 +102,13 @@ pub async fn create(
     let resolved = orders::resolve_lines(txn, &cx.principal.tenant_id, &lines, &paths).await?;
     let document = orders::insert(
         txn,
-        cx.principal,
+        cx,
         Kind::Reservation,
         ReservationStatus::Active.as_str(),
         header,
         &lines,
         resolved,
+        None,
     )
     .await?;
     let line = &document.lines[0];
@@ -160,14 +161,12 @@ async fn end(
         )
         .await?;
     }
-    let document = orders::save(txn, cx.principal, document, status.as_str()).await?;
     let event = if status == ReservationStatus::Expired {
         EXPIRED
     } else {
         RELEASED
     };
-    orders::record(txn, cx, event, &document).await?;
-    Ok(document)
+    orders::save(txn, cx, document, status.as_str(), event).await
 }
 
 pub async fn release(
@@ -279,15 +278,15 @@ pub async fn convert(
         .await?;
     }
     set_sales_order(txn, &cx.principal.tenant_id, reservation_id, &order.id).await?;
-    let mut reservation = orders::save(
+    reservation.sales_order_id = Some(order.id.0.clone());
+    orders::save(
         txn,
-        cx.principal,
+        cx,
         reservation,
         ReservationStatus::Converted.as_str(),
+        CONVERTED,
     )
     .await?;
-    reservation.sales_order_id = Some(order.id.0.clone());
-    orders::record(txn, cx, CONVERTED, &reservation).await?;
     Ok(used)
 }
 

@@ -140,15 +140,15 @@ pub async fn create(
     }
     let document = orders::insert(
         txn,
-        cx.principal,
+        cx,
         Kind::Return,
         ReturnOrderStatus::Draft.as_str(),
         header,
         &lines,
         resolved,
+        Some(CREATED),
     )
     .await?;
-    orders::record(txn, cx, CREATED, &document).await?;
     Ok(document)
 }
 
@@ -263,11 +263,11 @@ pub async fn receive(
     orders::post_lines(txn, cx, &document, MovementReason::Return, postings).await?;
     let document = orders::save(
         txn,
-        cx.principal,
+        cx,
         document,
         ReturnOrderStatus::Received.as_str(),
+        RECEIVED,
     )
     .await?;
-    orders::record(txn, cx, RECEIVED, &document).await?;
     Ok(document)
 }

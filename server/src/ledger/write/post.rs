@@ -35,6 +35,15 @@ pub struct Posting<'a> {
     pub reference_document_uri: &'a str,
     /// Each line with the input path its errors name (e.g. `["lines", "2"]`).
     pub lines: Vec<(Line, Vec<String>)>,
+    /// What the caller has already resolved in this transaction (a document's lines).
+    pub known: Known,
+}
+
+/// SKUs and location codes with their ids, as `(key, id)`: a posting looks up only the others.
+#[derive(Default)]
+pub struct Known {
+    pub items: Vec<(String, String)>,
+    pub locations: Vec<(String, String)>,
 }
 
 /// Applies a posting in the caller's transaction; refusals (insufficient stock, unknown SKU)
@@ -80,7 +89,15 @@ pub async fn post(
             }));
         }
     }
-    let mut resolver = Resolver::load(txn, &cx.principal.tenant_id, skus, codes).await?;
+    let Known { items, locations } = posting.known;
+    skus.retain(|sku| !items.iter().any(|(known, _)| known == sku));
+    codes.retain(|code| !locations.iter().any(|(known, _)| known == code));
+    let mut resolver = if skus.is_empty() && codes.is_empty() {
+        Resolver::default()
+    } else {
+        Resolver::load(txn, &cx.principal.tenant_id, skus, codes).await?
+    };
+    resolver.know(items, locations);
     // A document never takes stock it does not have, even where a location lets manual
     // adjustments go negative: no allocation, reservation or shipment oversells.
     for location in resolver.locations.values_mut() {

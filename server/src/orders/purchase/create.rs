@@ -73,14 +73,14 @@ pub async fn create(
         orders::resolve_lines(txn, &cx.principal.tenant_id, &lines, &orders::INPUT_LINES).await?;
     let document = orders::insert(
         txn,
-        cx.principal,
+        cx,
         Kind::PurchaseOrder,
         PurchaseOrderStatus::Draft.as_str(),
         header,
         &lines,
         resolved,
+        Some(CREATED),
     )
     .await?;
-    orders::record(txn, cx, CREATED, &document).await?;
     Ok(document)
 }

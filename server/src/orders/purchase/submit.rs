@@ -40,11 +40,11 @@ pub async fn submit(
     orders::post_lines(txn, cx, &document, MovementReason::Ordered, postings).await?;
     let document = orders::save(
         txn,
-        cx.principal,
+        cx,
         document,
         PurchaseOrderStatus::Ordered.as_str(),
+        SUBMITTED,
     )
     .await?;
-    orders::record(txn, cx, SUBMITTED, &document).await?;
     Ok(document)
 }

@@ -105,14 +105,14 @@ pub async fn update(
         .ok_or_else(|| anyhow::anyhow!("purchase order {id} vanished under its lock"))?;
     let document = orders::save(
         txn,
-        cx.principal,
+        cx,
         Document {
             version: document.version,
             ..current
         },
         PurchaseOrderStatus::Draft.as_str(),
+        UPDATED,
     )
     .await?;
-    orders::record(txn, cx, UPDATED, &document).await?;
     Ok(document)
 }

@@ -118,8 +118,7 @@ pub async fn allocate(
     }
     orders::post_lines(txn, cx, &document, MovementReason::Allocation, postings).await?;
     let status = status_of(&document);
-    let document = orders::save(txn, cx.principal, document, status.as_str()).await?;
-    orders::record(txn, cx, ALLOCATED, &document).await?;
+    let document = orders::save(txn, cx, document, status.as_str(), ALLOCATED).await?;
     Ok(document)
 }
 

@@ -107,7 +107,6 @@ pub async fn ship(
     }
     orders::post_lines(txn, cx, &document, MovementReason::Shipment, postings).await?;
     let status = status_of(&document);
-    let document = orders::save(txn, cx.principal, document, status.as_str()).await?;
-    orders::record(txn, cx, SHIPPED, &document).await?;
+    let document = orders::save(txn, cx, document, status.as_str(), SHIPPED).await?;
     Ok(document)
 }

@@ -57,11 +57,11 @@ pub async fn cancel(
     orders::post_lines(txn, cx, &document, MovementReason::Cancellation, postings).await?;
     let document = orders::save(
         txn,
-        cx.principal,
+        cx,
         document,
         TransferStatus::Cancelled.as_str(),
+        CANCELLED,
     )
     .await?;
-    orders::record(txn, cx, CANCELLED, &document).await?;
     Ok(document)
 }

@@ -75,14 +75,14 @@ pub async fn create(
     header.to_location_id = Some(to);
     let document = orders::insert(
         txn,
-        cx.principal,
+        cx,
         Kind::Transfer,
         TransferStatus::Draft.as_str(),
         header,
         &lines,
         resolved,
+        Some(CREATED),
     )
     .await?;
-    orders::record(txn, cx, CREATED, &document).await?;
     Ok(document)
 }

@@ -138,7 +138,6 @@ pub async fn receive(
     } else {
         TransferStatus::PartiallyReceived
     };
-    let document = orders::save(txn, cx.principal, document, status.as_str()).await?;
-    orders::record(txn, cx, RECEIVED, &document).await?;
+    let document = orders::save(txn, cx, document, status.as_str(), RECEIVED).await?;
     Ok(document)
 }

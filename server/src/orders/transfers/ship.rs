@@ -50,11 +50,11 @@ pub async fn ship(
     orders::post_lines(txn, cx, &document, MovementReason::Transfer, postings).await?;
     let document = orders::save(
         txn,
-        cx.principal,
+        cx,
         document,
         TransferStatus::InTransit.as_str(),
+        SHIPPED,
     )
     .await?;
-    orders::record(txn, cx, SHIPPED, &document).await?;
     Ok(document)
 }
