@@ -78,9 +78,13 @@ test("another tenant's subscriptions see nothing of A's, whatever ids they name"
       }
     }
 
+    // jobUpdated opens with the job as it is: A must see more than that.
+    const jobs = subs.find((s) => s.name === "jobUpdated");
+    await waitFor("A's jobUpdated to open with the job", () => jobs.a.results.length, (n) => n > 0, { timeoutMs: 10_000 });
+    for (const s of subs) s.opened = s.a.results.length;
     for (const f of fields) await aim[f.name].change();
     for (const s of subs) {
-      await waitFor(`A's ${s.name} to see its change`, () => s.a.results.length, (n) => n > 0, { timeoutMs: 10_000 });
+      await waitFor(`A's ${s.name} to see its change`, () => s.a.results.length, (n) => n > s.opened, { timeoutMs: 10_000 });
       assert.deepEqual(s.a.errors.map(describe), [], `A's ${s.name} failed`);
     }
     // A's events have all been delivered; give B's a moment more to (wrongly) arrive.

@@ -277,6 +277,54 @@ test("purchaseOrderUpdated(id) emits the document when it changes, and only that
   }
 });
 
+test("jobUpdated(id) opens with the job as it is now (a job that ended before the subscription is seen ended), then each change", async () => {
+  const JOB = `id kind status`;
+  const start = async (delaySeconds) =>
+    (
+      await api.mutate(
+        "startJob",
+        `mutation($input: StartJobInput!) { startJob(input: $input) { job { ${JOB} } userErrors { code field message } } }`,
+        { input: { kind: "EXPORT_STOCK_LEVELS", delaySeconds } },
+      )
+    ).job;
+
+  // Ended before anyone listened: the first message still says how it ended.
+  const done = await start(0);
+  await waitFor(
+    `job ${done.id} to succeed`,
+    async () => (await api.gql(`query($id: ID!) { job(id: $id) { status } }`, { id: done.id })).job.status,
+    (status) => status === "SUCCEEDED",
+  );
+  const waiting = await start(3600);
+  assert.equal(waiting.status, "QUEUED");
+  const base = await noneOpen(server);
+  const ws = wsClient(server);
+  const subDone = subscribe(ws, `subscription($id: ID!) { jobUpdated(id: $id) { ${JOB} } }`, { id: done.id });
+  const subWaiting = subscribe(ws, `subscription($id: ID!) { jobUpdated(id: $id) { ${JOB} } }`, { id: waiting.id });
+  try {
+    await subscribed(server, base + 2, [subDone, subWaiting]);
+    const ended = await waitFor(`jobUpdated to open with ${done.id}`, async () => subDone.values("jobUpdated")[0]);
+    assert.deepEqual(ended, { ...done, status: "SUCCEEDED" });
+    const now = await waitFor(`jobUpdated to open with ${waiting.id}`, async () => subWaiting.values("jobUpdated")[0]);
+    assert.deepEqual(now, waiting, "the first message is the job as it is");
+
+    await api.mutate("cancelJob", `mutation($id: ID!) { cancelJob(id: $id) { job { id } userErrors { code } } }`, { id: waiting.id });
+    await waitFor(
+      `jobUpdated to emit ${waiting.id} cancelled`,
+      async () => subWaiting.values("jobUpdated").at(-1)?.status,
+      (status) => status === "CANCELLED",
+    );
+    noErrors(subDone, "jobUpdated of an ended job");
+    noErrors(subWaiting, "jobUpdated");
+    for (const [sub, id] of [[subDone, done.id], [subWaiting, waiting.id]]) {
+      assert.deepEqual(sub.values("jobUpdated").filter((j) => j.id !== id), [], "no other job's changes");
+    }
+  } finally {
+    subDone.dispose();
+    subWaiting.dispose();
+  }
+});
+
 test("twh_subscriptions_open counts a subscription while it is open", async () => {
   const before = await noneOpen(server);
   const ws = wsClient(server);

@@ -289,23 +289,44 @@ impl Subscription {
         document_stream(ctx, "return_order", id, ReturnOrder)
     }
 
-    /// The job after each of its changes: started, progress (at most every second),
-    /// completed, failed or cancelled.
+    /// The job as it is now, then after each of its changes: started, progress (at most every
+    /// second), completed, failed or cancelled. A job runs on its own, so it may change, or
+    /// end, between a client's read and its subscription: the first message closes that gap,
+    /// and the last message is always the job's latest state.
     async fn job_updated(
         &self,
         ctx: &Context<'_>,
         id: ID,
     ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<crate::jobs::Job>>> {
-        Ok(live(ctx)?.filter_map(move |item| {
-            let out = match item {
-                Err(lagged) => Some(Err(slow_consumer(lagged))),
-                Ok(e) if e.aggregate_type == "job" && e.aggregate_id == id.as_str() => {
-                    decode::<crate::jobs::Job>(&e.data).map(Ok)
-                }
-                Ok(_) => None,
-            };
-            std::future::ready(out)
-        }))
+        // Listening starts before the read: a change in between shows twice, never not at all.
+        let changes = {
+            let id = id.clone();
+            live(ctx)?.filter_map(move |item| {
+                let out = match item {
+                    Err(lagged) => Some(Err(slow_consumer(lagged))),
+                    Ok(e) if e.aggregate_type == "job" && e.aggregate_id == id.as_str() => {
+                        decode::<crate::jobs::Job>(&e.data).map(Ok)
+                    }
+                    Ok(_) => None,
+                };
+                std::future::ready(out)
+            })
+        };
+        let tenant = principal(ctx)?.tenant_id.clone();
+        let db = state(ctx)?.db.clone();
+        let request_id = crate::auth::request_id(ctx);
+        let now = futures_util::stream::once(async move {
+            match crate::jobs::get(&db, &tenant, &id).await {
+                // Another tenant's job, or none: nothing, as for its changes.
+                Ok(found) => found.map(|row| Ok(row.job)),
+                Err(err) => Some(Err(crate::error::internal_error(
+                    &request_id,
+                    &anyhow::Error::new(err),
+                ))),
+            }
+        })
+        .filter_map(std::future::ready);
+        Ok(now.chain(changes))
     }
 
     /// The reservation after each of its changes (release, expiry, conversion).
