@@ -112,13 +112,23 @@ pub async fn relay_once(app: &AppState, limit: u64) -> Result<Vec<Published>, Db
     Ok(events)
 }
 
-/// Age in seconds of the oldest event not relayed yet (0 when none).
+/// Age in seconds of the oldest event not relayed yet (0 when none): the first pending one, in
+/// the order the relay takes them, through the partial index of pending events.
 pub async fn lag_seconds(db: &impl ConnectionTrait) -> Result<f64, DbErr> {
     let backend = db.get_database_backend();
+    // The relay's own order: `insert_seq` on Postgres, `rowid` on SQLite.
+    let order = if backend == sea_orm::DbBackend::Postgres {
+        "insert_seq"
+    } else {
+        "rowid"
+    };
     let row = db
         .query_one_raw(Statement::from_string(
             backend,
-            "SELECT min(created_at) AS oldest FROM outbox_events WHERE published_at IS NULL",
+            format!(
+                "SELECT created_at AS oldest FROM outbox_events WHERE published_at IS NULL \
+                 ORDER BY {order} LIMIT 1"
+            ),
         ))
         .await?;
     let oldest: Option<chrono::DateTime<Utc>> = match row {

@@ -285,7 +285,10 @@ async fn tenant_documents(
     }
 }
 
-/// Age in seconds of the oldest event not indexed yet, relayed or not (0 when none).
+/// Age in seconds of the oldest event not indexed yet, relayed or not (0 when none): the first
+/// after the cursor, found through the position index (a `min` over every event after the
+/// cursor read them all, and on a table without statistics the whole log: 72 ms a call under
+/// load).
 pub async fn lag_seconds(app: &AppState) -> Result<f64, DbErr> {
     let db = &app.background_db;
     let backend = db.get_database_backend();
@@ -297,7 +300,8 @@ pub async fn lag_seconds(app: &AppState) -> Result<f64, DbErr> {
             backend,
             dialect(
                 backend,
-                "SELECT min(created_at) AS oldest FROM outbox_events WHERE position > $1",
+                "SELECT created_at AS oldest FROM outbox_events WHERE position > $1 \
+                 ORDER BY position LIMIT 1",
             ),
             [cursor.into()],
         ))
