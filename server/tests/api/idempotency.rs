@@ -180,19 +180,12 @@ async fn keyed_stock_writes_store_their_answer_with_their_movements() {
     app.create_item("FOLD").await;
     app.create_location("A", false).await;
     app.create_location("B", false).await;
-    let statements = || {
-        app.state
-            .statements
-            .load(std::sync::atomic::Ordering::SeqCst)
-    };
     // Warm: the key is cached, the level exists.
     app.adjust("FOLD", "A", 10, None).await;
-    let before = statements();
-    app.adjust("FOLD", "A", 1, None).await;
-    let unkeyed = statements() - before;
-    let before = statements();
-    app.adjust("FOLD", "A", 1, Some("fold-adjust")).await;
-    let keyed = statements() - before;
+    let (unkeyed, _) = app.statements_of(app.adjust("FOLD", "A", 1, None)).await;
+    let (keyed, _) = app
+        .statements_of(app.adjust("FOLD", "A", 1, Some("fold-adjust")))
+        .await;
     // The claim, and on SQLite the store; on Postgres the store rides with the movements. (The
     // savepoint goes as unprepared text, which the counter does not see.)
     let extra = if app.state.is_postgres() { 1 } else { 2 };

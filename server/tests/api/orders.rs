@@ -663,20 +663,16 @@ async fn a_transition_of_forty_lines_costs_the_statements_of_two() {
     let counted = |field: &'static str, id: Value| {
         let app = &app;
         async move {
-            let before = app
-                .state
-                .statements
-                .load(std::sync::atomic::Ordering::SeqCst);
-            let payload = match field {
-                "allocate" => allocate(app, &id, false, Value::Null).await,
-                _ => ship(app, &id, Value::Null).await,
-            };
-            let after = app
-                .state
-                .statements
-                .load(std::sync::atomic::Ordering::SeqCst);
+            let (count, payload) = app
+                .statements_of(async {
+                    match field {
+                        "allocate" => allocate(app, &id, false, Value::Null).await,
+                        _ => ship(app, &id, Value::Null).await,
+                    }
+                })
+                .await;
             assert_eq!(codes(&payload), Vec::<String>::new(), "{payload}");
-            (after - before, payload)
+            (count, payload)
         }
     };
     let two = create_so(&app, lines(2, 2)).await;
@@ -743,18 +739,12 @@ async fn a_page_of_orders_with_lines_items_and_movements_has_no_n_plus_one() {
     let statements = |query: &'static str, field: &'static str, first: i64| {
         let app = &app;
         async move {
-            let before = app
-                .state
-                .statements
-                .load(std::sync::atomic::Ordering::SeqCst);
-            let (_, body) = app.gql(query, json!({ "first": first })).await;
-            let after = app
-                .state
-                .statements
-                .load(std::sync::atomic::Ordering::SeqCst);
+            let (count, (_, body)) = app
+                .statements_of(app.gql(query, json!({ "first": first })))
+                .await;
             let edges = body["data"][field]["edges"].as_array().unwrap().len();
             assert_eq!(edges as i64, first, "{body}");
-            after - before
+            count
         }
     };
     let two = statements(query, "purchaseOrders", 2).await;

@@ -125,6 +125,15 @@ impl TestApp {
         format!("{}{}", self.base, path)
     }
 
+    /// How many statements `work` sent through the app's pool, and what it returned. A
+    /// background worker's statement may land in the count; the savepoints and other text sent
+    /// unprepared are not counted.
+    pub async fn statements_of<T>(&self, work: impl std::future::Future<Output = T>) -> (u64, T) {
+        let before = self.state.statements.load(Ordering::SeqCst);
+        let out = work.await;
+        (self.state.statements.load(Ordering::SeqCst) - before, out)
+    }
+
     /// POSTs a GraphQL request with the tenant's key; returns the status and the JSON body.
     pub async fn gql(&self, query: &str, variables: Value) -> (StatusCode, Value) {
         self.gql_as(&self.key, query, variables).await
