@@ -1259,8 +1259,17 @@ async fn apply_deltas_at_once(
         let level = stock_level::Model::from_query_result(&row, "")?;
         after.insert((level.item_id.clone(), level.location_id.clone()), level);
     }
-    if after.len() != levels.len() {
+    if after.is_empty() {
         return Ok(None);
+    }
+    if after.len() != levels.len() {
+        // All or nothing by construction: a part means the statement is wrong, and going on
+        // change by change would apply that part twice.
+        return Err(DbErr::Custom(format!(
+            "{} of {} levels changed at once",
+            after.len(),
+            levels.len()
+        )));
     }
     // Each change's level is the final row less the changes after it on that level.
     let mut applied: Vec<Option<Applied>> = vec![None; entries.len()];
