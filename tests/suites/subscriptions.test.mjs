@@ -229,7 +229,7 @@ test("the same subscription works at ws://…/graphql (upgrade on the GraphQL pa
   assert.equal(stockLevel.sku, "TSHIRT-BLK-L");
 });
 
-test("purchaseOrderUpdated(id) emits the document when it changes, and only that document", async () => {
+test("purchaseOrderUpdated(id) opens with the document as it is, emits it when it changes, and only that document", async () => {
   const PO = `id number status version supplier lines { sku locationCode quantity outstanding received }`;
   const create = async (supplier, quantity) =>
     (
@@ -258,6 +258,8 @@ test("purchaseOrderUpdated(id) emits the document when it changes, and only that
   const sub = subscribe(ws, `subscription($id: ID!) { purchaseOrderUpdated(id: $id) { ${PO} } }`, { id: watched.id });
   try {
     await subscribed(server, base + 1, [sub]);
+    const opened = await waitFor(`purchaseOrderUpdated to open with ${watched.number}`, async () => sub.values("purchaseOrderUpdated")[0]);
+    assert.deepEqual(opened, watched, "the first message is the document as it is");
     await submit(unwatched);
     const submitted = await submit(watched);
     assert.equal(submitted.status, "ORDERED");

@@ -1,11 +1,13 @@
 //! GraphQL for events: the log (`events`), and the subscriptions that follow it live.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use async_graphql::connection::Connection;
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject, Subscription};
 use chrono::{DateTime, Utc};
 use futures_util::{Stream, StreamExt};
+use sea_orm::{DatabaseConnection, DbErr};
 use serde::de::DeserializeOwned;
 
 use super::orders::{PurchaseOrder, Reservation, ReturnOrder, SalesOrder, Transfer};
@@ -15,7 +17,7 @@ use crate::error::{ErrorCode, request_error};
 use crate::events::bus::Lagged;
 use crate::events::{self, LogFilter, Published};
 use crate::ledger::StockLevel;
-use crate::orders::Document;
+use crate::orders::{Document, Kind};
 
 /// One event of the tenant's log.
 #[derive(Clone)]
@@ -144,10 +146,10 @@ fn live(
     Ok(state(ctx)?.bus.stream(&tenant))
 }
 
-/// A stream of the documents one order document becomes.
+/// The documents one order document becomes, opening with the document as it is.
 fn document_stream<T, F>(
     ctx: &Context<'_>,
-    aggregate_type: &'static str,
+    kind: Kind,
     id: ID,
     wrap: F,
 ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<T>> + use<T, F>>
@@ -155,16 +157,55 @@ where
     T: Send + 'static,
     F: Fn(Document) -> T + Send + Sync + 'static,
 {
-    Ok(live(ctx)?.filter_map(move |item| {
-        let out = match item {
-            Err(lagged) => Some(Err(slow_consumer(lagged))),
-            Ok(e) if e.aggregate_type == aggregate_type && e.aggregate_id == id.as_str() => {
-                decode::<Document>(&e.data).map(|d| Ok(wrap(d)))
-            }
-            Ok(_) => None,
-        };
-        std::future::ready(out)
-    }))
+    let read = move |db: DatabaseConnection, tenant: String, id: String| async move {
+        crate::orders::get(&db, &tenant, kind, &id).await
+    };
+    Ok(now_then_changes(ctx, kind.as_str(), id, read)?.map(move |d| d.map(&wrap)))
+}
+
+/// One aggregate (a document, a job) as it is now, then after each of its changes. Things
+/// change on their own (a job runs, a reservation expires), so a client's read and its
+/// subscription can miss a change between them: listening starts before the read, so such a
+/// change shows twice, never not at all, and the last message is always the latest state.
+/// Another tenant's id, or an unknown one, gives nothing, as for its changes.
+fn now_then_changes<T, R, Fut>(
+    ctx: &Context<'_>,
+    aggregate_type: &'static str,
+    id: ID,
+    read: R,
+) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<T>> + use<T, R, Fut>>
+where
+    T: DeserializeOwned + Send + 'static,
+    R: FnOnce(DatabaseConnection, String, String) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<Option<T>, DbErr>> + Send + 'static,
+{
+    let changes = {
+        let id = id.clone();
+        live(ctx)?.filter_map(move |item| {
+            let out = match item {
+                Err(lagged) => Some(Err(slow_consumer(lagged))),
+                Ok(e) if e.aggregate_type == aggregate_type && e.aggregate_id == id.as_str() => {
+                    decode::<T>(&e.data).map(Ok)
+                }
+                Ok(_) => None,
+            };
+            std::future::ready(out)
+        })
+    };
+    let tenant = principal(ctx)?.tenant_id.clone();
+    let db = state(ctx)?.db.clone();
+    let request_id = crate::auth::request_id(ctx);
+    let now = futures_util::stream::once(async move {
+        match read(db, tenant, id.0).await {
+            Ok(found) => found.map(Ok),
+            Err(err) => Some(Err(crate::error::internal_error(
+                &request_id,
+                &anyhow::Error::new(err),
+            ))),
+        }
+    })
+    .filter_map(std::future::ready);
+    Ok(now.chain(changes))
 }
 
 fn decode<T: DeserializeOwned>(data: &serde_json::Value) -> Option<T> {
@@ -253,88 +294,64 @@ impl Subscription {
         }))
     }
 
-    /// The purchase order after each of its changes.
+    /// The purchase order as it is now, then after each of its changes.
     async fn purchase_order_updated(
         &self,
         ctx: &Context<'_>,
         id: ID,
     ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<PurchaseOrder>>> {
-        document_stream(ctx, "purchase_order", id, PurchaseOrder)
+        document_stream(ctx, Kind::PurchaseOrder, id, PurchaseOrder)
     }
 
-    /// The sales order after each of its changes.
+    /// The sales order as it is now, then after each of its changes.
     async fn sales_order_updated(
         &self,
         ctx: &Context<'_>,
         id: ID,
     ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<SalesOrder>>> {
-        document_stream(ctx, "sales_order", id, SalesOrder)
+        document_stream(ctx, Kind::SalesOrder, id, SalesOrder)
     }
 
-    /// The transfer after each of its changes.
+    /// The transfer as it is now, then after each of its changes.
     async fn transfer_updated(
         &self,
         ctx: &Context<'_>,
         id: ID,
     ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<Transfer>>> {
-        document_stream(ctx, "transfer", id, Transfer)
+        document_stream(ctx, Kind::Transfer, id, Transfer)
     }
 
-    /// The return order after each of its changes.
+    /// The return order as it is now, then after each of its changes.
     async fn return_order_updated(
         &self,
         ctx: &Context<'_>,
         id: ID,
     ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<ReturnOrder>>> {
-        document_stream(ctx, "return_order", id, ReturnOrder)
+        document_stream(ctx, Kind::Return, id, ReturnOrder)
     }
 
     /// The job as it is now, then after each of its changes: started, progress (at most every
-    /// second), completed, failed or cancelled. A job runs on its own, so it may change, or
-    /// end, between a client's read and its subscription: the first message closes that gap,
-    /// and the last message is always the job's latest state.
+    /// second), completed, failed or cancelled. The last message is always its latest state.
     async fn job_updated(
         &self,
         ctx: &Context<'_>,
         id: ID,
     ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<crate::jobs::Job>>> {
-        // Listening starts before the read: a change in between shows twice, never not at all.
-        let changes = {
-            let id = id.clone();
-            live(ctx)?.filter_map(move |item| {
-                let out = match item {
-                    Err(lagged) => Some(Err(slow_consumer(lagged))),
-                    Ok(e) if e.aggregate_type == "job" && e.aggregate_id == id.as_str() => {
-                        decode::<crate::jobs::Job>(&e.data).map(Ok)
-                    }
-                    Ok(_) => None,
-                };
-                std::future::ready(out)
-            })
+        let read = |db: DatabaseConnection, tenant: String, id: String| async move {
+            Ok(crate::jobs::get(&db, &tenant, &id)
+                .await?
+                .map(|row| row.job))
         };
-        let tenant = principal(ctx)?.tenant_id.clone();
-        let db = state(ctx)?.db.clone();
-        let request_id = crate::auth::request_id(ctx);
-        let now = futures_util::stream::once(async move {
-            match crate::jobs::get(&db, &tenant, &id).await {
-                // Another tenant's job, or none: nothing, as for its changes.
-                Ok(found) => found.map(|row| Ok(row.job)),
-                Err(err) => Some(Err(crate::error::internal_error(
-                    &request_id,
-                    &anyhow::Error::new(err),
-                ))),
-            }
-        })
-        .filter_map(std::future::ready);
-        Ok(now.chain(changes))
+        now_then_changes(ctx, "job", id, read)
     }
 
-    /// The reservation after each of its changes (release, expiry, conversion).
+    /// The reservation as it is now, then after each of its changes (release, expiry,
+    /// conversion).
     async fn reservation_updated(
         &self,
         ctx: &Context<'_>,
         id: ID,
     ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<Reservation>>> {
-        document_stream(ctx, "reservation", id, Reservation)
+        document_stream(ctx, Kind::Reservation, id, Reservation)
     }
 }
