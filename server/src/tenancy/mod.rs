@@ -52,11 +52,8 @@ pub async fn create(
     plan: &str,
     sandbox: bool,
 ) -> anyhow::Result<CreatedTenant> {
-    let name = name.trim();
-    anyhow::ensure!(
-        !name.is_empty() && name.chars().count() <= 200,
-        "a tenant name is 1 to 200 characters"
-    );
+    let name = crate::catalog::parse_text(name, &["name"], 200, true)
+        .map_err(|e| anyhow::anyhow!("a tenant name {}", e.message))?;
     let plan = parse_plan(plan)?;
     let tenant_id = ids::new_id(ids::TENANT);
     let now = Utc::now();

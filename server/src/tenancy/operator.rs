@@ -118,16 +118,11 @@ pub async fn create(
     request_id: &str,
     input: CreateTenantInput,
 ) -> Result<(Tenant, String), DomainError> {
-    let name = input.name.trim();
-    if name.is_empty() || name.chars().count() > 200 {
-        return Err(invalid(
-            &["input", "name"],
-            "a tenant name is 1 to 200 characters",
-        ));
-    }
+    let name = crate::catalog::parse_text(&input.name, &["input", "name"], 200, true)
+        .map_err(DomainError::user)?;
     let plan = super::parse_plan(input.plan.as_deref().unwrap_or("free"))
         .map_err(|e| invalid(&["input", "plan"], e.to_string()))?;
-    let created = super::create(txn, name, &plan, false)
+    let created = super::create(txn, &name, &plan, false)
         .await
         .map_err(DomainError::Internal)?;
     let tenant = get(txn, &created.tenant_id)

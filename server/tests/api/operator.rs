@@ -164,3 +164,44 @@ async fn the_operator_and_tenants_stay_on_their_sides() {
     assert_eq!(status, 401);
     plain.shutdown().await;
 }
+
+/// A tenant's name is text like any other: blanks, control characters (a NUL, which Postgres
+/// cannot store, or a newline) and overlong names are INVALID_INPUT, and no tenant is made.
+#[tokio::test]
+async fn a_tenant_name_with_control_characters_is_refused_and_nothing_is_made() {
+    let app = TestApp::spawn_with(|c| c.admin_token = Some(TOKEN.into())).await;
+    let list = "{ tenants(first: 100) { edges { node { id } } } }";
+    let count =
+        |body: &serde_json::Value| body["data"]["tenants"]["edges"].as_array().map(Vec::len);
+    let before = count(&app.gql_as(TOKEN, list, json!({})).await.1);
+    assert!(before.is_some());
+    for name in [
+        "tab\tin",
+        "Acme\nCorp",
+        "bell\u{7}",
+        "   ",
+        &"x".repeat(201),
+    ] {
+        let (status, body) = app
+            .gql_as(
+                TOKEN,
+                "mutation($n: String!) { createTenant(input: {name: $n}) { tenant { id } apiKey userErrors { code field } } }",
+                json!({ "n": name }),
+            )
+            .await;
+        assert_eq!(status, 200, "{name:?}: {body}");
+        let payload = &body["data"]["createTenant"];
+        assert_eq!(
+            payload["userErrors"],
+            json!([{ "code": "INVALID_INPUT", "field": ["input", "name"] }]),
+            "{name:?}: {body}"
+        );
+        assert!(
+            payload["tenant"].is_null() && payload["apiKey"].is_null(),
+            "{body}"
+        );
+    }
+    let after = count(&app.gql_as(TOKEN, list, json!({})).await.1);
+    assert_eq!(before, after, "a refused name made a tenant");
+    app.shutdown().await;
+}
