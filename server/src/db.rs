@@ -395,7 +395,8 @@ impl Write {
 /// Runs writes in order and answers how many rows the first one wrote. On Postgres they go as
 /// one statement of data-modifying CTEs (one round trip instead of one each; the first one
 /// returns a row per row it wrote, and the statement counts them), elsewhere one after the
-/// other. All of them or none, as ever.
+/// other. All of them or none, as ever. They must not write the same rows: data-modifying CTEs
+/// share one snapshot and do not see each other's changes.
 pub async fn write_together(db: &impl ConnectionTrait, writes: Vec<Write>) -> Result<u64, DbErr> {
     let Some(first) = writes.first() else {
         return Ok(0);
