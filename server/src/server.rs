@@ -66,9 +66,7 @@ pub async fn spawn_on(listener: TcpListener, state: AppState) -> anyhow::Result<
     // before them and the next in Redis would see two buckets.
     if state.limiter.uses_redis() {
         match crate::events::bus::channel_of(&state.background_db).await {
-            Ok(channel) => state
-                .limiter
-                .set_installation(channel.trim_start_matches(crate::events::bus::CHANNEL_PREFIX)),
+            Ok(channel) => state.limiter.name_from_channel(&channel),
             Err(err) => {
                 tracing::warn!(error = %err, "reading the installation id failed; limits run in process until it is known")
             }
@@ -222,9 +220,7 @@ async fn meter_flush(state: AppState, mut stop: watch::Receiver<bool>) {
             _ = stop.changed() => break,
         }
         if !named && let Some(channel) = state.bus.channel() {
-            state
-                .limiter
-                .set_installation(channel.trim_start_matches(crate::events::bus::CHANNEL_PREFIX));
+            state.limiter.name_from_channel(channel);
             named = true;
         }
         state.limiter.sync_counts().await;

@@ -240,8 +240,10 @@ impl Limiter {
         }
     }
 
-    /// Names this deployment's Redis keys; until it is known, limits run in process.
-    pub fn set_installation(&self, installation: &str) {
+    /// Names this deployment's Redis keys after its event channel (`twh:events:<installation
+    /// id>`, the bus's); until it is known, limits run in process.
+    pub fn name_from_channel(&self, channel: &str) {
+        let installation = channel.trim_start_matches(crate::events::bus::CHANNEL_PREFIX);
         let _ = self.prefix.set(format!("twh:{installation}:"));
     }
 
