@@ -43,13 +43,11 @@ URL="postgres://$PGUSER@$PGHOST:$PGPORT/$DB"
 PORT=18291
 API="http://127.0.0.1:$PORT"
 
-DATABASE_URL="$URL" "$TWH" migrate >/dev/null
+. bench/tenant.sh
+bench_tenant bench enterprise
 # PG_LOG=1: Postgres logs every statement of this database with its duration (to find where
 # the time goes; adds logging overhead, so not for the figures).
 if [ "${PG_LOG:-0}" = 1 ]; then psql -d postgres -qc "ALTER DATABASE $DB SET log_min_duration_statement = 0"; fi
-TENANT_JSON="$(DATABASE_URL="$URL" "$TWH" tenant create --name bench --plan enterprise)"
-KEY="$(printf '%s' "$TENANT_JSON" | python3 -c 'import json,sys; print(json.load(sys.stdin)["apiKey"])')"
-TENANT="$(printf '%s' "$TENANT_JSON" | python3 -c 'import json,sys; print(json.load(sys.stdin)["tenantId"])')"
 
 DATABASE_URL="$URL" TWH_BIND="127.0.0.1:$PORT" TWH_RATE_LIMITS=off TWH_DATA_DIR="$WORK/data" \
   TWH_JOB_WORKERS=1 TWH_JOB_BATCH_ROWS="$BATCH" TWH_RECONCILE_SCHEDULE=off RUST_LOG=warn \

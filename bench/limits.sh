@@ -41,10 +41,8 @@ cleanup() {
 trap cleanup EXIT
 URL="postgres://$PGUSER@$PGHOST:$PGPORT/$DB"
 
-DATABASE_URL="$URL" "$TWH" migrate >/dev/null
-TENANT_JSON="$(DATABASE_URL="$URL" "$TWH" tenant create --name bench --plan enterprise)"
-KEY="$(printf '%s' "$TENANT_JSON" | python3 -c 'import json,sys; print(json.load(sys.stdin)["apiKey"])')"
-TENANT="$(printf '%s' "$TENANT_JSON" | python3 -c 'import json,sys; print(json.load(sys.stdin)["tenantId"])')"
+. bench/tenant.sh
+bench_tenant bench enterprise
 psql -d "$DB" -qc "UPDATE tenants SET plan_overrides = '{\"requestsPerSecond\": 5000, \"burst\": 10000}' WHERE id = '$TENANT'"
 
 start() {

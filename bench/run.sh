@@ -40,11 +40,8 @@ cleanup() {
 trap cleanup EXIT
 URL="postgres://$PGUSER@$PGHOST:$PGPORT/$DB?sslmode=$PGSSLMODE"
 
-# The sandbox tenant is created on first start; the bench uses a tenant of its own.
-DATABASE_URL="$URL" "$TWH" migrate >/dev/null
-TENANT_JSON="$(DATABASE_URL="$URL" "$TWH" tenant create --name bench --plan scale)"
-KEY="$(printf '%s' "$TENANT_JSON" | python3 -c 'import json,sys; print(json.load(sys.stdin)["apiKey"])')"
-TENANT="$(printf '%s' "$TENANT_JSON" | python3 -c 'import json,sys; print(json.load(sys.stdin)["tenantId"])')"
+. bench/tenant.sh
+bench_tenant bench scale
 
 # Rate limits off (calls are still metered): the bench measures the server, not a plan's rate.
 GROUPED="${TWH_GROUP_COMMIT:-off}"

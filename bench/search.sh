@@ -21,6 +21,7 @@ export PGHOST PGPORT PGUSER
 
 cargo build --release -p twh-server -p twh-bench >&2
 TWH="$TARGET/release/twh"
+. bench/tenant.sh
 LOAD="$TARGET/release/twh-bench-search"
 MEILI_TOOL="${TWH_MEILISEARCH_TOOL:-../shared/tools/meilisearch}"
 [ -x "$MEILI_TOOL" ] || MEILI_TOOL=/work/shared/tools/meilisearch
@@ -64,10 +65,7 @@ for engine in ${ENGINES:-sqlite postgres meilisearch}; do
     for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$MEILI_PORT/health" >/dev/null && break; sleep 0.2; done
     extra=(MEILISEARCH_URL="http://127.0.0.1:$MEILI_PORT" MEILISEARCH_API_KEY="$MEILI_KEY" TWH_SEARCH_INDEX_PREFIX=bench_)
   fi
-  DATABASE_URL="$URL" "$TWH" migrate >/dev/null
-  TENANT_JSON="$(DATABASE_URL="$URL" "$TWH" tenant create --name "bench-search-$engine" --plan scale)"
-  KEY="$(python3 -c 'import json,sys; print(json.load(sys.stdin)["apiKey"])' <<<"$TENANT_JSON")"
-  TENANT="$(python3 -c 'import json,sys; print(json.load(sys.stdin)["tenantId"])' <<<"$TENANT_JSON")"
+  bench_tenant "bench-search-$engine" scale
   common=(--url "http://127.0.0.1:$PORT" --key "$KEY" --items "$ITEMS" --label "$engine" --seconds "${SECONDS_PER_RUN:-15}")
 
   start_server DATABASE_URL="$URL" "${extra[@]}"

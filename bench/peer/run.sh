@@ -63,10 +63,8 @@ cleanup() {
 trap cleanup EXIT
 URL="postgres://$PGUSER@$PGHOST:$PGPORT/$DB?sslmode=$PGSSLMODE"
 
-DATABASE_URL="$URL" "$TWH" migrate >/dev/null
-TENANT_JSON="$(DATABASE_URL="$URL" "$TWH" tenant create --name bench --plan scale)"
-KEY="$(printf '%s' "$TENANT_JSON" | python3 -c 'import json,sys; print(json.load(sys.stdin)["apiKey"])')"
-TENANT="$(printf '%s' "$TENANT_JSON" | python3 -c 'import json,sys; print(json.load(sys.stdin)["tenantId"])')"
+. ../tenant.sh
+bench_tenant bench scale
 
 # (From $WORK: the server keeps its artifacts under ./data.)
 (cd "$WORK" && DATABASE_URL="$URL" TWH_BIND="127.0.0.1:$TWH_PORT" TWH_DB_POOL_SIZE="$POOL" TWH_RATE_LIMITS=off RUST_LOG=warn exec "$TWH" serve) >"$WORK/twh.log" 2>&1 &
