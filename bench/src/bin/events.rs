@@ -493,6 +493,17 @@ async fn main() -> anyhow::Result<()> {
             println!("{baseline}");
             let loaded = subscription_run(&client, &args, args.subscriptions).await?;
             println!("{loaded}");
+            // A latency over some of the messages is no figure: fail rather than report it.
+            for run in [&baseline, &loaded] {
+                if run["messages"] != run["messages_expected"] {
+                    bail!(
+                        "{} of {} expected messages arrived at {} subscriptions (refused subscriptions? a slow consumer?)",
+                        run["messages"],
+                        run["messages_expected"],
+                        run["subscriptions"]
+                    );
+                }
+            }
             Ok(())
         }
         other => bail!("unknown mode {other}: use setup, webhooks or subscriptions"),
