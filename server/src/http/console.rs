@@ -67,22 +67,9 @@ pub fn routes<S: Clone + Send + Sync + 'static>(state: AppState) -> Router<S> {
         .with_state(state)
 }
 
-fn hardened(mut response: Response) -> Response {
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
-    );
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    headers.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    response
+/// The console's pages and files: its policy, and never in a frame.
+fn hardened(response: Response) -> Response {
+    super::own_page(response, CONTENT_SECURITY_POLICY, true)
 }
 
 /// Every screen is the one page; the app routes in the browser.

@@ -2,7 +2,7 @@
 //! time: pinned production builds (see `assets/graphiql/VERSIONS`), no CDN, a strict CSP.
 
 use axum::extract::Path;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 /// Scripts and styles only from this server; GraphiQL's editor sets inline styles and its
@@ -47,21 +47,9 @@ const ASSETS: [(&str, &str, &[u8]); 6] = [
     ),
 ];
 
-fn secured(mut response: Response) -> Response {
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
-    );
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    headers.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    response
+/// GraphiQL's page and files, under its policy.
+fn secured(response: Response) -> Response {
+    super::own_page(response, CONTENT_SECURITY_POLICY, false)
 }
 
 /// The GraphiQL page.

@@ -210,3 +210,27 @@ async fn metrics_handler() -> Response {
     )
         .into_response()
 }
+
+/// A page or file the server serves itself (the console, GraphiQL), with the headers such
+/// responses carry: its Content-Security-Policy, no MIME sniffing, no referrer, and with
+/// `deny_framing` no framing either.
+pub(crate) fn own_page(mut response: Response, csp: &'static str, deny_framing: bool) -> Response {
+    use axum::http::header;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(csp),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    if deny_framing {
+        headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    }
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    response
+}
