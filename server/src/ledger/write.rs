@@ -652,12 +652,13 @@ async fn set_up_to(
     apply(txn, cx, group, entries).await
 }
 
-/// Absolute sets of distinct levels, all at once: one INSERT makes the missing level rows, one
-/// SELECT locks every row (in key order, as `apply` locks them), the targets become deltas
-/// against the locked quantities (every stale `changeFromQuantity` is reported, not only the
-/// first), one UPDATE per state writes them, and `record` adds the movements and events. A
-/// set's target is within bounds by validation, so the floor and ceiling rules of
-/// `conditional_update` hold by construction once the row is locked.
+/// Absolute sets of distinct levels, all at once: one INSERT makes the missing level rows (on
+/// Postgres already holding their targets), one SELECT locks the rows that existed (in key
+/// order, as `apply` locks them), their targets become deltas against the locked quantities
+/// (every stale `changeFromQuantity` is reported, not only the first), one UPDATE per state
+/// writes them, and `record` adds the movements and events. A set's target is within bounds
+/// by validation, so the floor and ceiling rules of `conditional_update` hold by construction
+/// once the row is locked.
 async fn apply_sets_at_once(
     txn: &DatabaseTransaction,
     cx: &Context<'_>,
@@ -668,32 +669,28 @@ async fn apply_sets_at_once(
     let backend = txn.get_database_backend();
     let postgres = backend == sea_orm::DbBackend::Postgres;
     let now = Utc::now();
-    // On Postgres the batch travels as one JSON parameter joined through
-    // `json_to_recordset`: the planner then walks the primary key once per row, where a
-    // `VALUES` list of pairs is planned as a scan of every level of the tenant (a batch's
-    // cost grew with the size of the table), and one parameter binds faster than thousands.
-    let keys = if postgres {
-        let keys: Vec<LevelKey> = entries
-            .iter()
-            .map(|e| LevelKey {
-                i: &e.item.id,
-                l: &e.location.id,
-                q: None,
-            })
-            .collect();
-        Some(json_rows(&keys)?)
-    } else {
-        None
-    };
-    if let Some(keys) = &keys {
-        txn.execute_raw(sea_orm::Statement::from_sql_and_values(
-            backend,
-            "INSERT INTO stock_levels (tenant_id, item_id, location_id, updated_at) \
-             SELECT $1, r.i, r.l, $2 FROM json_to_recordset($3::json) AS r(i text, l text) \
-             ON CONFLICT (tenant_id, item_id, location_id) DO NOTHING",
-            [tenant_id.into(), now.into(), keys.clone()],
-        ))
-        .await?;
+    let mut errors = Vec::new();
+    let mut applied: Vec<Option<Applied>> = vec![None; entries.len()];
+    // The entries whose level this batch made (settled above, or refused).
+    let mut made = vec![false; entries.len()];
+    if postgres {
+        // A level the batch creates is written with its counted quantity (it held 0, and no
+        // one else sees it before the commit), so only the levels that existed are locked and
+        // updated below: a first stock load is one INSERT.
+        for (i, level) in insert_counted_levels(txn, tenant_id, now, &entries).await? {
+            made[i] = true;
+            let entry = &mut entries[i];
+            if entry.change_from.is_some_and(|expected| expected != 0) {
+                errors.push(stale(entry, 0));
+                continue;
+            }
+            entry.delta = entry.target.unwrap_or_default();
+            applied[i] = Some(if entry.delta == 0 {
+                Applied::Unchanged(level)
+            } else {
+                Applied::Moved(level)
+            });
+        }
     } else {
         let mut insert = Query::insert();
         insert.into_table("stock_levels").columns([
@@ -718,44 +715,62 @@ async fn apply_sets_at_once(
         txn.execute(&insert).await?;
     }
 
-    let select = if let Some(keys) = keys {
-        sea_orm::Statement::from_sql_and_values(
-            backend,
-            "SELECT s.* FROM stock_levels s \
-             JOIN json_to_recordset($2::json) AS r(i text, l text) \
-               ON s.item_id = r.i AND s.location_id = r.l \
-             WHERE s.tenant_id = $1 \
-             ORDER BY s.item_id COLLATE \"C\", s.location_id COLLATE \"C\" FOR UPDATE OF s",
-            [tenant_id.into(), keys],
-        )
-    } else {
-        let mut values: Vec<sea_orm::Value> = vec![tenant_id.into()];
-        let mut pairs = Vec::with_capacity(entries.len());
-        for e in &entries {
-            values.push(e.item.id.clone().into());
-            values.push(e.location.id.clone().into());
-            pairs.push(format!("(${}, ${})", values.len() - 1, values.len()));
-        }
-        sea_orm::Statement::from_sql_and_values(
-            backend,
-            format!(
-                "SELECT * FROM stock_levels WHERE tenant_id = $1 \
-                 AND (item_id, location_id) IN (VALUES {}) ORDER BY item_id, location_id",
-                pairs.join(", ")
-            ),
-            values,
-        )
-    };
+    // The levels that existed: locked in key order (as `apply` locks them), their targets
+    // made deltas against the locked quantities (every stale `changeFromQuantity` is reported,
+    // not only the first).
+    let existing: Vec<usize> = (0..entries.len()).filter(|&i| !made[i]).collect();
     let mut current: HashMap<(String, String), stock_level::Model> = HashMap::new();
-    for row in txn.query_all_raw(select).await? {
-        let level = stock_level::Model::from_query_result(&row, "")?;
-        current.insert((level.item_id.clone(), level.location_id.clone()), level);
+    if !existing.is_empty() {
+        // On Postgres the keys travel as one JSON parameter joined through
+        // `json_to_recordset`: the planner then walks the primary key once per row, where a
+        // `VALUES` list of pairs is planned as a scan of every level of the tenant (a batch's
+        // cost grew with the size of the table), and one parameter binds faster than
+        // thousands.
+        let select = if postgres {
+            let keys: Vec<LevelKey> = existing
+                .iter()
+                .map(|&i| LevelKey {
+                    i: &entries[i].item.id,
+                    l: &entries[i].location.id,
+                    q: None,
+                })
+                .collect();
+            sea_orm::Statement::from_sql_and_values(
+                backend,
+                "SELECT s.* FROM stock_levels s \
+                 JOIN json_to_recordset($2::json) AS r(i text, l text) \
+                   ON s.item_id = r.i AND s.location_id = r.l \
+                 WHERE s.tenant_id = $1 \
+                 ORDER BY s.item_id COLLATE \"C\", s.location_id COLLATE \"C\" FOR UPDATE OF s",
+                [tenant_id.into(), json_rows(&keys)?],
+            )
+        } else {
+            let mut values: Vec<sea_orm::Value> = vec![tenant_id.into()];
+            let mut pairs = Vec::with_capacity(existing.len());
+            for &i in &existing {
+                values.push(entries[i].item.id.clone().into());
+                values.push(entries[i].location.id.clone().into());
+                pairs.push(format!("(${}, ${})", values.len() - 1, values.len()));
+            }
+            sea_orm::Statement::from_sql_and_values(
+                backend,
+                format!(
+                    "SELECT * FROM stock_levels WHERE tenant_id = $1 \
+                     AND (item_id, location_id) IN (VALUES {}) ORDER BY item_id, location_id",
+                    pairs.join(", ")
+                ),
+                values,
+            )
+        };
+        for row in txn.query_all_raw(select).await? {
+            let level = stock_level::Model::from_query_result(&row, "")?;
+            current.insert((level.item_id.clone(), level.location_id.clone()), level);
+        }
     }
 
-    let mut errors = Vec::new();
     let mut changed: BTreeMap<&'static str, Vec<usize>> = BTreeMap::new();
-    let mut applied: Vec<Option<Applied>> = vec![None; entries.len()];
-    for (i, entry) in entries.iter_mut().enumerate() {
+    for i in existing {
+        let entry = &mut entries[i];
         let level = current
             .get(&(entry.item.id.clone(), entry.location.id.clone()))
             .ok_or_else(|| anyhow::anyhow!("stock level row missing right after its insert"))?;
@@ -837,6 +852,81 @@ async fn apply_sets_at_once(
     }
     let applied = applied.into_iter().flatten().collect();
     record(txn, cx, now, group, entries, applied).await
+}
+
+/// A new level of [`apply_sets_at_once`] as a row of a JSON recordset: its state's column and
+/// the quantity it starts with.
+#[derive(Serialize)]
+struct CountedLevel<'a> {
+    i: &'a str,
+    l: &'a str,
+    s: &'static str,
+    q: i64,
+}
+
+/// Postgres: inserts the levels of `entries` that do not exist yet, each holding its set's
+/// target (sequence and version 1, or 0 when the target is 0, which writes no movement), in
+/// key order; returns the index of each entry whose level it made, with that row. An entry
+/// whose `changeFromQuantity` is not 0 would be refused: its level starts at 0.
+async fn insert_counted_levels(
+    txn: &DatabaseTransaction,
+    tenant_id: &str,
+    now: DateTime<Utc>,
+    entries: &[Entry],
+) -> Result<Vec<(usize, stock_level::Model)>, DbErr> {
+    let mut rows: Vec<CountedLevel> = entries
+        .iter()
+        .map(|e| CountedLevel {
+            i: &e.item.id,
+            l: &e.location.id,
+            s: e.state.column(),
+            q: if e.change_from.is_none_or(|expected| expected == 0) {
+                e.target.unwrap_or_default()
+            } else {
+                0
+            },
+        })
+        .collect();
+    rows.sort_unstable_by(|a, b| (a.i, a.l).cmp(&(b.i, b.l)));
+    let quantities: Vec<String> = QuantityState::ALL
+        .iter()
+        .map(|s| format!("CASE WHEN r.s = '{0}' THEN r.q ELSE 0 END", s.column()))
+        .collect();
+    let columns: Vec<&str> = QuantityState::ALL.iter().map(|s| s.column()).collect();
+    let statement = sea_orm::Statement::from_sql_and_values(
+        sea_orm::DbBackend::Postgres,
+        format!(
+            "INSERT INTO stock_levels (tenant_id, item_id, location_id, {}, sequence, version, \
+               updated_at) \
+             SELECT $1, r.i, r.l, {}, CASE WHEN r.q = 0 THEN 0 ELSE 1 END, \
+               CASE WHEN r.q = 0 THEN 0 ELSE 1 END, $2 \
+             FROM json_to_recordset($3::json) AS r(i text, l text, s text, q bigint) \
+             ON CONFLICT (tenant_id, item_id, location_id) DO NOTHING \
+             RETURNING *",
+            columns.join(", "),
+            quantities.join(", "),
+        ),
+        [
+            tenant_id.into(),
+            now.into(),
+            json_rows(&rows).map_err(|e| DbErr::Custom(e.to_string()))?,
+        ],
+    );
+    let index: HashMap<(&str, &str), usize> = entries
+        .iter()
+        .enumerate()
+        .map(|(n, e)| ((e.item.id.as_str(), e.location.id.as_str()), n))
+        .collect();
+    let mut made = Vec::new();
+    for row in txn.query_all_raw(statement).await? {
+        let level = stock_level::Model::from_query_result(&row, "")?;
+        let n = index
+            .get(&(level.item_id.as_str(), level.location_id.as_str()))
+            .copied()
+            .ok_or_else(|| DbErr::Custom("a level was made that no change asked for".into()))?;
+        made.push((n, level));
+    }
+    Ok(made)
 }
 
 /// The common case, one change to an existing level, in one statement on Postgres: the

@@ -1029,3 +1029,97 @@ async fn a_large_count_import_writes_a_movement_and_an_event_per_level() {
     assert_eq!(done["status"], "SUCCEEDED", "{done}");
     assert_eq!(done["result"]["mismatches"], 0, "{done}");
 }
+
+/// A count batch mixing levels that exist with levels it creates: a new level is written
+/// holding its count (sequence 1, one movement), a count of 0 for a new level writes no
+/// movement, a `changeFromQuantity` other than 0 for a new level is stale (it held 0), the
+/// existing levels are set against their locked quantities, and the next reconciliation is
+/// clean.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_count_import_creates_levels_holding_their_counts_beside_existing_ones() {
+    let app = TestApp::spawn().await;
+    app.create_location("A1", false).await;
+    let items: String = (0..40).map(|i| format!("N{i},Item {i},,\n")).collect();
+    let done = import(
+        &app,
+        "IMPORT_ITEMS",
+        json!({}),
+        &format!("sku,name,barcode,unit\n{items}"),
+    )
+    .await;
+    assert_eq!(done["status"], "SUCCEEDED", "{done}");
+    for i in 0..10 {
+        app.adjust(&format!("N{i}"), "A1", 5, None).await;
+    }
+
+    let mut rows = String::from("sku,location,quantity,change_from_quantity\n");
+    for i in 0..40 {
+        let (quantity, change_from) = match i {
+            0 => (20, "5"),  // exists, counted against the right quantity
+            1 => (20, "4"),  // exists, stale
+            10 => (10, "0"), // new, counted against 0: right
+            11 => (11, "3"), // new, stale: it held 0
+            12 => (0, ""),   // new, counted 0: nothing moves
+            i if i < 10 => (20, ""),
+            i => (i, ""),
+        };
+        rows.push_str(&format!("N{i},A1,{quantity},{change_from}\n"));
+    }
+    let done = import(
+        &app,
+        "IMPORT_STOCK_COUNTS",
+        json!({ "errorPolicy": "REJECT_FAILED_ROWS" }),
+        &rows,
+    )
+    .await;
+    assert_eq!(done["status"], "SUCCEEDED", "{done}");
+    assert_eq!(
+        (
+            done["result"]["changed"].as_i64(),
+            done["result"]["unchanged"].as_i64(),
+            done["result"]["failed"].as_i64()
+        ),
+        (Some(37), Some(1), Some(2)),
+        "{done}"
+    );
+    let failed: Vec<i64> = done["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["row"].as_i64().unwrap())
+        .collect();
+    assert_eq!(failed, vec![2, 12], "the rows of N1 and N11: {done}");
+    for (sku, available, sequence) in [
+        ("N0", 20, 2),
+        ("N1", 5, 1),
+        ("N9", 20, 2),
+        ("N10", 10, 1),
+        ("N11", 0, 0),
+        ("N12", 0, 0),
+        ("N39", 39, 1),
+    ] {
+        let level = app.level(sku, "A1").await;
+        assert_eq!(
+            (level["available"].as_i64(), level["sequence"].as_i64()),
+            (Some(available), Some(sequence)),
+            "{sku}: {level}"
+        );
+    }
+    let uri = format!("twh://jobs/{}", done["id"].as_str().unwrap());
+    let agreeing = count(
+        &app,
+        &format!(
+            "SELECT COUNT(*) FROM movements m JOIN stock_levels s ON s.tenant_id = m.tenant_id \
+             AND s.item_id = m.item_id AND s.location_id = m.location_id \
+             WHERE m.reference_document_uri = '{uri}' \
+             AND m.quantity_after = s.available AND m.sequence = s.sequence"
+        ),
+    )
+    .await;
+    assert_eq!(agreeing, 37);
+
+    let id = start(&app, "RECONCILE", json!({}), None).await;
+    let done = finished(&app, &id).await;
+    assert_eq!(done["status"], "SUCCEEDED", "{done}");
+    assert_eq!(done["result"]["mismatches"], 0, "{done}");
+}
