@@ -121,14 +121,29 @@ print(json.dumps({"label": label, "clients": clients, "throughput_per_s": tps, "
 PY
 }
 
+# PGSS=1 (Postgres started with shared_preload_libraries=pg_stat_statements): the statements
+# that took the most of Postgres' time in each GraphQL run of the last round, background work
+# (relay, search indexer) included, are printed after the table.
+if [ "${PGSS:-0}" = 1 ]; then psql -d "$DB" -qc "CREATE EXTENSION IF NOT EXISTS pg_stat_statements"; fi
+pgss_reset() { if [ "${PGSS:-0}" = 1 ]; then psql -d "$DB" -qAtc "SELECT pg_stat_statements_reset()" >/dev/null; fi; }
+pgss_dump() {
+  [ "${PGSS:-0}" = 1 ] || return 0
+  psql -d "$DB" -P pager=off -c "SELECT calls, round(total_exec_time::numeric / 1000, 2) AS total_s, \
+      round(mean_exec_time::numeric, 3) AS mean_ms, rows, left(regexp_replace(query, '\s+', ' ', 'g'), 120) AS statement \
+    FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+    ORDER BY total_exec_time DESC LIMIT 20" >"$WORK/$1.pgss"
+}
+
 run_graphql() {
   local label="$1" skus="$2" pg_before pg_after server_before server_after
   shift 2
+  pgss_reset
   pg_before="$(pg_ticks)"
   server_before="$(proc_ticks "$SERVER_PID")"
   "$LOAD" --url "http://127.0.0.1:$PORT" --key "$KEY" --clients "$CLIENTS" --seconds "$DURATION" --skus "$skus" --label "$label" "$@" >"$WORK/$label.json"
   pg_after="$(pg_ticks)"
   server_after="$(proc_ticks "$SERVER_PID")"
+  pgss_dump "$label"
   # The server and Postgres are sampled around the whole run (warm-up included), so their CPU is
   # divided by every applied call; the generator measures itself over the timed window.
   python3 - "$WORK/$label.json" "$(( (server_after - server_before) * TICK_MS ))" "$(( (pg_after - pg_before) * TICK_MS ))" <<'PY'
@@ -233,3 +248,10 @@ for kind, what in (("lookup", "stockLevel(sku, locationCode)"), ("page", "stockL
     print(f"| graphql-{kind}: {what}, one statement | {skus} | {pool} (pool) | {med(g, 'throughput_per_s'):.0f} | {med(g, 'p50_ms'):.2f} | {med(g, 'p99_ms'):.2f} | **{med(g, 'throughput_per_s') / base:.2f}** of pgbench-{kind} | {sum(r['failed'] for r in g)} failed | {cpu_split(g)} | {per_round(g)} |")
     print(f"| pgbench-{kind}: that SELECT | {skus} | {clients} | {base:.0f} | {med(b, 'p50_ms'):.2f} | {med(b, 'p99_ms'):.2f} | 1.00 | {sum(r['failed'] for r in b)} failed | {cpu_split(b)} | {per_round(b)} |")
 PY
+if [ "${PGSS:-0}" = 1 ]; then
+  for f in "$WORK"/graphql-*.pgss; do
+    printf '\n#### Postgres time by statement, %s (last round)\n\n```\n' "$(basename "$f" .pgss)"
+    cat "$f"
+    printf '```\n'
+  done
+fi

@@ -20,6 +20,51 @@ const CANDIDATES: u64 = 2000;
 const COLUMNS: &str = "doc_id, tenant_id, doc_type, title, code, code_key, barcode, body, \
                        status, location_codes, in_stock, available, updated_at";
 
+/// Postgres: the stock fields of item documents (`available`, `in_stock`, `location_codes`,
+/// as [`super::documents`] derives them from the levels) brought up to date in one statement,
+/// for items whose levels changed and nothing else. A document already right is not written,
+/// and the fields it writes are in no index, so the row can be updated in place (HOT): the
+/// trigram index is not touched. Returns how many documents changed.
+///
+/// Every look-up goes by id from the list (`OFFSET 0` keeps each one a lookup by primary key):
+/// on tables without statistics the planner takes a tenant for a handful of rows and would
+/// otherwise scan all its documents or levels for every round. The update finds its rows by
+/// `ctid`, read in the same statement; only the indexer, holding its cursor row, writes them.
+pub async fn refresh_stock(
+    txn: &impl ConnectionTrait,
+    tenant_id: &str,
+    item_ids: &[String],
+) -> Result<u64, DbErr> {
+    if item_ids.is_empty() {
+        return Ok(0);
+    }
+    let ids = serde_json::to_string(item_ids).map_err(|e| DbErr::Custom(e.to_string()))?;
+    let done = txn
+        .execute_raw(Statement::from_sql_and_values(
+            DatabaseBackend::Postgres,
+            "WITH t AS (SELECT d.row_id, a.available, a.codes \
+               FROM json_array_elements_text($2::json) AS k(id) \
+               CROSS JOIN LATERAL (SELECT ctid AS row_id, available, in_stock, location_codes \
+                 FROM search_documents WHERE tenant_id = $1 AND doc_id = k.id OFFSET 0) d \
+               CROSS JOIN LATERAL (SELECT CAST(GREATEST(LEAST(COALESCE(SUM(l.available), 0), \
+                   9223372036854775807), -9223372036854775808) AS BIGINT) AS available, \
+                   COALESCE('|' || string_agg(c.code, '|' ORDER BY c.code) \
+                     FILTER (WHERE l.available > 0) || '|', '|') AS codes \
+                 FROM stock_levels l \
+                 CROSS JOIN LATERAL (SELECT code FROM locations \
+                   WHERE tenant_id = $1 AND id = l.location_id OFFSET 0) c \
+                 WHERE l.tenant_id = $1 AND l.item_id = k.id) a \
+               WHERE (d.available, d.in_stock, d.location_codes) \
+                 IS DISTINCT FROM (a.available, a.available > 0, a.codes)) \
+             UPDATE search_documents s SET available = t.available, \
+               in_stock = t.available > 0, location_codes = t.codes \
+             FROM t WHERE s.ctid = t.row_id",
+            [tenant_id.into(), ids.into()],
+        ))
+        .await?;
+    Ok(done.rows_affected())
+}
+
 /// Writes documents (insert or replace) and deletes others, in the caller's transaction.
 pub async fn apply(
     txn: &impl ConnectionTrait,

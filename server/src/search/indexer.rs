@@ -117,14 +117,23 @@ pub async fn index_once(app: &AppState) -> Result<usize, SearchError> {
         }
         return Ok(0);
     }
+    // On Postgres' built-in engine an item whose levels changed, and nothing else, gets only
+    // its stock fields refreshed (`stocked`); everything else is rebuilt (`touched`).
+    let refresh_stock = postgres && matches!(app.search.engine, Engine::Embedded);
     let mut touched: BTreeMap<String, BTreeSet<DocRef>> = BTreeMap::new();
+    let mut stocked: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut last = cursor;
     for row in &rows {
         let tenant: String = row.try_get("", "tenant_id")?;
         let aggregate_type: String = row.try_get("", "aggregate_type")?;
         let aggregate_id: String = row.try_get("", "aggregate_id")?;
         last = last.max(row.try_get::<i64>("", "position")?);
-        if let Some(doc) = DocRef::from_event(&aggregate_type, &aggregate_id) {
+        let Some(doc) = DocRef::from_event(&aggregate_type, &aggregate_id) else {
+            continue;
+        };
+        if refresh_stock && aggregate_type == "stock_level" {
+            stocked.entry(tenant).or_default().insert(doc.id);
+        } else {
             touched.entry(tenant).or_default().insert(doc);
         }
     }
@@ -135,6 +144,23 @@ pub async fn index_once(app: &AppState) -> Result<usize, SearchError> {
                 let (docs, gone) = documents::build(&txn, tenant, refs).await?;
                 embedded::apply(&txn, tenant, &docs, &gone).await?;
                 written += docs.len() + gone.len();
+            }
+            for (tenant, items) in &stocked {
+                // A document rebuilt above is already up to date.
+                let rebuilt = touched.get(tenant);
+                let items: Vec<String> = items
+                    .iter()
+                    .filter(|id| {
+                        rebuilt.is_none_or(|refs| {
+                            !refs.contains(&DocRef {
+                                doc_type: super::SearchType::Item,
+                                id: (*id).clone(),
+                            })
+                        })
+                    })
+                    .cloned()
+                    .collect();
+                written += embedded::refresh_stock(&txn, tenant, &items).await? as usize;
             }
             write_cursor(&txn, name, last).await?;
             txn.commit().await?;

@@ -1009,3 +1009,46 @@ async fn with_meilisearch_down_writes_go_on_and_the_index_catches_up() {
     );
     settle(&app).await;
 }
+
+/// An item indexed before its stock moved: stock changes alone (on Postgres a refresh of the
+/// document's stock fields, not a rebuild) keep its quantity, stock flag and locations right as
+/// levels fill and empty, and its text still finds it.
+#[tokio::test]
+async fn stock_changes_alone_keep_an_indexed_items_stock_fields_right() {
+    let app = TestApp::spawn().await;
+    app.create_location("WH-A", false).await;
+    app.create_location("WH-B", false).await;
+    create_item(&app, "KTL-01", "Copper Kettle", None).await;
+    settle(&app).await;
+    let hit = |r: &Value| {
+        (
+            r["hits"][0]["available"].as_i64(),
+            r["hits"][0]["inStock"].as_bool(),
+            r["hits"][0]["locationCodes"].clone(),
+        )
+    };
+    assert_eq!(
+        hit(&search(&app, "kettle", json!({})).await),
+        (Some(0), Some(false), json!([]))
+    );
+
+    for (location, delta, available, in_stock, codes) in [
+        ("WH-B", 3, 3, true, json!(["WH-B"])),
+        ("WH-A", 2, 5, true, json!(["WH-A", "WH-B"])),
+        ("WH-A", -2, 3, true, json!(["WH-B"])),
+        ("WH-B", -3, 0, false, json!([])),
+    ] {
+        let adjusted = app.adjust("KTL-01", location, delta, None).await;
+        assert_eq!(adjusted["userErrors"], json!([]), "{adjusted}");
+        settle(&app).await;
+        let found = search(&app, "copper kettle", json!({})).await;
+        assert_eq!(codes_of(&found), ["KTL-01"]);
+        assert_eq!(
+            hit(&found),
+            (Some(available), Some(in_stock), codes),
+            "after {delta} at {location}"
+        );
+        let in_stock_only = search(&app, "kettle", json!({ "filter": { "inStock": true } })).await;
+        assert_eq!(in_stock_only["totalCount"], i64::from(in_stock));
+    }
+}
