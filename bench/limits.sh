@@ -12,7 +12,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-TARGET="${CARGO_TARGET_DIR:-$HOME/.cache/twh-target}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/twh-target}"
+TARGET="$CARGO_TARGET_DIR"
 CLIENTS="${CLIENTS:-32}"
 DURATION="${DURATION:-15}"
 ROUNDS="${ROUNDS:-3}"

@@ -10,7 +10,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-TARGET="${CARGO_TARGET_DIR:-$HOME/.cache/twh-target}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/twh-target}"
+TARGET="$CARGO_TARGET_DIR"
 CLIENTS="${CLIENTS:-32}"
 DURATION="${DURATION:-20}"
 SKUS="${SKUS:-1000}"
@@ -58,6 +59,10 @@ fi
 
 # Create the SKUs and the location through the API (a 1-second run that also warms up).
 "$LOAD" --url "http://127.0.0.1:$PORT" --key "$KEY" --clients "$CLIENTS" --seconds 1 --skus "$SKUS" --setup --label setup >/dev/null
+
+# ANALYZE=1: statistics for every table once the data is in (autovacuum is off on these
+# machines, so by default the runs plan on tables that have none).
+if [ "${ANALYZE:-0}" = 1 ]; then psql -d "$DB" -qc "ANALYZE"; fi
 
 BENCH_LOCATION="$(psql -d "$DB" -qAt -c "SELECT id FROM locations WHERE tenant_id = '$TENANT' AND code = 'BENCH-WH'")"
 
