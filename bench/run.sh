@@ -26,7 +26,8 @@ PGSSLMODE="${PGSSLMODE:-prefer}"
 export PGHOST PGPORT PGUSER PGSSLMODE
 
 cargo build --release -p twh-server -p twh-bench >&2
-TWH="$TARGET/release/twh"
+# TWH_BENCH_BIN: a server binary built elsewhere (an earlier commit, to compare in one session).
+TWH="${TWH_BENCH_BIN:-$TARGET/release/twh}"
 LOAD="$TARGET/release/twh-bench"
 
 DB="twh_bench_$(date +%s)"

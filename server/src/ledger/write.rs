@@ -1271,7 +1271,7 @@ async fn apply(
 }
 
 /// Several relative changes (a document's lines, a multi-line adjust or move) on Postgres, in
-/// one statement instead of one per change: the levels are locked in the order `apply` locks
+/// two statements instead of one per change: the levels are locked in the order `apply` locks
 /// them, the changes to one level are summed per state, and every rule `conditional_update`
 /// applies to each change in turn is checked against the locked row (the lowest and the
 /// highest point each state passes through). All of it or nothing: `None` when any level is
@@ -1334,14 +1334,51 @@ async fn apply_deltas_at_once(
         }
         rows.push(serde_json::Value::Object(row));
     }
+    // First lock every level by its key, in lock order (the rows' order), and judge each
+    // state's running floor and ceiling against it; then write them all by row address, under
+    // those locks. Two statements so that each look-up goes by primary key whatever the
+    // planner believes of the tables (without statistics it takes a tenant for a handful of
+    // rows, and one statement joining the changes to their levels scanned all the tenant's).
+    let locked = txn
+        .query_all_raw(sea_orm::Statement::from_sql_and_values(
+            sea_orm::DbBackend::Postgres,
+            LOCK_DELTAS_SQL.as_str(),
+            [
+                tenant_id.into(),
+                json_rows(&rows).map_err(|e| DbErr::Custom(e.to_string()))?,
+            ],
+        ))
+        .await?;
+    let mut row_ids: HashMap<(String, String), String> = HashMap::new();
+    for row in &locked {
+        if !row.try_get::<bool>("", "ok")? {
+            // A rule refuses: change by change gives the exact error.
+            return Ok(None);
+        }
+        row_ids.insert(
+            (row.try_get("", "i")?, row.try_get("", "l")?),
+            row.try_get("", "row_id")?,
+        );
+    }
+    if row_ids.len() != levels.len() {
+        // A level row is missing: change by change creates it.
+        return Ok(None);
+    }
+    for (row, indexes) in rows.iter_mut().zip(&levels) {
+        let first = &entries[indexes[0]];
+        let row_id = row_ids
+            .remove(&(first.item.id.clone(), first.location.id.clone()))
+            .ok_or_else(|| DbErr::Custom("a level was locked twice".into()))?;
+        if let serde_json::Value::Object(row) = row {
+            row.insert("t".into(), row_id.into());
+        }
+    }
     let statement = sea_orm::Statement::from_sql_and_values(
         sea_orm::DbBackend::Postgres,
-        DELTAS_SQL.as_str(),
+        UPDATE_DELTAS_SQL.as_str(),
         [
-            tenant_id.into(),
             json_rows(&rows).map_err(|e| DbErr::Custom(e.to_string()))?,
             now.into(),
-            (levels.len() as i64).into(),
         ],
     );
     let mut after: HashMap<(String, String), stock_level::Model> = HashMap::new();
@@ -1349,11 +1386,8 @@ async fn apply_deltas_at_once(
         let level = stock_level::Model::from_query_result(&row, "")?;
         after.insert((level.item_id.clone(), level.location_id.clone()), level);
     }
-    if after.is_empty() {
-        return Ok(None);
-    }
     if after.len() != levels.len() {
-        // All or nothing by construction: a part means the statement is wrong, and going on
+        // Every locked row is written: a part means the statement is wrong, and going on
         // change by change would apply that part twice.
         return Err(DbErr::Custom(format!(
             "{} of {} levels changed at once",
@@ -1378,45 +1412,88 @@ async fn apply_deltas_at_once(
     Ok(Some(applied.into_iter().flatten().collect()))
 }
 
-/// The statement of [`apply_deltas_at_once`]: $1 tenant, $2 the levels' changes (JSON rows of
-/// `i`, `l`, `n` changes and, per state, `d_` the sum, `lo_` and `hi_` the lowest and highest
-/// running sum, absent when no rule applies), $3 the time, $4 how many levels.
-static DELTAS_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    let columns: Vec<&str> = QuantityState::ALL.iter().map(|s| s.column()).collect();
-    let defined: Vec<String> = columns
+/// The columns of [`apply_deltas_at_once`]'s JSON rows: `i`, `l`, `n` changes and, per state,
+/// `d_` the sum, `lo_` and `hi_` the lowest and highest running sum (absent when no rule
+/// applies); the update's rows also carry `t`, the locked row's address.
+fn delta_columns() -> String {
+    QuantityState::ALL
         .iter()
-        .map(|c| format!("d_{c} bigint, lo_{c} bigint, hi_{c} bigint"))
-        .collect();
+        .map(|s| {
+            let c = s.column();
+            format!("d_{c} bigint, lo_{c} bigint, hi_{c} bigint")
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Locks the levels of [`apply_deltas_at_once`] in the rows' order, each by its key (`OFFSET 0`
+/// keeps every look-up a look-up), answering per level its row address and whether every rule
+/// holds. $1 tenant, $2 the rows.
+static LOCK_DELTAS_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let columns: Vec<&str> = QuantityState::ALL.iter().map(|s| s.column()).collect();
     let rules: Vec<String> = columns
         .iter()
         .map(|c| {
             format!(
-                "(r.lo_{c} IS NULL OR cur.{c} + r.lo_{c} >= 0) \
-                 AND (r.hi_{c} IS NULL OR cur.{c} + r.hi_{c} <= {MAX_QUANTITY})"
+                "(r.lo_{c} IS NULL OR s.{c} + r.lo_{c} >= 0) \
+                 AND (r.hi_{c} IS NULL OR s.{c} + r.hi_{c} <= {MAX_QUANTITY})"
             )
         })
         .collect();
-    let sets: Vec<String> = columns
-        .iter()
-        .map(|c| format!("{c} = s.{c} + COALESCE(r.d_{c}, 0)"))
-        .collect();
-    // `cur` locks in byte order of the ids, as `apply` sorts them; `ok` counts the levels
-    // whose every rule holds, and the UPDATE writes only when that is all of them.
     format!(
-        "WITH r AS (SELECT * FROM json_to_recordset($2::json) AS r(i text, l text, n bigint, {})), \
-         cur AS (SELECT s.* FROM stock_levels s JOIN r ON s.item_id = r.i AND s.location_id = r.l \
-           WHERE s.tenant_id = $1 \
-           ORDER BY s.item_id COLLATE \"C\", s.location_id COLLATE \"C\" FOR UPDATE OF s), \
-         ok AS (SELECT COUNT(*) AS n FROM cur JOIN r ON cur.item_id = r.i AND cur.location_id = r.l \
-           WHERE {}) \
-         UPDATE stock_levels s SET {}, sequence = s.sequence + r.n, version = s.version + r.n, \
-           updated_at = $3 \
-         FROM r WHERE s.tenant_id = $1 AND s.item_id = r.i AND s.location_id = r.l \
-           AND (SELECT n FROM ok) = $4 \
-         RETURNING s.*",
-        defined.join(", "),
+        "SELECT r.i, r.l, CAST(s.row_id AS text) AS row_id, ({}) AS ok \
+         FROM json_to_recordset($2::json) AS r(i text, l text, n bigint, {}) \
+         CROSS JOIN LATERAL (SELECT ctid AS row_id, {} FROM stock_levels \
+           WHERE tenant_id = $1 AND item_id = r.i AND location_id = r.l OFFSET 0 FOR UPDATE) s",
         rules.join(" AND "),
+        delta_columns(),
+        columns.join(", "),
+    )
+});
+
+/// The statement locking levels for a group of relative changes on Postgres (see
+/// [`apply_deltas_at_once`]), with each level taking one away from `available`: for tests of
+/// its plan.
+#[doc(hidden)]
+pub fn lock_deltas_statement(tenant_id: &str, levels: &[(&str, &str)]) -> sea_orm::Statement {
+    let rows: Vec<serde_json::Value> = levels
+        .iter()
+        .map(|(item, location)| {
+            serde_json::json!({
+                "i": item, "l": location, "n": 1,
+                "d_available": -1, "lo_available": -1, "hi_available": -1,
+            })
+        })
+        .collect();
+    sea_orm::Statement::from_sql_and_values(
+        sea_orm::DbBackend::Postgres,
+        LOCK_DELTAS_SQL.as_str(),
+        [
+            tenant_id.into(),
+            serde_json::Value::Array(rows).to_string().into(),
+        ],
+    )
+}
+
+/// Writes the levels [`LOCK_DELTAS_SQL`] locked, by row address (`t`): the rows cannot have
+/// moved, since this transaction holds their locks. $1 the rows, $2 the time.
+static UPDATE_DELTAS_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let sets: Vec<String> = QuantityState::ALL
+        .iter()
+        .map(|s| {
+            let c = s.column();
+            format!("{c} = s.{c} + COALESCE(r.d_{c}, 0)")
+        })
+        .collect();
+    format!(
+        "UPDATE stock_levels s SET {}, sequence = s.sequence + r.n, version = s.version + r.n, \
+           updated_at = $2 \
+         FROM json_to_recordset($1::json) AS r(t tid, n bigint, {}) \
+         WHERE s.ctid = ANY(ARRAY(SELECT x.t FROM json_to_recordset($1::json) AS x(t tid))) \
+           AND s.ctid = r.t \
+         RETURNING s.*",
         sets.join(", "),
+        delta_columns(),
     )
 });
 

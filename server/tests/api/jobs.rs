@@ -592,9 +592,7 @@ async fn exports_and_reports_write_csv_artifacts() {
 async fn a_reconcile_job_finds_tampering_and_a_repair_makes_the_next_run_clean() {
     let app = TestApp::spawn().await;
     stock(&app).await;
-    let id = start(&app, "RECONCILE", json!({}), None).await;
-    let done = finished(&app, &id).await;
-    assert_eq!(done["result"]["mismatches"], 0, "{done}");
+    assert_eq!(reconcile_mismatches(&app).await, 0);
 
     app.state
         .db
@@ -648,9 +646,7 @@ async fn a_reconcile_job_finds_tampering_and_a_repair_makes_the_next_run_clean()
     assert_eq!(repair["unrepaired"], json!([]));
     assert_eq!(app.level("A", "WH").await["available"], 15);
 
-    let id = start(&app, "RECONCILE", json!({}), None).await;
-    let done = finished(&app, &id).await;
-    assert_eq!(done["result"]["mismatches"], 0, "{done}");
+    assert_eq!(reconcile_mismatches(&app).await, 0);
     // Writes go on after the repair with the next sequence number.
     let after = app.adjust("A", "WH", 1, None).await;
     assert_eq!(after["movements"][0]["sequence"], 3, "{after}");
@@ -957,6 +953,43 @@ async fn expired_artifacts_are_deleted_with_their_bytes() {
     assert_eq!((status, text.as_str()), (StatusCode::OK, "sku\nA\n"));
 }
 
+/// Runs a reconciliation job; returns how many mismatches it found.
+async fn reconcile_mismatches(app: &TestApp) -> Value {
+    let id = start(app, "RECONCILE", json!({}), None).await;
+    let done = finished(app, &id).await;
+    assert_eq!(done["status"], "SUCCEEDED", "{done}");
+    done["result"]["mismatches"].clone()
+}
+
+/// A stock-count import under `REJECT_FAILED_ROWS`, which must succeed (bad rows aside).
+async fn import_counts(app: &TestApp, rows: &str) -> Value {
+    let done = import(
+        app,
+        "IMPORT_STOCK_COUNTS",
+        json!({ "errorPolicy": "REJECT_FAILED_ROWS" }),
+        rows,
+    )
+    .await;
+    assert_eq!(done["status"], "SUCCEEDED", "{done}");
+    done
+}
+
+/// The movements of an import job whose quantity after and sequence are their level's now
+/// (`and` narrows them further).
+async fn movements_agreeing_with_levels(app: &TestApp, job: &Value, and: &str) -> i64 {
+    let uri = format!("twh://jobs/{}", job["id"].as_str().unwrap());
+    count(
+        app,
+        &format!(
+            "SELECT COUNT(*) FROM movements m JOIN stock_levels s ON s.tenant_id = m.tenant_id \
+             AND s.item_id = m.item_id AND s.location_id = m.location_id \
+             WHERE m.reference_document_uri = '{uri}' \
+             AND m.quantity_after = s.available AND m.sequence = s.sequence{and}"
+        ),
+    )
+    .await
+}
+
 /// A batch big enough for the bulk path (on Postgres its rows travel as JSON parameters): one
 /// movement and one `stock.changed` event per changed level, each movement agreeing with its
 /// level, a stale row refused on its own, and the next reconciliation clean.
@@ -984,14 +1017,7 @@ async fn a_large_count_import_writes_a_movement_and_an_event_per_level() {
             rows.push_str(&format!("L{i},{code},{},{change_from}\n", i * 2 + l + 1));
         }
     }
-    let done = import(
-        &app,
-        "IMPORT_STOCK_COUNTS",
-        json!({ "errorPolicy": "REJECT_FAILED_ROWS" }),
-        &rows,
-    )
-    .await;
-    assert_eq!(done["status"], "SUCCEEDED", "{done}");
+    let done = import_counts(&app, &rows).await;
     assert_eq!(
         (
             done["result"]["changed"].as_i64(),
@@ -1004,16 +1030,10 @@ async fn a_large_count_import_writes_a_movement_and_an_event_per_level() {
     assert_eq!(app.level("L7", "A1").await["available"], 5);
     assert_eq!(app.level("L99", "B1").await["available"], 200);
 
-    let uri = format!("twh://jobs/{}", done["id"].as_str().unwrap());
-    let agreeing = count(
+    let agreeing = movements_agreeing_with_levels(
         &app,
-        &format!(
-            "SELECT COUNT(*) FROM movements m JOIN stock_levels s ON s.tenant_id = m.tenant_id \
-             AND s.item_id = m.item_id AND s.location_id = m.location_id \
-             WHERE m.reference_document_uri = '{uri}' AND m.reason = 'cycle_count' \
-             AND m.quantity_after = s.available AND m.sequence = s.sequence \
-             AND m.delta = m.quantity_after"
-        ),
+        &done,
+        " AND m.reason = 'cycle_count' AND m.delta = m.quantity_after",
     )
     .await;
     assert_eq!(agreeing, 199);
@@ -1024,10 +1044,7 @@ async fn a_large_count_import_writes_a_movement_and_an_event_per_level() {
     .await;
     assert_eq!(events - events_before, 199);
 
-    let id = start(&app, "RECONCILE", json!({}), None).await;
-    let done = finished(&app, &id).await;
-    assert_eq!(done["status"], "SUCCEEDED", "{done}");
-    assert_eq!(done["result"]["mismatches"], 0, "{done}");
+    assert_eq!(reconcile_mismatches(&app).await, 0);
 }
 
 /// A count batch mixing levels that exist with levels it creates: a new level is written
@@ -1065,14 +1082,7 @@ async fn a_count_import_creates_levels_holding_their_counts_beside_existing_ones
         };
         rows.push_str(&format!("N{i},A1,{quantity},{change_from}\n"));
     }
-    let done = import(
-        &app,
-        "IMPORT_STOCK_COUNTS",
-        json!({ "errorPolicy": "REJECT_FAILED_ROWS" }),
-        &rows,
-    )
-    .await;
-    assert_eq!(done["status"], "SUCCEEDED", "{done}");
+    let done = import_counts(&app, &rows).await;
     assert_eq!(
         (
             done["result"]["changed"].as_i64(),
@@ -1105,21 +1115,7 @@ async fn a_count_import_creates_levels_holding_their_counts_beside_existing_ones
             "{sku}: {level}"
         );
     }
-    let uri = format!("twh://jobs/{}", done["id"].as_str().unwrap());
-    let agreeing = count(
-        &app,
-        &format!(
-            "SELECT COUNT(*) FROM movements m JOIN stock_levels s ON s.tenant_id = m.tenant_id \
-             AND s.item_id = m.item_id AND s.location_id = m.location_id \
-             WHERE m.reference_document_uri = '{uri}' \
-             AND m.quantity_after = s.available AND m.sequence = s.sequence"
-        ),
-    )
-    .await;
-    assert_eq!(agreeing, 37);
+    assert_eq!(movements_agreeing_with_levels(&app, &done, "").await, 37);
 
-    let id = start(&app, "RECONCILE", json!({}), None).await;
-    let done = finished(&app, &id).await;
-    assert_eq!(done["status"], "SUCCEEDED", "{done}");
-    assert_eq!(done["result"]["mismatches"], 0, "{done}");
+    assert_eq!(reconcile_mismatches(&app).await, 0);
 }

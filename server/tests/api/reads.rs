@@ -6,6 +6,7 @@ use futures_util::future::join_all;
 use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
 use serde_json::{Value, json};
 use twh_server::ledger::query::{StockLevelFilter, level_statement, levels_statement};
+use twh_server::ledger::write::lock_deltas_statement;
 
 use crate::support::TestApp;
 
@@ -159,6 +160,35 @@ async fn level_reads_use_the_indexes_on_tables_without_statistics() {
         .expect("connect");
     let tenant = app.tenant_id.as_str();
     let pg = DbBackend::Postgres;
+
+    // The write path's lock of a group of changes (an order's lines): one primary-key look-up
+    // per level, never the tenant's levels joined against the changes.
+    let ids = db
+        .query_all_raw(Statement::from_sql_and_values(
+            pg,
+            "SELECT item_id, location_id FROM stock_levels WHERE tenant_id = $1 LIMIT 3",
+            [tenant.into()],
+        ))
+        .await
+        .expect("levels");
+    let ids: Vec<(String, String)> = ids
+        .iter()
+        .map(|r| {
+            (
+                r.try_get("", "item_id").unwrap(),
+                r.try_get("", "location_id").unwrap(),
+            )
+        })
+        .collect();
+    let levels: Vec<(&str, &str)> = ids.iter().map(|(i, l)| (i.as_str(), l.as_str())).collect();
+    let locking = plan(&db, lock_deltas_statement(tenant, &levels)).await;
+    for scan in ["Seq Scan", "Bitmap", "Hash", "Sort", "Join Filter"] {
+        assert!(
+            !locking.contains(scan),
+            "locking a group's levels plans a {scan}:\n{locking}"
+        );
+    }
+    assert!(locking.contains("Index Scan"), "{locking}");
     let filter = |sku: Option<&str>, code: Option<&str>| StockLevelFilter {
         sku: sku.map(str::to_owned),
         location_code: code.map(str::to_owned),
