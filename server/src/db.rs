@@ -435,7 +435,7 @@ pub async fn write_together(db: &impl ConnectionTrait, writes: Vec<Write>) -> Re
 }
 
 /// Shifts `$n` placeholders by `offset` (statements built by sea-query carry no literals).
-fn renumber_placeholders(sql: &str, offset: usize) -> String {
+pub(crate) fn renumber_placeholders(sql: &str, offset: usize) -> String {
     if offset == 0 {
         return sql.to_owned();
     }

@@ -790,6 +790,7 @@ impl WriteArgs {
             operation: self.action,
             audited_by_document: true,
             answers_with_change: false,
+            deferred: None,
         }
     }
 }

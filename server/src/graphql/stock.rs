@@ -136,6 +136,7 @@ impl StockMutation {
                     idempotency_key: key.as_deref(),
                     audited_by_document: false,
                     answers_with_change: true,
+                    deferred: None,
                     operation: "stock.adjust",
                 };
                 let result = write::adjust(&txn, &cx, &input).await;
@@ -166,6 +167,7 @@ impl StockMutation {
                     idempotency_key: key.as_deref(),
                     audited_by_document: false,
                     answers_with_change: true,
+                    deferred: None,
                     operation: "stock.move",
                 };
                 let result = write::move_stock(&txn, &cx, &input).await;
@@ -196,6 +198,7 @@ impl StockMutation {
                     idempotency_key: key.as_deref(),
                     audited_by_document: false,
                     answers_with_change: true,
+                    deferred: None,
                     operation: "stock.set",
                 };
                 let result = write::set(&txn, &cx, &input).await;

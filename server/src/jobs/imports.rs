@@ -546,6 +546,7 @@ async fn apply_counts(
         operation: "importStockCounts",
         audited_by_document: true,
         answers_with_change: false,
+        deferred: None,
     };
     let mut pending: Vec<usize> = (0..rows.len()).collect();
     while !pending.is_empty() {

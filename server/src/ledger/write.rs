@@ -125,6 +125,7 @@ impl<'a> Group<'a> {
 }
 
 /// What every stock mutation shares besides its changes.
+#[derive(Clone, Copy)]
 pub struct Context<'a> {
     pub principal: &'a Principal,
     pub request_id: &'a str,
@@ -136,6 +137,10 @@ pub struct Context<'a> {
     /// The request answers with exactly the [`StockChange`] this write returns (adjustStock,
     /// moveStock, setStock): a keyed one stores it as the key's answer in its last statement.
     pub answers_with_change: bool,
+    /// When set, the rows recording a change (movements, events, audit row) are not written
+    /// here but left in this buffer for the caller, who must write them in the same
+    /// transaction (a document's transition sends them with its own row: one round trip less).
+    pub deferred: Option<&'a std::sync::Mutex<Vec<crate::db::Write>>>,
 }
 
 #[derive(Clone)]
@@ -1633,7 +1638,13 @@ async fn record(
             },
         ));
     }
-    crate::db::insert_all_and(txn, inserts, store).await?;
+    match cx.deferred {
+        Some(deferred) if store.is_none() => deferred
+            .lock()
+            .map_err(|_| anyhow::anyhow!("deferred ledger writes poisoned"))?
+            .extend(inserts.into_iter().map(crate::db::Write::Insert)),
+        _ => crate::db::insert_all_and(txn, inserts, store).await?,
+    }
     metrics::counter!("twh_ledger_movements_total").increment(movements.len() as u64);
     Ok(change)
 }

@@ -12,11 +12,12 @@ use std::collections::HashMap;
 use async_graphql::ID;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{
-    Condition, Expr, ExprTrait, InsertStatement, OnConflict, Order, Query, UnionType,
+    Condition, Expr, ExprTrait, InsertStatement, OnConflict, Order, PostgresQueryBuilder, Query,
+    UnionType,
 };
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, EntityTrait,
-    FromQueryResult, QueryFilter, QueryTrait,
+    FromQueryResult, QueryFilter, QueryTrait, Statement,
 };
 use serde::{Deserialize, Serialize};
 use twh_entity::{order_document, order_line};
@@ -530,6 +531,42 @@ pub async fn resolve_lines(
     lines: &[NewLine],
     paths: &LinePaths<'_>,
 ) -> Result<Vec<(String, String)>, DomainError> {
+    Ok(resolve(txn, tenant_id, lines, paths, None).await?.0)
+}
+
+/// A new document's lines, resolved, and the number it takes.
+pub struct NewLines {
+    kind: Kind,
+    pub resolved: Vec<(String, String)>,
+    number: String,
+}
+
+/// [`resolve_lines`] for a new document of `kind`, which also draws the document's number in
+/// the same round trip (one statement on Postgres). A refusal rolls the draw back with the
+/// transaction, so numbers stay gap-free.
+pub async fn resolve_new_lines(
+    txn: &DatabaseTransaction,
+    tenant_id: &str,
+    kind: Kind,
+    lines: &[NewLine],
+    paths: &LinePaths<'_>,
+) -> Result<NewLines, DomainError> {
+    let (resolved, number) = resolve(txn, tenant_id, lines, paths, Some(kind)).await?;
+    let number = number.ok_or_else(|| anyhow::anyhow!("no document number drawn"))?;
+    Ok(NewLines {
+        kind,
+        resolved,
+        number,
+    })
+}
+
+async fn resolve(
+    txn: &DatabaseTransaction,
+    tenant_id: &str,
+    lines: &[NewLine],
+    paths: &LinePaths<'_>,
+    numbering: Option<Kind>,
+) -> Result<(Vec<(String, String)>, Option<String>), DomainError> {
     if lines.is_empty() || lines.len() > MAX_LINES {
         return Err(DomainError::user(UserError::new(
             ErrorCode::InvalidInput,
@@ -557,11 +594,12 @@ pub async fn resolve_lines(
             });
         }
     }
-    let (items, locations) = items_and_locations(
+    let (items, locations, number) = items_and_locations(
         txn,
         tenant_id,
         lines.iter().map(|l| l.sku.clone()),
         lines.iter().map(|l| l.location_code.clone()),
+        numbering,
     )
     .await?;
     let mut resolved = Vec::with_capacity(lines.len());
@@ -587,7 +625,7 @@ pub async fn resolve_lines(
         }
     }
     if errors.is_empty() {
-        Ok(resolved)
+        Ok((resolved, number))
     } else {
         // Lines that share a field (a transfer's origin) would repeat the same error.
         let mut distinct: Vec<UserError> = Vec::new();
@@ -651,13 +689,23 @@ async fn ids_by(
     Ok(found)
 }
 
-/// Items' ids by SKU and locations' ids by code, in one round trip (a UNION ALL).
+/// Items' ids by SKU and locations' ids by code, in one round trip (a UNION ALL); with
+/// `numbering`, also the next number of that kind in the tenant (on Postgres in the same
+/// statement, as a data-modifying CTE).
 async fn items_and_locations(
     txn: &DatabaseTransaction,
     tenant_id: &str,
     skus: impl Iterator<Item = String>,
     codes: impl Iterator<Item = String>,
-) -> Result<(HashMap<String, String>, HashMap<String, String>), DbErr> {
+    numbering: Option<Kind>,
+) -> Result<
+    (
+        HashMap<String, String>,
+        HashMap<String, String>,
+        Option<String>,
+    ),
+    DbErr,
+> {
     let lookup = |kind: &str, table: &'static str, key: &'static str, values: Vec<String>| {
         Query::select()
             .expr_as(Expr::val(kind.to_owned()), "kind")
@@ -673,26 +721,57 @@ async fn items_and_locations(
         UnionType::All,
         lookup("l", "locations", "code", codes.collect()),
     );
+    let postgres = txn.get_database_backend() == DbBackend::Postgres;
+    let mut number = None;
+    let rows = match numbering {
+        Some(kind) if postgres => {
+            let (upsert, mut values) = number_upsert(tenant_id, kind).build(PostgresQueryBuilder);
+            let (lookups, params) = select.build(PostgresQueryBuilder);
+            let lookups = crate::db::renumber_placeholders(&lookups, values.0.len());
+            values.0.extend(params.0);
+            let sql = format!(
+                "WITH n AS ({upsert}) \
+                 SELECT 'n' AS kind, NULL AS id, last_number::text AS key FROM n \
+                 UNION ALL {lookups}"
+            );
+            txn.query_all_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                sql,
+                values,
+            ))
+            .await?
+        }
+        Some(kind) => {
+            number = Some(next_number(txn, tenant_id, kind).await?);
+            txn.query_all(&select).await?
+        }
+        None => txn.query_all(&select).await?,
+    };
     let (mut items, mut locations) = (HashMap::new(), HashMap::new());
-    for row in txn.query_all(&select).await? {
+    for row in rows {
         let kind: String = row.try_get("", "kind")?;
-        let found = if kind == "i" {
-            &mut items
-        } else {
-            &mut locations
-        };
-        found.insert(row.try_get("", "key")?, row.try_get("", "id")?);
+        let key: String = row.try_get("", "key")?;
+        match kind.as_str() {
+            "n" => {
+                let drawn: i64 = key
+                    .parse()
+                    .map_err(|_| DbErr::Custom(format!("document counter read {key:?}")))?;
+                number = numbering.map(|kind| number_text(kind, drawn));
+            }
+            "i" => {
+                items.insert(key, row.try_get("", "id")?);
+            }
+            _ => {
+                locations.insert(key, row.try_get("", "id")?);
+            }
+        }
     }
-    Ok((items, locations))
+    Ok((items, locations, number))
 }
 
-/// The next number of a kind in the tenant: `PO-000001`, `PO-000002`, …
-async fn next_number(
-    txn: &DatabaseTransaction,
-    tenant_id: &str,
-    kind: Kind,
-) -> Result<String, DbErr> {
-    let upsert = Query::insert()
+/// Adds one to the tenant's counter of `kind` (starting it at 1), returning `last_number`.
+fn number_upsert(tenant_id: &str, kind: Kind) -> InsertStatement {
+    Query::insert()
         .into_table("document_counters")
         .columns(["tenant_id", "kind", "last_number"])
         .values_panic([tenant_id.into(), kind.as_str().into(), 1i64.into()])
@@ -705,35 +784,51 @@ async fn next_number(
                 .to_owned(),
         )
         .returning_col("last_number")
-        .to_owned();
+        .to_owned()
+}
+
+/// `PO-000001`, `PO-000002`, …
+fn number_text(kind: Kind, number: i64) -> String {
+    format!("{}-{number:06}", kind.prefix())
+}
+
+/// The next number of a kind in the tenant: `PO-000001`, `PO-000002`, …
+async fn next_number(
+    txn: &DatabaseTransaction,
+    tenant_id: &str,
+    kind: Kind,
+) -> Result<String, DbErr> {
     let row = txn
-        .query_one(&upsert)
+        .query_one(&number_upsert(tenant_id, kind))
         .await?
         .ok_or_else(|| DbErr::RecordNotFound("document counter".into()))?;
     let number: i64 = row.try_get("", "last_number")?;
-    Ok(format!("{}-{number:06}", kind.prefix()))
+    Ok(number_text(kind, number))
 }
 
-/// Inserts a new document in status `status` with its lines and, when `event_type` names one,
-/// its creation's outbox event and audit row (in one round trip with the document on Postgres
-/// but for a transfer, which reads its ends' codes back).
-#[allow(clippy::too_many_arguments)]
+/// Inserts a new document (of the kind and with the number its resolved lines drew) in status
+/// `status` with its lines and, when `event_type` names one, its creation's outbox event and
+/// audit row (in one round trip with the document on Postgres but for a transfer, which reads
+/// its ends' codes back).
 pub async fn insert(
     txn: &DatabaseTransaction,
     cx: &Context<'_>,
-    kind: Kind,
     status: &str,
     header: NewDocument,
     lines: &[NewLine],
-    resolved: Vec<(String, String)>,
+    new_lines: NewLines,
     event_type: Option<&str>,
 ) -> Result<Document, DomainError> {
     let principal = cx.principal;
     let now = Utc::now();
     // Microseconds: what the database keeps, so what is returned equals what is read later.
     let now = chrono::SubsecRound::trunc_subsecs(now, 6);
+    let NewLines {
+        kind,
+        resolved,
+        number,
+    } = new_lines;
     let id = ids::new_id(kind.id_prefix());
-    let number = next_number(txn, &principal.tenant_id, kind).await?;
     let model = order_document::Model {
         tenant_id: principal.tenant_id.clone(),
         id: id.clone(),
@@ -789,7 +884,7 @@ pub async fn insert(
             .await?
             .ok_or_else(|| anyhow::anyhow!("document missing right after its insert"))?;
         if let Some(event_type) = event_type {
-            record(txn, cx, event_type, &document).await?;
+            record(txn, cx, event_type, &document, Posted::default()).await?;
         }
         return Ok(document);
     }
@@ -862,14 +957,16 @@ pub async fn replace_lines(
     Ok(())
 }
 
-/// Writes a transition: the new status, the lines' new quantities, a version more, and the
-/// transition's outbox event and audit row, in one round trip on Postgres.
+/// Writes a transition: the new status, the lines' new quantities, a version more, the rows its
+/// posting left ([`Posted`]), and the transition's outbox event and audit row, in one round trip
+/// on Postgres.
 pub async fn save(
     txn: &DatabaseTransaction,
     cx: &Context<'_>,
     mut document: Document,
     status: &str,
     event_type: &str,
+    posted: Posted,
 ) -> Result<Document, DomainError> {
     let principal = cx.principal;
     let now = chrono::SubsecRound::trunc_subsecs(Utc::now(), 6);
@@ -911,6 +1008,9 @@ pub async fn save(
     document.status = status.into();
     document.version += 1;
     document.updated_at = now;
+    // The posting's movements and level events before the document's own event: the log
+    // keeps them in the order they were written.
+    writes.extend(posted.0);
     writes.extend(record_inserts(cx, event_type, &document)?.map(Write::Insert));
     if crate::db::write_together(txn, writes).await? != 1 {
         // The row is locked by `lock`: another version here means a bug, not a race.
@@ -919,16 +1019,19 @@ pub async fn save(
     Ok(document)
 }
 
-/// Posts a document's stock changes through the ledger, referring to the document.
+/// Posts a document's stock changes through the ledger, referring to the document. The
+/// levels change now; the rows recording the changes (movements and their events) come back
+/// as [`Posted`], for the document's own write ([`save`], [`record`]) to carry in its round
+/// trip.
 pub async fn post_lines(
     txn: &DatabaseTransaction,
     cx: &Context<'_>,
     document: &Document,
     reason: MovementReason,
     lines: Vec<(PostingLine, Vec<String>)>,
-) -> Result<(), DomainError> {
+) -> Result<Posted, DomainError> {
     if lines.is_empty() {
-        return Ok(());
+        return Ok(Posted::default());
     }
     // The lines' SKUs and codes were read with the document, under its lock.
     let mut known = Known::default();
@@ -938,9 +1041,14 @@ pub async fn post_lines(
             .locations
             .push((line.location_code.clone(), line.location_id.clone()));
     }
+    let deferred = std::sync::Mutex::new(Vec::new());
+    let cx = Context {
+        deferred: Some(&deferred),
+        ..*cx
+    };
     post(
         txn,
-        cx,
+        &cx,
         Posting {
             reason,
             reference_document_uri: &document.uri(),
@@ -949,7 +1057,30 @@ pub async fn post_lines(
         },
     )
     .await?;
-    Ok(())
+    let writes = deferred
+        .into_inner()
+        .map_err(|_| anyhow::anyhow!("deferred ledger writes poisoned"))?;
+    Ok(Posted(writes))
+}
+
+/// The rows recording a posting's changes, not written yet: they must go out in the same
+/// transaction, with the document's own write ([`save`], [`record`]) or by [`Posted::write`].
+#[must_use = "a posting's movements and events are written only with the document"]
+#[derive(Default)]
+pub struct Posted(Vec<Write>);
+
+impl Posted {
+    /// Both postings' rows, this one's first.
+    pub fn and(mut self, other: Posted) -> Posted {
+        self.0.extend(other.0);
+        self
+    }
+
+    /// Writes them now, on their own.
+    pub async fn write(self, txn: &DatabaseTransaction) -> Result<(), DomainError> {
+        crate::db::write_together(txn, self.0).await?;
+        Ok(())
+    }
 }
 
 /// The outbox event and the audit row of a document's creation.
@@ -958,9 +1089,13 @@ pub async fn record(
     cx: &Context<'_>,
     event_type: &str,
     document: &Document,
+    posted: Posted,
 ) -> Result<(), DomainError> {
-    // The event and the audit row in one round trip (one statement on Postgres).
-    crate::db::insert_all(txn, record_inserts(cx, event_type, document)?.into()).await?;
+    // The event and the audit row, after what a posting left, in one round trip (one
+    // statement on Postgres).
+    let mut writes = posted.0;
+    writes.extend(record_inserts(cx, event_type, document)?.map(Write::Insert));
+    crate::db::write_together(txn, writes).await?;
     Ok(())
 }
 

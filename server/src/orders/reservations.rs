@@ -15,7 +15,7 @@ use crate::error::{DomainError, ErrorCode, UserError};
 use crate::ledger::write::Context;
 use crate::ledger::write::post::Line;
 use crate::ledger::{MovementReason, QuantityState};
-use crate::orders::{self, Document, Kind, NewDocument, NewLine};
+use crate::orders::{self, Document, Kind, NewDocument, NewLine, Posted};
 
 /// Longest hold: 30 days.
 pub const MAX_EXPIRES_IN_SECONDS: i64 = 30 * 24 * 3600;
@@ -99,20 +99,26 @@ pub async fn create(
         list: &["input"],
         field: &|_, leaf| vec!["input".to_owned(), leaf.to_owned()],
     };
-    let resolved = orders::resolve_lines(txn, &cx.principal.tenant_id, &lines, &paths).await?;
+    let new_lines = orders::resolve_new_lines(
+        txn,
+        &cx.principal.tenant_id,
+        Kind::Reservation,
+        &lines,
+        &paths,
+    )
+    .await?;
     let document = orders::insert(
         txn,
         cx,
-        Kind::Reservation,
         ReservationStatus::Active.as_str(),
         header,
         &lines,
-        resolved,
+        new_lines,
         None,
     )
     .await?;
     let line = &document.lines[0];
-    orders::post_lines(
+    let posted = orders::post_lines(
         txn,
         cx,
         &document,
@@ -128,7 +134,7 @@ pub async fn create(
         )],
     )
     .await?;
-    orders::record(txn, cx, CREATED, &document).await?;
+    orders::record(txn, cx, CREATED, &document, posted).await?;
     Ok(document)
 }
 
@@ -151,7 +157,7 @@ async fn end(
         },
         line_path(),
     );
-    if held > 0 {
+    let posted = if held > 0 {
         orders::post_lines(
             txn,
             cx,
@@ -159,14 +165,16 @@ async fn end(
             MovementReason::Reservation,
             vec![posting],
         )
-        .await?;
-    }
+        .await?
+    } else {
+        Posted::default()
+    };
     let event = if status == ReservationStatus::Expired {
         EXPIRED
     } else {
         RELEASED
     };
-    orders::save(txn, cx, document, status.as_str(), event).await
+    orders::save(txn, cx, document, status.as_str(), event, posted).await
 }
 
 pub async fn release(
@@ -254,13 +262,18 @@ pub async fn convert(
             reservation.number, held_line.sku, held_line.location_code, order.number
         )));
     }
-    orders::post_lines(txn, cx, order, MovementReason::Allocation, postings).await?;
+    // The order's allocation is written now: the order's own save comes later, in its caller.
+    orders::post_lines(txn, cx, order, MovementReason::Allocation, postings)
+        .await?
+        .write(txn)
+        .await?;
     let leftover = held - used;
     let line = &mut reservation.lines[0];
     line.done += used;
     line.closed += leftover;
+    let mut posted = Posted::default();
     if leftover > 0 {
-        orders::post_lines(
+        posted = orders::post_lines(
             txn,
             cx,
             &reservation,
@@ -285,6 +298,7 @@ pub async fn convert(
         reservation,
         ReservationStatus::Converted.as_str(),
         CONVERTED,
+        posted,
     )
     .await?;
     Ok(used)
@@ -349,6 +363,7 @@ pub async fn expire_due(app: &App, batch: u64) -> Result<usize, DomainError> {
             operation: "reservation.expire",
             audited_by_document: true,
             answers_with_change: false,
+            deferred: None,
         };
         let document = orders::lock(&txn, &principal, Kind::Reservation, &id, None).await?;
         if ReservationStatus::parse(&document.status) != ReservationStatus::Active {

@@ -118,8 +118,14 @@ pub async fn create(
             disposition: Some(l.disposition.as_str().to_owned()),
         })
         .collect();
-    let resolved =
-        orders::resolve_lines(txn, &cx.principal.tenant_id, &lines, &orders::INPUT_LINES).await?;
+    let new_lines = orders::resolve_new_lines(
+        txn,
+        &cx.principal.tenant_id,
+        Kind::Return,
+        &lines,
+        &orders::INPUT_LINES,
+    )
+    .await?;
     if let Some(order_id) = &input.sales_order_id {
         // The order is locked so two returns against it are checked one after the other.
         let order = orders::lock(txn, cx.principal, Kind::SalesOrder, order_id, None)
@@ -132,7 +138,7 @@ pub async fn create(
                 )),
                 other => other,
             })?;
-        check_against_shipped(txn, cx, &order, &lines, &resolved).await?;
+        check_against_shipped(txn, cx, &order, &lines, &new_lines.resolved).await?;
         header.sales_order_id = Some(order.id.0.clone());
         if header.party.is_none() {
             header.party = order.party.clone();
@@ -141,11 +147,10 @@ pub async fn create(
     let document = orders::insert(
         txn,
         cx,
-        Kind::Return,
         ReturnOrderStatus::Draft.as_str(),
         header,
         &lines,
-        resolved,
+        new_lines,
         Some(CREATED),
     )
     .await?;
@@ -260,13 +265,14 @@ pub async fn receive(
             line.input_path(),
         ));
     }
-    orders::post_lines(txn, cx, &document, MovementReason::Return, postings).await?;
+    let posted = orders::post_lines(txn, cx, &document, MovementReason::Return, postings).await?;
     let document = orders::save(
         txn,
         cx,
         document,
         ReturnOrderStatus::Received.as_str(),
         RECEIVED,
+        posted,
     )
     .await?;
     Ok(document)

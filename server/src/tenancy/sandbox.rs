@@ -100,6 +100,7 @@ async fn seed(app: &App, principal: &Principal) -> anyhow::Result<()> {
                     audited_by_document: false,
                     // The sandbox's answer is `()`, not the change.
                     answers_with_change: false,
+                    deferred: None,
                 };
                 write::adjust(&txn, &cx, &input).await.map(|_| ())
             }

@@ -69,16 +69,21 @@ pub async fn create(
     orders::check_header(&header, "supplier")?;
     check_supplier(header.party.as_deref())?;
     let lines: Vec<NewLine> = input.lines.into_iter().map(NewLine::from).collect();
-    let resolved =
-        orders::resolve_lines(txn, &cx.principal.tenant_id, &lines, &orders::INPUT_LINES).await?;
+    let new_lines = orders::resolve_new_lines(
+        txn,
+        &cx.principal.tenant_id,
+        Kind::PurchaseOrder,
+        &lines,
+        &orders::INPUT_LINES,
+    )
+    .await?;
     let document = orders::insert(
         txn,
         cx,
-        Kind::PurchaseOrder,
         PurchaseOrderStatus::Draft.as_str(),
         header,
         &lines,
-        resolved,
+        new_lines,
         Some(CREATED),
     )
     .await?;

@@ -118,7 +118,7 @@ pub async fn receive(
     }
     let mut postings = from_incoming;
     postings.extend(over);
-    orders::post_lines(txn, cx, &document, MovementReason::Received, postings).await?;
+    let posted = orders::post_lines(txn, cx, &document, MovementReason::Received, postings).await?;
     let complete = document
         .lines
         .iter()
@@ -128,6 +128,6 @@ pub async fn receive(
     } else {
         PurchaseOrderStatus::PartiallyReceived
     };
-    let document = orders::save(txn, cx, document, status.as_str(), RECEIVED).await?;
+    let document = orders::save(txn, cx, document, status.as_str(), RECEIVED, posted).await?;
     Ok(document)
 }

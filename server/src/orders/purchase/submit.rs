@@ -37,13 +37,14 @@ pub async fn submit(
             )
         })
         .collect();
-    orders::post_lines(txn, cx, &document, MovementReason::Ordered, postings).await?;
+    let posted = orders::post_lines(txn, cx, &document, MovementReason::Ordered, postings).await?;
     let document = orders::save(
         txn,
         cx,
         document,
         PurchaseOrderStatus::Ordered.as_str(),
         SUBMITTED,
+        posted,
     )
     .await?;
     Ok(document)

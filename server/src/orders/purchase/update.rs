@@ -112,6 +112,7 @@ pub async fn update(
         },
         PurchaseOrderStatus::Draft.as_str(),
         UPDATED,
+        orders::Posted::default(),
     )
     .await?;
     Ok(document)

@@ -116,9 +116,10 @@ pub async fn allocate(
             ),
         )));
     }
-    orders::post_lines(txn, cx, &document, MovementReason::Allocation, postings).await?;
+    let posted =
+        orders::post_lines(txn, cx, &document, MovementReason::Allocation, postings).await?;
     let status = status_of(&document);
-    let document = orders::save(txn, cx, document, status.as_str(), ALLOCATED).await?;
+    let document = orders::save(txn, cx, document, status.as_str(), ALLOCATED, posted).await?;
     Ok(document)
 }
 

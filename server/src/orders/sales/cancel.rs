@@ -39,13 +39,15 @@ pub async fn cancel(
         line.committed = 0;
         line.closed = line.quantity - line.done;
     }
-    orders::post_lines(txn, cx, &document, MovementReason::Cancellation, postings).await?;
+    let posted =
+        orders::post_lines(txn, cx, &document, MovementReason::Cancellation, postings).await?;
     let document = orders::save(
         txn,
         cx,
         document,
         SalesOrderStatus::Cancelled.as_str(),
         CANCELLED,
+        posted,
     )
     .await?;
     Ok(document)

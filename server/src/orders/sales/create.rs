@@ -57,16 +57,21 @@ pub async fn create(
             disposition: None,
         })
         .collect();
-    let resolved =
-        orders::resolve_lines(txn, &cx.principal.tenant_id, &lines, &orders::INPUT_LINES).await?;
+    let new_lines = orders::resolve_new_lines(
+        txn,
+        &cx.principal.tenant_id,
+        Kind::SalesOrder,
+        &lines,
+        &orders::INPUT_LINES,
+    )
+    .await?;
     let document = orders::insert(
         txn,
         cx,
-        Kind::SalesOrder,
         SalesOrderStatus::Draft.as_str(),
         header,
         &lines,
-        resolved,
+        new_lines,
         Some(CREATED),
     )
     .await?;

@@ -105,8 +105,8 @@ pub async fn ship(
             path,
         ));
     }
-    orders::post_lines(txn, cx, &document, MovementReason::Shipment, postings).await?;
+    let posted = orders::post_lines(txn, cx, &document, MovementReason::Shipment, postings).await?;
     let status = status_of(&document);
-    let document = orders::save(txn, cx, document, status.as_str(), SHIPPED).await?;
+    let document = orders::save(txn, cx, document, status.as_str(), SHIPPED, posted).await?;
     Ok(document)
 }

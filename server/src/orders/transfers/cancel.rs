@@ -54,13 +54,15 @@ pub async fn cancel(
             ));
         }
     }
-    orders::post_lines(txn, cx, &document, MovementReason::Cancellation, postings).await?;
+    let posted =
+        orders::post_lines(txn, cx, &document, MovementReason::Cancellation, postings).await?;
     let document = orders::save(
         txn,
         cx,
         document,
         TransferStatus::Cancelled.as_str(),
         CANCELLED,
+        posted,
     )
     .await?;
     Ok(document)

@@ -61,7 +61,9 @@ pub async fn create(
             leaf => orders::input_lines(i, leaf),
         },
     };
-    let resolved = orders::resolve_lines(txn, &cx.principal.tenant_id, &lines, &paths).await?;
+    let new_lines =
+        orders::resolve_new_lines(txn, &cx.principal.tenant_id, Kind::Transfer, &lines, &paths)
+            .await?;
     let Some(to) =
         orders::location_id(txn, &cx.principal.tenant_id, &input.to_location_code).await?
     else {
@@ -71,16 +73,18 @@ pub async fn create(
             format!("no location has code {:?}", input.to_location_code),
         )));
     };
-    header.from_location_id = resolved.first().map(|(_, location)| location.clone());
+    header.from_location_id = new_lines
+        .resolved
+        .first()
+        .map(|(_, location)| location.clone());
     header.to_location_id = Some(to);
     let document = orders::insert(
         txn,
         cx,
-        Kind::Transfer,
         TransferStatus::Draft.as_str(),
         header,
         &lines,
-        resolved,
+        new_lines,
         Some(CREATED),
     )
     .await?;

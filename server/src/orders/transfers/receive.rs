@@ -107,7 +107,8 @@ pub async fn receive(
             "receive (nothing is in transit)",
         ));
     }
-    orders::post_lines(txn, cx, &document, MovementReason::Transfer, postings).await?;
+    let mut posted =
+        orders::post_lines(txn, cx, &document, MovementReason::Transfer, postings).await?;
     if close_shortfall {
         let mut shortfall = Vec::new();
         for line in &mut document.lines {
@@ -127,7 +128,9 @@ pub async fn receive(
                 ));
             }
         }
-        orders::post_lines(txn, cx, &document, MovementReason::Discrepancy, shortfall).await?;
+        posted = posted.and(
+            orders::post_lines(txn, cx, &document, MovementReason::Discrepancy, shortfall).await?,
+        );
     }
     let complete = document
         .lines
@@ -138,6 +141,6 @@ pub async fn receive(
     } else {
         TransferStatus::PartiallyReceived
     };
-    let document = orders::save(txn, cx, document, status.as_str(), RECEIVED).await?;
+    let document = orders::save(txn, cx, document, status.as_str(), RECEIVED, posted).await?;
     Ok(document)
 }

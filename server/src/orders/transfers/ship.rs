@@ -47,13 +47,14 @@ pub async fn ship(
             path,
         ));
     }
-    orders::post_lines(txn, cx, &document, MovementReason::Transfer, postings).await?;
+    let posted = orders::post_lines(txn, cx, &document, MovementReason::Transfer, postings).await?;
     let document = orders::save(
         txn,
         cx,
         document,
         TransferStatus::InTransit.as_str(),
         SHIPPED,
+        posted,
     )
     .await?;
     Ok(document)
