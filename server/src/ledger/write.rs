@@ -732,23 +732,11 @@ async fn apply_sets_at_once(
         // cost grew with the size of the table), and one parameter binds faster than
         // thousands.
         let select = if postgres {
-            let keys: Vec<LevelKey> = existing
+            let keys: Vec<(&str, &str)> = existing
                 .iter()
-                .map(|&i| LevelKey {
-                    i: &entries[i].item.id,
-                    l: &entries[i].location.id,
-                    q: None,
-                })
+                .map(|&i| (entries[i].item.id.as_str(), entries[i].location.id.as_str()))
                 .collect();
-            sea_orm::Statement::from_sql_and_values(
-                backend,
-                "SELECT s.* FROM stock_levels s \
-                 JOIN json_to_recordset($2::json) AS r(i text, l text) \
-                   ON s.item_id = r.i AND s.location_id = r.l \
-                 WHERE s.tenant_id = $1 \
-                 ORDER BY s.item_id COLLATE \"C\", s.location_id COLLATE \"C\" FOR UPDATE OF s",
-                [tenant_id.into(), json_rows(&keys)?],
-            )
+            lock_levels_statement(tenant_id, &keys)?
         } else {
             let mut values: Vec<sea_orm::Value> = vec![tenant_id.into()];
             let mut pairs = Vec::with_capacity(existing.len());
@@ -798,25 +786,18 @@ async fn apply_sets_at_once(
 
     for (column, indexes) in changed {
         let update = if postgres {
-            let targets: Vec<LevelKey> = indexes
+            let targets: Vec<(&str, &str, i64)> = indexes
                 .iter()
-                .map(|&i| LevelKey {
-                    i: &entries[i].item.id,
-                    l: &entries[i].location.id,
-                    q: Some(entries[i].target.unwrap_or_default()),
+                .map(|&i| {
+                    let e = &entries[i];
+                    (
+                        e.item.id.as_str(),
+                        e.location.id.as_str(),
+                        e.target.unwrap_or_default(),
+                    )
                 })
                 .collect();
-            sea_orm::Statement::from_sql_and_values(
-                backend,
-                format!(
-                    "UPDATE stock_levels SET {column} = r.q, sequence = sequence + 1, \
-                       version = version + 1, updated_at = $2 \
-                     FROM json_to_recordset($3::json) AS r(i text, l text, q bigint) \
-                     WHERE tenant_id = $1 AND item_id = r.i AND location_id = r.l \
-                     RETURNING stock_levels.*"
-                ),
-                [tenant_id.into(), now.into(), json_rows(&targets)?],
-            )
+            set_levels_statement(tenant_id, column, &targets, now)?
         } else {
             let mut values: Vec<sea_orm::Value> = vec![tenant_id.into(), now.into()];
             let mut rows = Vec::with_capacity(indexes.len());
@@ -1653,6 +1634,62 @@ async fn record(
 /// one statement: thousands of bound parameters cost more to bind and plan than one
 /// `json_to_recordset` costs to read.
 const BULK_ROWS: usize = 32;
+
+/// Locks stock levels on Postgres and reads them whole, each by its primary key (`OFFSET 0`
+/// keeps every look-up a look-up, so a table without statistics is never scanned for them), in
+/// the ledger's lock order: the keys are sorted here by their bytes, as `COLLATE "C"` orders
+/// them, and the rows are locked in that order. $1 tenant, $2 the keys.
+#[doc(hidden)]
+pub fn lock_levels_statement(
+    tenant_id: &str,
+    keys: &[(&str, &str)],
+) -> anyhow::Result<sea_orm::Statement> {
+    let mut keys: Vec<LevelKey> = keys
+        .iter()
+        .map(|&(i, l)| LevelKey { i, l, q: None })
+        .collect();
+    keys.sort_by(|a, b| (a.i, a.l).cmp(&(b.i, b.l)));
+    keys.dedup_by(|a, b| (a.i, a.l) == (b.i, b.l));
+    Ok(sea_orm::Statement::from_sql_and_values(
+        sea_orm::DbBackend::Postgres,
+        "SELECT s.* FROM json_to_recordset($2::json) AS r(i text, l text) \
+         CROSS JOIN LATERAL (SELECT * FROM stock_levels \
+           WHERE tenant_id = $1 AND item_id = r.i AND location_id = r.l OFFSET 0 FOR UPDATE) s",
+        [tenant_id.into(), json_rows(&keys)?],
+    ))
+}
+
+/// Sets one quantity column of locked levels on Postgres: each row found by its key in a
+/// fenced look-up (`OFFSET 0`), then written by its row address; the tenant is named only in
+/// the look-ups, or the planner may take `tenant_id = $1` for the way in and scan the tenant's
+/// levels. The address is read in this statement, after any earlier change of this
+/// transaction to the same row. $1 tenant, $2 the time, $3 the rows `(i, l, q)`.
+#[doc(hidden)]
+pub fn set_levels_statement(
+    tenant_id: &str,
+    column: &str,
+    targets: &[(&str, &str, i64)],
+    now: DateTime<Utc>,
+) -> anyhow::Result<sea_orm::Statement> {
+    let rows: Vec<LevelKey> = targets
+        .iter()
+        .map(|&(i, l, q)| LevelKey { i, l, q: Some(q) })
+        .collect();
+    Ok(sea_orm::Statement::from_sql_and_values(
+        sea_orm::DbBackend::Postgres,
+        format!(
+            "UPDATE stock_levels s SET {column} = r.q, sequence = s.sequence + 1, \
+               version = s.version + 1, updated_at = $2 \
+             FROM json_to_recordset($3::json) AS r(i text, l text, q bigint) \
+             WHERE s.ctid = ANY(ARRAY(SELECT (SELECT ctid FROM stock_levels \
+                 WHERE tenant_id = $1 AND item_id = x.i AND location_id = x.l OFFSET 0) \
+               FROM json_to_recordset($3::json) AS x(i text, l text))) \
+               AND s.item_id = r.i AND s.location_id = r.l \
+             RETURNING s.*"
+        ),
+        [tenant_id.into(), now.into(), json_rows(&rows)?],
+    ))
+}
 
 /// A level (and, for an update, its new quantity) as a row of a JSON recordset.
 #[derive(Serialize)]

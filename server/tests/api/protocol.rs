@@ -248,6 +248,58 @@ async fn set_records_the_difference_and_honours_compare_and_set() {
     app.shutdown().await;
 }
 
+/// A recount of levels that exist, two states of one level among them: each state is written
+/// after the other on the same row (on Postgres found again by key for each, never by a scan),
+/// and every movement carries the level's next sequence.
+#[tokio::test]
+async fn a_recount_sets_two_states_of_one_level_and_another_level_in_one_call() {
+    let app = TestApp::spawn().await;
+    app.create_item("RC1").await;
+    app.create_item("RC2").await;
+    app.create_location("WH", false).await;
+    app.adjust("RC1", "WH", 10, None).await;
+    app.adjust("RC2", "WH", 4, None).await;
+
+    let set = "mutation($input: SetStockInput!) { setStock(input: $input) { movements { sku state delta quantityAfterChange sequence } userErrors { code } } }";
+    let (_, body) = app
+        .gql(
+            set,
+            json!({ "input": { "changes": [
+                { "sku": "RC1", "locationCode": "WH", "quantity": 6, "changeFromQuantity": 10 },
+                { "sku": "RC1", "locationCode": "WH", "state": "DAMAGED", "quantity": 3 },
+                { "sku": "RC2", "locationCode": "WH", "quantity": 9 },
+            ] } }),
+        )
+        .await;
+    let payload = &body["data"]["setStock"];
+    assert_eq!(codes(payload), Vec::<String>::new(), "{body}");
+    let mut movements: Vec<Value> = payload["movements"].as_array().expect("movements").clone();
+    movements.sort_by_key(|m| (m["sku"].to_string(), m["sequence"].as_i64()));
+    assert_eq!(
+        movements,
+        json!([
+            { "sku": "RC1", "state": "AVAILABLE", "delta": -4, "quantityAfterChange": 6, "sequence": 2 },
+            { "sku": "RC1", "state": "DAMAGED", "delta": 3, "quantityAfterChange": 3, "sequence": 3 },
+            { "sku": "RC2", "state": "AVAILABLE", "delta": 5, "quantityAfterChange": 9, "sequence": 2 },
+        ])
+        .as_array()
+        .unwrap()
+        .clone()
+    );
+    let level = app.level("RC1", "WH").await;
+    assert_eq!(
+        (level["available"].clone(), level["damaged"].clone()),
+        (json!(6), json!(3)),
+        "{level}"
+    );
+    assert_eq!(app.level("RC2", "WH").await["available"], 9);
+    let report = twh_server::ledger::reconcile::run(&app.state.db, None)
+        .await
+        .expect("reconcile");
+    assert_eq!(report.mismatches, 0);
+    app.shutdown().await;
+}
+
 #[tokio::test]
 async fn negative_available_only_where_the_location_allows_it() {
     let app = TestApp::spawn().await;

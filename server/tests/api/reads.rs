@@ -6,7 +6,9 @@ use futures_util::future::join_all;
 use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
 use serde_json::{Value, json};
 use twh_server::ledger::query::{StockLevelFilter, level_statement, levels_statement};
-use twh_server::ledger::write::lock_deltas_statement;
+use twh_server::ledger::write::{
+    lock_deltas_statement, lock_levels_statement, set_levels_statement,
+};
 
 use crate::support::TestApp;
 
@@ -189,6 +191,35 @@ async fn level_reads_use_the_indexes_on_tables_without_statistics() {
         );
     }
     assert!(locking.contains("Index Scan"), "{locking}");
+    // A recount of existing levels (setStock, a stock-count import): the same for the lock of
+    // whole rows, and its UPDATE finds each row by key, then writes it by address.
+    let recount = [
+        (
+            "locking levels to set them",
+            plan(&db, lock_levels_statement(tenant, &levels).expect("lock")).await,
+        ),
+        (
+            "setting locked levels",
+            plan(
+                &db,
+                set_levels_statement(
+                    tenant,
+                    "available",
+                    &levels.iter().map(|&(i, l)| (i, l, 5)).collect::<Vec<_>>(),
+                    chrono::Utc::now(),
+                )
+                .expect("set"),
+            )
+            .await,
+        ),
+    ];
+    for (what, plan) in &recount {
+        for scan in ["Seq Scan", "Bitmap", "Sort"] {
+            assert!(!plan.contains(scan), "{what} plans a {scan}:\n{plan}");
+        }
+        assert!(plan.contains("Index Scan"), "{what}:\n{plan}");
+    }
+    assert!(recount[1].1.contains("Tid Scan"), "{}", recount[1].1);
     let filter = |sku: Option<&str>, code: Option<&str>| StockLevelFilter {
         sku: sku.map(str::to_owned),
         location_code: code.map(str::to_owned),
