@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # adjustStock through GraphQL on Postgres vs pgbench running the same SQL transaction; with
 # ORDERS=1 also the sales-order flow (create of 3 lines, allocate, ship) in the same rounds; with
-# READS=1 also the point look-up (stockLevel by SKU and location) and a 50-row stockLevels page,
+# READS=1 also the point look-up (stockLevel by SKU and location; closed-loop, then open-loop at
+# half the rate it reached) and a 50-row stockLevels page,
 # each against pgbench running the one SELECT the server sends for it; with OWN=1 the server runs
 # with group commit on and a second one with it off (a transaction per call, the default) on the
 # same database, its adjustStock runs (the -own rows) interleaved with the others.
@@ -187,6 +188,10 @@ for round in $(seq 1 "$ROUNDS"); do
   fi
   if [ "${READS:-0}" = 1 ]; then
     run_graphql graphql-lookup "$SKUS" --reads lookup >>"$WORK/results.jsonl"
+    # The same look-up in an open loop at half the rate this round just reached: its latency
+    # when the server is not saturated (issue 13's aim: p99 under 2 ms there).
+    HALF="$(tail -1 "$WORK/results.jsonl" | python3 -c 'import json,sys; print(json.load(sys.stdin)["throughput_per_s"] / 2)')"
+    run_graphql graphql-lookup-half "$SKUS" --reads lookup --rate "$HALF" >>"$WORK/results.jsonl"
     run_pgbench pgbench-lookup "\\set n random(0, $((SKUS - 1)))" "$CLIENTS" lookup_script >>"$WORK/results.jsonl"
     run_graphql graphql-page "$SKUS" --reads page >>"$WORK/results.jsonl"
     run_pgbench pgbench-page "" "$CLIENTS" page_script >>"$WORK/results.jsonl"
@@ -252,6 +257,9 @@ for kind, what in (("lookup", "stockLevel(sku, locationCode)"), ("page", "stockL
         continue
     base = med(b, "throughput_per_s")
     print(f"| graphql-{kind}: {what}, one statement | {skus} | {pool} (pool) | {med(g, 'throughput_per_s'):.0f} | {med(g, 'p50_ms'):.2f} | {med(g, 'p99_ms'):.2f} | **{med(g, 'throughput_per_s') / base:.2f}** of pgbench-{kind} | {sum(r['failed'] for r in g)} failed | {cpu_split(g)} | {per_round(g)} |")
+    half = runs(f"graphql-{kind}-half")
+    if half:
+        print(f"| graphql-{kind} at half its maximum rate (open loop, {med(half, 'rate'):.0f}/s; latency from when each call was due) | {skus} | {pool} (pool) | {med(half, 'throughput_per_s'):.0f} | {med(half, 'p50_ms'):.2f} | **{med(half, 'p99_ms'):.2f}** | {med(half, 'throughput_per_s') / base:.2f} of pgbench-{kind} | {sum(r['failed'] for r in half)} failed | {cpu_split(half)} | {per_round(half)} |")
     print(f"| pgbench-{kind}: that SELECT | {skus} | {clients} | {base:.0f} | {med(b, 'p50_ms'):.2f} | {med(b, 'p99_ms'):.2f} | 1.00 | {sum(r['failed'] for r in b)} failed | {cpu_split(b)} | {per_round(b)} |")
 PY
 if [ "${PGSS:-0}" = 1 ]; then

@@ -49,6 +49,11 @@ struct Args {
     /// `page` (the first 50 `stockLevels`).
     #[arg(long, value_parser = ["lookup", "page"])]
     reads: Option<String>,
+    /// Open loop: send this many calls per second in all (each client on its own fixed
+    /// schedule) instead of each client sending its next call when the last one answered.
+    /// Latency is measured from when a call was due, so a server falling behind shows in it.
+    #[arg(long)]
+    rate: Option<f64>,
 }
 
 const LOOKUP: &str = "query($sku: String!) { stockLevel(sku: $sku, locationCode: \"BENCH-WH\") { sku locationCode available onHand version } }";
@@ -221,6 +226,9 @@ async fn main() -> anyhow::Result<()> {
         setup(&client, &args).await?;
     }
     if args.orders {
+        if args.rate.is_some() {
+            bail!("--rate paces single calls; the order flow runs closed-loop");
+        }
         stock_for_orders(&client, &args).await?;
         return run_orders(&client, &args).await;
     }
@@ -261,9 +269,20 @@ async fn main() -> anyhow::Result<()> {
             .duration_since(std::time::UNIX_EPOCH)?
             .as_nanos()
     );
+    // With --rate: each client's interval between calls, and where in it the client starts.
+    let interval = match args.rate {
+        Some(rate) if rate > 0.0 => Some(Duration::from_secs_f64(args.clients as f64 / rate)),
+        Some(_) => bail!("--rate must be above 0"),
+        None => None,
+    };
+    let clients = args.clients;
     let mut tasks = Vec::new();
     for worker in 0..args.clients {
         let mut connection = Connection::open(&authority).await?;
+        let mut due = Instant::now()
+            + interval.map_or(Duration::ZERO, |i| {
+                i.mul_f64(worker as f64 / clients as f64)
+            });
         let (bodies, authority, bearer, skus, keyed, run) = (
             bodies.clone(),
             authority.clone(),
@@ -280,6 +299,12 @@ async fn main() -> anyhow::Result<()> {
             let mut n = worker;
             let mut calls = 0u64;
             loop {
+                if interval.is_some() {
+                    if due >= end {
+                        break;
+                    }
+                    tokio::time::sleep_until(due.into()).await;
+                }
                 let now = Instant::now();
                 if now >= end {
                     break;
@@ -305,7 +330,16 @@ async fn main() -> anyhow::Result<()> {
                     .header(hyper::header::CONTENT_TYPE, "application/json")
                     .body(Full::new(body))
                     .expect("a valid request");
-                let started = Instant::now();
+                // Open loop: from when the call was due (coordinated omission otherwise hides
+                // the queue a slow server builds).
+                let started = match interval {
+                    Some(interval) => {
+                        let was_due = due;
+                        due += interval;
+                        was_due
+                    }
+                    None => Instant::now(),
+                };
                 let outcome = connection.post(request).await;
                 let micros = started.elapsed().as_micros() as u64;
                 let measured = started >= warmup_end;
@@ -363,6 +397,7 @@ async fn main() -> anyhow::Result<()> {
         "label": args.label,
         "keyed": args.keyed,
         "clients": args.clients,
+        "rate": args.rate,
         "skus": args.skus,
         "seconds": args.seconds,
         "requests_ok": ok,
