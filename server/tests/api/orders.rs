@@ -61,18 +61,6 @@ fn codes(payload: &Value) -> Vec<String> {
         .collect()
 }
 
-async fn reconciled(app: &TestApp) {
-    let report = twh_server::ledger::reconcile::run(&app.state.db, None)
-        .await
-        .expect("reconcile");
-    assert_eq!(
-        report.mismatches,
-        0,
-        "{}",
-        serde_json::to_string(&report).unwrap()
-    );
-}
-
 async fn setup(app: &TestApp) {
     app.create_item("MUG").await;
     app.create_item("CAP").await;
@@ -258,7 +246,7 @@ async fn purchase_order_lifecycle_with_partial_receipts_and_over_receipt() {
 
     let done = po_step(&app, "cancelPurchaseOrder", &id, 4).await;
     assert_eq!(codes(&done), ["INVALID_TRANSITION"]);
-    reconciled(&app).await;
+    app.assert_reconciled().await;
     app.shutdown().await;
 }
 
@@ -303,7 +291,7 @@ async fn cancelling_a_purchase_order_releases_what_is_still_incoming() {
         (mug["incoming"].as_i64(), mug["available"].as_i64()),
         (Some(0), Some(2))
     );
-    reconciled(&app).await;
+    app.assert_reconciled().await;
     app.shutdown().await;
 }
 
@@ -441,7 +429,7 @@ async fn sales_order_allocates_all_or_nothing_or_partially_ships_and_cancels() {
     )
     .await;
     assert_eq!(codes(&cancelled), ["INVALID_TRANSITION"]);
-    reconciled(&app).await;
+    app.assert_reconciled().await;
     app.shutdown().await;
 }
 
@@ -472,7 +460,7 @@ async fn cancelling_an_allocated_order_releases_its_committed_stock() {
         (mug["available"].as_i64(), mug["committed"].as_i64()),
         (Some(6), Some(0))
     );
-    reconciled(&app).await;
+    app.assert_reconciled().await;
     app.shutdown().await;
 }
 
@@ -505,7 +493,7 @@ async fn concurrent_allocations_never_oversell() {
         (mug["available"].as_i64(), mug["committed"].as_i64()),
         (Some(0), Some(20))
     );
-    reconciled(&app).await;
+    app.assert_reconciled().await;
     app.shutdown().await;
 }
 
@@ -549,7 +537,7 @@ async fn orders_with_lines_in_opposite_orders_race_without_deadlock() {
             "{sku}: {level}"
         );
     }
-    reconciled(&app).await;
+    app.assert_reconciled().await;
     app.shutdown().await;
 }
 
@@ -680,7 +668,7 @@ async fn reservations_hold_release_expire_and_convert() {
     .await;
     let again = allocate(&app, &so2["id"], false, json!([hold["reservation"]["id"]])).await;
     assert_eq!(codes(&again), ["INVALID_TRANSITION"]);
-    reconciled(&app).await;
+    app.assert_reconciled().await;
     app.shutdown().await;
 }
 
@@ -751,7 +739,7 @@ async fn an_order_step_sends_its_rows_with_the_documents_own_statement() {
             "statements of create, allocate, ship and adjustStock"
         );
     }
-    reconciled(&app).await;
+    app.assert_reconciled().await;
     app.shutdown().await;
 }
 
@@ -835,7 +823,7 @@ async fn a_transition_of_forty_lines_costs_the_statements_of_two() {
         (level["available"].clone(), level["committed"].clone()),
         (json!(5), json!(0))
     );
-    reconciled(&app).await;
+    app.assert_reconciled().await;
     app.shutdown().await;
 }
 
@@ -904,7 +892,7 @@ async fn transitions_are_idempotent() {
     let replay = submit("po-submit-1").await;
     assert_eq!(first, replay);
     assert_eq!(app.level("MUG", "WH").await["incoming"], 5);
-    reconciled(&app).await;
+    app.assert_reconciled().await;
     app.shutdown().await;
 }
 
@@ -1046,7 +1034,7 @@ async fn transfer_in_transit_partial_receipt_and_a_shortfall_written_off() {
     assert_eq!(cancelled["transfer"]["status"], "CANCELLED", "{cancelled}");
     assert_eq!(app.level("MUG", "WH").await["available"], 4);
     assert_eq!(app.level("MUG", "STORE").await["incoming"], 0);
-    reconciled(&app).await;
+    app.assert_reconciled().await;
     app.shutdown().await;
 }
 
@@ -1068,7 +1056,7 @@ async fn a_transfer_shipped_twice_at_once_ships_once() {
     );
     assert_eq!(app.level("MUG", "WH").await["available"], 6);
     assert_eq!(app.level("MUG", "STORE").await["incoming"], 4);
-    reconciled(&app).await;
+    app.assert_reconciled().await;
     app.shutdown().await;
 }
 
@@ -1132,7 +1120,7 @@ async fn cancelling_while_shipping_ends_in_one_consistent_state() {
     );
     let mug = app.level("MUG", "WH").await;
     assert_eq!(mug["committed"], 0);
-    reconciled(&app).await;
+    app.assert_reconciled().await;
     app.shutdown().await;
 }
 
@@ -1178,7 +1166,7 @@ async fn reservations_expiring_while_converted_are_one_or_the_other() {
     let mug = app.level("MUG", "WH").await;
     assert_eq!(mug["reserved"], 0, "no hold left behind");
     assert_eq!(mug["committed"].as_i64(), Some(2 * converted));
-    reconciled(&app).await;
+    app.assert_reconciled().await;
     app.shutdown().await;
 }
 
@@ -1260,7 +1248,7 @@ async fn returns_never_bring_back_more_than_was_shipped() {
         after["damaged"].as_i64().unwrap() - before["damaged"].as_i64().unwrap(),
         1
     );
-    reconciled(&app).await;
+    app.assert_reconciled().await;
     app.shutdown().await;
 }
 
@@ -1304,7 +1292,7 @@ async fn one_unreleasable_reservation_does_not_stop_expiry() {
         "ACTIVE"
     );
     assert_eq!(app.level("CAP", "WH").await["reserved"], 0);
-    reconciled(&app).await;
+    app.assert_reconciled().await;
     app.shutdown().await;
 }
 
@@ -1364,7 +1352,7 @@ async fn a_draft_purchase_order_is_edited_an_ordered_one_is_not() {
             .unwrap()
             .contains("ORDERED")
     );
-    reconciled(&app).await;
+    app.assert_reconciled().await;
     app.shutdown().await;
 }
 
@@ -1426,7 +1414,7 @@ async fn cancelling_after_a_partial_shipment_and_a_draft_transfer() {
         codes(&tr_step(&app, "shipTransfer", &draft["id"]).await),
         ["INVALID_TRANSITION"]
     );
-    reconciled(&app).await;
+    app.assert_reconciled().await;
     app.shutdown().await;
 }
 
@@ -1470,7 +1458,7 @@ async fn raw_writes_cannot_pose_as_a_documents_movements() {
     )
     .await;
     assert_eq!(codes(&empty), ["INVALID_INPUT"]);
-    reconciled(&app).await;
+    app.assert_reconciled().await;
     app.shutdown().await;
 }
 

@@ -293,10 +293,7 @@ async fn a_recount_sets_two_states_of_one_level_and_another_level_in_one_call() 
         "{level}"
     );
     assert_eq!(app.level("RC2", "WH").await["available"], 9);
-    let report = twh_server::ledger::reconcile::run(&app.state.db, None)
-        .await
-        .expect("reconcile");
-    assert_eq!(report.mismatches, 0);
+    app.assert_reconciled().await;
     app.shutdown().await;
 }
 

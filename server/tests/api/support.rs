@@ -212,6 +212,20 @@ impl TestApp {
         body["data"]["adjustStock"].clone()
     }
 
+    /// Runs the reconciliation and asserts it finds no mismatch (every level equals the sum of
+    /// its movements, sequences gap-free).
+    pub async fn assert_reconciled(&self) {
+        let report = twh_server::ledger::reconcile::run(&self.state.db, None)
+            .await
+            .expect("reconcile");
+        assert_eq!(
+            report.mismatches,
+            0,
+            "{}",
+            serde_json::to_string(&report).expect("a report")
+        );
+    }
+
     pub async fn level(&self, sku: &str, location: &str) -> Value {
         let (_, body) = self
             .gql(
