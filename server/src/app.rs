@@ -96,6 +96,7 @@ impl App {
         let group = config.database.group_commit.enabled.then(|| {
             crate::db::group::GroupCommit::new(
                 config.database.group_commit.clone(),
+                config.idempotency_ttl_hours,
                 db.clone(),
                 sqlite_writer.clone(),
             )

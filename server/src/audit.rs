@@ -56,14 +56,23 @@ pub fn insert(principal: &Principal, entry: AuditEntry<'_>) -> InsertStatement {
 }
 
 fn insert_as(tenant_id: &str, actor: &str, entry: AuditEntry<'_>) -> InsertStatement {
-    let mut data = entry.data;
-    if let Some(key) = IDEMPOTENCY_KEY.try_with(|k| k.clone()).ok().flatten()
-        && let Some(object) = data.as_object_mut()
-    {
-        object
-            .entry("idempotencyKey")
-            .or_insert(serde_json::Value::String(key));
+    let mut insert = audit_insert();
+    insert.values_panic(row(tenant_id, actor, entry));
+    insert
+}
+
+/// One INSERT for the audit rows of several requests (writes committed together), in order.
+pub fn insert_many<'a>(
+    rows: impl IntoIterator<Item = (&'a Principal, AuditEntry<'a>)>,
+) -> InsertStatement {
+    let mut insert = audit_insert();
+    for (principal, entry) in rows {
+        insert.values_panic(row(&principal.tenant_id, &principal.actor(), entry));
     }
+    insert
+}
+
+fn audit_insert() -> InsertStatement {
     Query::insert()
         .into_table("audit_events")
         .columns([
@@ -77,16 +86,27 @@ fn insert_as(tenant_id: &str, actor: &str, entry: AuditEntry<'_>) -> InsertState
             "data",
             "created_at",
         ])
-        .values_panic([
-            tenant_id.to_owned().into(),
-            ids::new_id(ids::AUDIT).into(),
-            actor.to_owned().into(),
-            entry.action.into(),
-            entry.target_type.into(),
-            entry.target_id.into(),
-            entry.request_id.map(str::to_owned).into(),
-            data.into(),
-            Utc::now().into(),
-        ])
         .to_owned()
+}
+
+fn row(tenant_id: &str, actor: &str, entry: AuditEntry<'_>) -> [sea_orm::sea_query::SimpleExpr; 9] {
+    let mut data = entry.data;
+    if let Some(key) = IDEMPOTENCY_KEY.try_with(|k| k.clone()).ok().flatten()
+        && let Some(object) = data.as_object_mut()
+    {
+        object
+            .entry("idempotencyKey")
+            .or_insert(serde_json::Value::String(key));
+    }
+    [
+        tenant_id.to_owned().into(),
+        ids::new_id(ids::AUDIT).into(),
+        actor.to_owned().into(),
+        entry.action.into(),
+        entry.target_type.into(),
+        entry.target_id.into(),
+        entry.request_id.map(str::to_owned).into(),
+        data.into(),
+        Utc::now().into(),
+    ]
 }

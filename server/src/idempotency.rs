@@ -192,6 +192,61 @@ async fn claim(
     Ok(Claim::Replay(row.try_get("", "response")?))
 }
 
+/// A key claimed with its answer already known (a write run together with others, see
+/// `ledger::write::together`).
+pub struct Answered<'a> {
+    pub key: &'a str,
+    pub operation: &'a str,
+    pub fingerprint: &'a str,
+    /// The answer, as [`stored_answer`] makes it.
+    pub response: String,
+}
+
+/// A success as a key stores it.
+pub fn stored_answer(value: &impl Serialize) -> Result<String, DbErr> {
+    serde_json::to_string(&Stored::Ok(value))
+        .map_err(|e| DbErr::Custom(format!("storing response: {e}")))
+}
+
+/// One INSERT claiming keys whose answers are known, each stored as it would be after its work
+/// (`ON CONFLICT DO NOTHING`: a key that exists already is not inserted, and the caller, seeing
+/// fewer rows written than keys, must roll its work back and run each request on its own).
+pub fn insert_answered(
+    tenant_id: &str,
+    ttl_hours: i64,
+    keys: &[Answered<'_>],
+) -> sea_orm::sea_query::InsertStatement {
+    let now = Utc::now();
+    let expires_at = now + Duration::hours(ttl_hours);
+    let mut insert = Query::insert();
+    insert.into_table("idempotency_keys").columns([
+        "tenant_id",
+        "key",
+        "operation",
+        "request_hash",
+        "response",
+        "created_at",
+        "expires_at",
+    ]);
+    for answered in keys {
+        insert.values_panic([
+            tenant_id.into(),
+            answered.key.into(),
+            answered.operation.into(),
+            answered.fingerprint.into(),
+            answered.response.clone().into(),
+            now.into(),
+            expires_at.into(),
+        ]);
+    }
+    insert.on_conflict(
+        OnConflict::columns(["tenant_id", "key"])
+            .do_nothing()
+            .to_owned(),
+    );
+    insert
+}
+
 fn store_statement(
     tenant_id: &str,
     key: &str,
@@ -233,12 +288,53 @@ where
     F: FnOnce(DatabaseTransaction) -> Fut,
     Fut: Future<Output = (DatabaseTransaction, Result<T, DomainError>)>,
 {
+    run_together(app, principal, operation, key, fingerprint, None, work).await
+}
+
+/// A single adjustment that group commit may write together with its tenant's others, and how
+/// its change becomes the caller's answer.
+pub struct Together<T> {
+    pub adjustment: crate::ledger::write::together::Adjustment,
+    pub answer: fn(crate::ledger::write::StockChange) -> T,
+}
+
+/// [`run`], for a write that group commit may run together with others (`together`): then
+/// its key is claimed with its answer in the run's last statement, or, if the run cannot take
+/// it, it runs as [`run`] runs it.
+pub async fn run_together<T, F, Fut>(
+    app: &App,
+    principal: &Principal,
+    operation: &str,
+    key: Option<&str>,
+    fingerprint: String,
+    together: Option<Together<T>>,
+    work: F,
+) -> Outcome<T>
+where
+    T: Serialize + DeserializeOwned,
+    F: FnOnce(DatabaseTransaction) -> Fut,
+    Fut: Future<Output = (DatabaseTransaction, Result<T, DomainError>)>,
+{
     // With group commit the write runs in a savepoint of its tenant's group and is answered
     // once the group has committed; else in a transaction of its own.
     let outcome = async {
         match &app.group {
             Some(group) => {
-                let seat = group.join(&principal.tenant_id).await?;
+                let seat = match together {
+                    Some(Together { adjustment, answer }) => {
+                        match group.adjust(adjustment).await? {
+                            crate::db::group::Joined::Done(change, commit) => {
+                                commit.wait().await?;
+                                return Ok(Outcome {
+                                    result: Ok(answer(change)),
+                                    replayed: false,
+                                });
+                            }
+                            crate::db::group::Joined::Seat(seat) => seat,
+                        }
+                    }
+                    None => group.join(&principal.tenant_id).await?,
+                };
                 let outcome =
                     run_in(app, seat.txn, principal, operation, key, fingerprint, work).await?;
                 // Even a refusal or a replay waits: a replay may answer with what an earlier

@@ -14,6 +14,13 @@
 //! queue behind the committing group's row locks, never the other way round, and the lane's
 //! commits happen in order. A tenant's writes always take the same lane, so two lanes never hold
 //! locks the other waits for (tenants share no rows).
+//!
+//! A run of one tenant's single relative adjustments (`adjustStock` of one change, the hottest
+//! write there is) does not take seats: the lane hands the whole run to
+//! [`together::adjust_together`], which writes it in four statements however long it is, and
+//! answers each call its own change. If anything in the run needs a write's own path (an
+//! unknown SKU, a new level, a refused change, a replayed key), the lane rolls the run back and
+//! seats each call in a group as above, so the fast path never answers differently from it.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,6 +32,8 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::config::GroupCommitConfig;
+use crate::ledger::write::StockChange;
+use crate::ledger::write::together::{self, Adjustment};
 
 /// How a group's commit went, told to each member.
 type Committed = Result<(), Arc<DbErr>>;
@@ -71,17 +80,86 @@ impl Ticket {
     }
 }
 
-type Waiter = oneshot::Sender<Result<Seat, DbErr>>;
+/// Word of a group's commit, for a write the lane ran itself.
+pub struct Commit(oneshot::Receiver<Committed>);
+
+impl Commit {
+    /// Waits for the commit of the write's group: an error means nothing of it was committed
+    /// (or, if the commit's answer was lost, that nobody can tell).
+    pub async fn wait(self) -> Result<(), DbErr> {
+        match self.0.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(err)) => Err(copy(&err)),
+            Err(_) => Err(DbErr::Custom(
+                "the group commit ended without an answer".into(),
+            )),
+        }
+    }
+}
+
+/// How an adjustment was taken: run with its neighbours (its change, once the group commits),
+/// or seated to run on its own.
+pub enum Joined {
+    Done(StockChange, Commit),
+    Seat(Seat),
+}
+
+/// A write waiting for its lane.
+enum Waiter {
+    /// Any write: it runs its own statements in a savepoint of a group.
+    Seat(oneshot::Sender<Result<Seat, DbErr>>),
+    /// A single relative adjustment, which the lane may run together with its tenant's others.
+    Adjust(Box<Adjustment>, oneshot::Sender<Result<Joined, DbErr>>),
+}
+
+impl Waiter {
+    fn is_closed(&self) -> bool {
+        match self {
+            Waiter::Seat(tx) => tx.is_closed(),
+            Waiter::Adjust(_, tx) => tx.is_closed(),
+        }
+    }
+
+    fn fail(self, err: DbErr) {
+        match self {
+            Waiter::Seat(tx) => {
+                let _ = tx.send(Err(err));
+            }
+            Waiter::Adjust(_, tx) => {
+                let _ = tx.send(Err(err));
+            }
+        }
+    }
+
+    /// Hands the write its seat; false if it went away meanwhile.
+    fn seat(self, seat: Seat) -> bool {
+        match self {
+            Waiter::Seat(tx) => tx.send(Ok(seat)).is_ok(),
+            Waiter::Adjust(_, tx) => tx.send(Ok(Joined::Seat(seat))).is_ok(),
+        }
+    }
+
+    fn adjustment(&self) -> Option<&Adjustment> {
+        match self {
+            Waiter::Adjust(adjustment, _) => Some(adjustment),
+            Waiter::Seat(_) => None,
+        }
+    }
+}
 
 /// Groups committed (or failed) and the writes they held, since start.
 #[derive(Default)]
 pub struct Stats {
     groups: AtomicU64,
     writes: AtomicU64,
+    /// Adjustments answered from a run written together (a subset of `writes`).
+    together: AtomicU64,
 }
 
 pub struct GroupCommit {
     config: GroupCommitConfig,
+    /// How long the idempotency keys of adjustments run together are kept.
+    key_ttl_hours: i64,
     stats: Arc<Stats>,
     db: DatabaseConnection,
     sqlite_writer: Option<Arc<Mutex<()>>>,
@@ -92,11 +170,13 @@ pub struct GroupCommit {
 impl GroupCommit {
     pub fn new(
         config: GroupCommitConfig,
+        key_ttl_hours: i64,
         db: DatabaseConnection,
         sqlite_writer: Option<Arc<Mutex<()>>>,
     ) -> Self {
         Self {
             config,
+            key_ttl_hours,
             stats: Arc::default(),
             db,
             sqlite_writer,
@@ -112,20 +192,42 @@ impl GroupCommit {
         )
     }
 
+    /// Adjustments answered from runs written together, since start.
+    pub fn together(&self) -> u64 {
+        self.stats.together.load(Ordering::Relaxed)
+    }
+
     /// Waits for a seat in the tenant's lane.
     pub async fn join(&self, tenant_id: &str) -> Result<Seat, DbErr> {
-        let lanes = self.lanes.get_or_init(|| self.start());
-        let mut hasher = DefaultHasher::new();
-        tenant_id.hash(&mut hasher);
-        let lane = &lanes[(hasher.finish() % lanes.len() as u64) as usize];
         let (waiter, seat) = oneshot::channel();
-        lane.send(waiter)
-            .map_err(|_| DbErr::Custom("the group commit lane stopped".into()))?;
+        self.send(tenant_id, Waiter::Seat(waiter))?;
         match seat.await {
             Ok(Ok(seat)) => Ok(seat),
             Ok(Err(err)) => Err(err),
             Err(_) => Err(DbErr::Custom("the group commit lane stopped".into())),
         }
+    }
+
+    /// Queues a single adjustment in its tenant's lane: it comes back done (with its change,
+    /// to be answered once the group commits) or seated, to run on its own.
+    pub async fn adjust(&self, adjustment: Adjustment) -> Result<Joined, DbErr> {
+        let (waiter, joined) = oneshot::channel();
+        let tenant_id = adjustment.tenant_id().to_owned();
+        self.send(&tenant_id, Waiter::Adjust(Box::new(adjustment), waiter))?;
+        match joined.await {
+            Ok(Ok(joined)) => Ok(joined),
+            Ok(Err(err)) => Err(err),
+            Err(_) => Err(DbErr::Custom("the group commit lane stopped".into())),
+        }
+    }
+
+    fn send(&self, tenant_id: &str, waiter: Waiter) -> Result<(), DbErr> {
+        let lanes = self.lanes.get_or_init(|| self.start());
+        let mut hasher = DefaultHasher::new();
+        tenant_id.hash(&mut hasher);
+        let lane = &lanes[(hasher.finish() % lanes.len() as u64) as usize];
+        lane.send(waiter)
+            .map_err(|_| DbErr::Custom("the group commit lane stopped".into()))
     }
 
     fn start(&self) -> Vec<mpsc::UnboundedSender<Waiter>> {
@@ -138,11 +240,14 @@ impl GroupCommit {
             .map(|_| {
                 let (tx, rx) = mpsc::unbounded_channel();
                 tokio::spawn(lane(
-                    self.db.clone(),
-                    self.sqlite_writer.clone(),
-                    self.stats.clone(),
-                    self.config.max_members.max(1),
-                    std::time::Duration::from_millis(self.config.window_ms),
+                    Lane {
+                        db: self.db.clone(),
+                        sqlite_writer: self.sqlite_writer.clone(),
+                        stats: self.stats.clone(),
+                        max_members: self.config.max_members.max(1),
+                        window: std::time::Duration::from_millis(self.config.window_ms),
+                        key_ttl_hours: self.key_ttl_hours,
+                    },
                     rx,
                 ));
                 tx
@@ -154,13 +259,7 @@ impl GroupCommit {
 async fn begin(
     db: &DatabaseConnection,
     sqlite_writer: &Option<Arc<Mutex<()>>>,
-) -> Result<
-    (
-        DatabaseTransaction,
-        Option<tokio::sync::OwnedMutexGuard<()>>,
-    ),
-    DbErr,
-> {
+) -> Result<(DatabaseTransaction, Writer), DbErr> {
     let writer = match sqlite_writer {
         Some(lock) => Some(lock.clone().lock_owned().await),
         None => None,
@@ -169,85 +268,198 @@ async fn begin(
     Ok((txn, writer))
 }
 
-async fn lane(
+struct Lane {
     db: DatabaseConnection,
     sqlite_writer: Option<Arc<Mutex<()>>>,
     stats: Arc<Stats>,
     max_members: usize,
     window: std::time::Duration,
-    mut waiting: mpsc::UnboundedReceiver<Waiter>,
-) {
+    key_ttl_hours: i64,
+}
+
+type Writer = Option<tokio::sync::OwnedMutexGuard<()>>;
+
+async fn lane(lane: Lane, mut waiting: mpsc::UnboundedReceiver<Waiter>) {
     let mut committing: Option<JoinHandle<()>> = None;
-    while let Some(first) = waiting.recv().await {
-        let (group, writer) = match begin(&db, &sqlite_writer).await {
-            Ok(begun) => begun,
-            Err(err) => {
-                let _ = first.send(Err(err));
-                continue;
-            }
+    // A write taken from the queue that did not fit the run before it: first in the next.
+    let mut held: Option<Waiter> = None;
+    loop {
+        let first = match held.take() {
+            Some(waiter) => waiter,
+            None => match waiting.recv().await {
+                Some(waiter) => waiter,
+                None => break,
+            },
         };
-        let number = stats.groups.fetch_add(1, Ordering::Relaxed) + 1;
-        let started = Instant::now();
-        let mut members = Vec::with_capacity(max_members);
-        let mut next = Some(first);
-        while let Some(waiter) = next.take() {
-            if waiter.is_closed() {
-                next = waiting.try_recv().ok();
-                continue;
-            }
-            let txn = match group.begin().await {
-                Ok(txn) => txn,
-                Err(err) => {
-                    // The connection is gone or the group is broken: this write fails and the
-                    // group commits (or fails) without it.
-                    let _ = waiter.send(Err(err));
-                    break;
+        let mut queue = std::collections::VecDeque::from([first]);
+        // A run of one tenant's adjustments, as long as the queue holds one (Postgres only:
+        // SQLite has one writer, and its statements cost no round trips).
+        if lane.sqlite_writer.is_none()
+            && let Some(tenant) = queue[0].adjustment().map(|a| a.tenant_id().to_owned())
+        {
+            while queue.len() < lane.max_members {
+                match waiting.try_recv() {
+                    Ok(next) if next.adjustment().is_some_and(|a| a.tenant_id() == tenant) => {
+                        queue.push_back(next)
+                    }
+                    Ok(next) => {
+                        held = Some(next);
+                        break;
+                    }
+                    Err(_) => break,
                 }
-            };
-            let (finished, left) = oneshot::channel();
-            let (told, committed) = oneshot::channel();
-            let seat = Seat {
-                txn,
-                ticket: Ticket {
-                    group: number,
-                    finished,
-                    committed,
-                },
-            };
-            stats.writes.fetch_add(1, Ordering::Relaxed);
-            // A write that went away meanwhile drops its seat: the savepoint rolls back.
-            if waiter.send(Ok(seat)).is_ok() {
-                // Dropped without a word (the request was cancelled): its savepoint rolled back
-                // when its transaction was dropped, and it waits for nothing.
-                let _ = left.await;
-                members.push(told);
             }
-            if members.len() >= max_members || started.elapsed() >= window {
-                break;
+            queue.retain(|waiter| !waiter.is_closed());
+            if queue.len() >= 2 {
+                match run_together(&lane, queue, &mut committing).await {
+                    None => continue,
+                    Some(back) => queue = back,
+                }
             }
-            next = waiting.try_recv().ok();
         }
-        let size = members.len();
-        metrics::histogram!("twh_group_commit_writes").record(size as f64);
-        metrics::histogram!("twh_group_commit_window_seconds")
-            .record(started.elapsed().as_secs_f64());
-        // The next group starts now; this one commits after the one before it.
-        let before = committing.take();
-        committing = Some(tokio::spawn(async move {
-            if let Some(before) = before {
-                let _ = before.await;
-            }
-            let result = group.commit().await.map_err(Arc::new);
-            drop(writer);
-            if let Err(err) = &result {
-                tracing::error!(error = %err, writes = size, "a group commit failed");
-            }
-            for member in members {
-                let _ = member.send(result.clone());
-            }
-        }));
+        seat_in_turn(&lane, queue, &mut waiting, &mut committing).await;
     }
     if let Some(last) = committing {
         let _ = last.await;
     }
+}
+
+/// Writes a run of adjustments together and tells each its change; `None` when done, else the
+/// run back (rolled back), for its writes to be seated one by one.
+async fn run_together(
+    lane: &Lane,
+    run: std::collections::VecDeque<Waiter>,
+    committing: &mut Option<JoinHandle<()>>,
+) -> Option<std::collections::VecDeque<Waiter>> {
+    let (group, writer) = match begin(&lane.db, &lane.sqlite_writer).await {
+        Ok(begun) => begun,
+        Err(_) => return Some(run),
+    };
+    let number = lane.stats.groups.fetch_add(1, Ordering::Relaxed) + 1;
+    let started = Instant::now();
+    let adjustments: Vec<&Adjustment> = run.iter().filter_map(Waiter::adjustment).collect();
+    let done = together::adjust_together(&group, &adjustments, lane.key_ttl_hours).await;
+    let changes = match done {
+        Ok(Some(changes)) if changes.len() == run.len() => changes,
+        outcome => {
+            if let Err(err) = outcome {
+                tracing::warn!(error = %err, group = number, "a run written together failed; its writes go one by one");
+            }
+            let _ = group.rollback().await;
+            return Some(run);
+        }
+    };
+    let size = run.len();
+    lane.stats.writes.fetch_add(size as u64, Ordering::Relaxed);
+    lane.stats
+        .together
+        .fetch_add(size as u64, Ordering::Relaxed);
+    let mut members = Vec::with_capacity(size);
+    for (waiter, change) in run.into_iter().zip(changes) {
+        let Waiter::Adjust(_, tx) = waiter else {
+            continue;
+        };
+        let (told, committed) = oneshot::channel();
+        // One that went away meanwhile is committed all the same, as a write whose client
+        // left after its commit would be.
+        let _ = tx.send(Ok(Joined::Done(change, Commit(committed))));
+        members.push(told);
+    }
+    metrics::histogram!("twh_group_commit_writes").record(size as f64);
+    metrics::histogram!("twh_group_commit_window_seconds").record(started.elapsed().as_secs_f64());
+    *committing = Some(commit_after(committing.take(), group, writer, members));
+    None
+}
+
+/// Seats the queued writes, then whoever queues while they run, each in its savepoint of one
+/// group, until none waits, the group is full or its window has passed; then commits it.
+async fn seat_in_turn(
+    lane: &Lane,
+    mut queue: std::collections::VecDeque<Waiter>,
+    waiting: &mut mpsc::UnboundedReceiver<Waiter>,
+    committing: &mut Option<JoinHandle<()>>,
+) {
+    let (group, writer) = match begin(&lane.db, &lane.sqlite_writer).await {
+        Ok(begun) => begun,
+        Err(err) => {
+            // No transaction to be had (the database is gone or the pool exhausted): the
+            // queued writes fail with it, and the lane goes on with whoever queues next.
+            for waiter in queue {
+                waiter.fail(copy(&err));
+            }
+            return;
+        }
+    };
+    let number = lane.stats.groups.fetch_add(1, Ordering::Relaxed) + 1;
+    let started = Instant::now();
+    let mut members = Vec::with_capacity(lane.max_members);
+    let mut next = queue.pop_front();
+    while let Some(waiter) = next.take() {
+        if waiter.is_closed() {
+            next = queue.pop_front().or_else(|| waiting.try_recv().ok());
+            continue;
+        }
+        let txn = match group.begin().await {
+            Ok(txn) => txn,
+            Err(err) => {
+                // The connection is gone or the group is broken: this write fails and the
+                // group commits (or fails) without it; the ones queued behind it too.
+                waiter.fail(err);
+                for rest in queue.drain(..) {
+                    rest.fail(DbErr::Custom("the group commit's connection failed".into()));
+                }
+                break;
+            }
+        };
+        let (finished, left) = oneshot::channel();
+        let (told, committed) = oneshot::channel();
+        let seat = Seat {
+            txn,
+            ticket: Ticket {
+                group: number,
+                finished,
+                committed,
+            },
+        };
+        lane.stats.writes.fetch_add(1, Ordering::Relaxed);
+        // A write that went away meanwhile drops its seat: the savepoint rolls back.
+        if waiter.seat(seat) {
+            // Dropped without a word (the request was cancelled): its savepoint rolled back
+            // when its transaction was dropped, and it waits for nothing.
+            let _ = left.await;
+            members.push(told);
+        }
+        // The writes queued here were promised a seat: the limits only stop newcomers.
+        next = queue.pop_front();
+        if next.is_none() && members.len() < lane.max_members && started.elapsed() < lane.window {
+            next = waiting.try_recv().ok();
+        }
+    }
+    let size = members.len();
+    metrics::histogram!("twh_group_commit_writes").record(size as f64);
+    metrics::histogram!("twh_group_commit_window_seconds").record(started.elapsed().as_secs_f64());
+    *committing = Some(commit_after(committing.take(), group, writer, members));
+}
+
+/// Commits a group after the one before it, and tells its members how it went.
+fn commit_after(
+    before: Option<JoinHandle<()>>,
+    group: DatabaseTransaction,
+    writer: Writer,
+    members: Vec<oneshot::Sender<Committed>>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        if let Some(before) = before {
+            let _ = before.await;
+        }
+        let size = members.len();
+        let result = group.commit().await.map_err(Arc::new);
+        drop(writer);
+        if let Err(err) = &result {
+            tracing::error!(error = %err, writes = size, "a group commit failed");
+        }
+        for member in members {
+            let _ = member.send(result.clone());
+        }
+    })
 }

@@ -420,6 +420,35 @@ where
     F: FnOnce(DatabaseTransaction, Principal, String, I) -> Fut,
     Fut: Future<Output = (DatabaseTransaction, Result<T, DomainError>)>,
 {
+    mutate_together(ctx, operation, key, input, |_| None, work).await
+}
+
+/// What a mutation that group commit may run together with others is made of.
+pub struct Parts<'a, I> {
+    pub principal: &'a Principal,
+    pub request_id: &'a str,
+    pub key: Option<&'a str>,
+    pub fingerprint: &'a str,
+    pub input: &'a I,
+}
+
+/// [`mutate`], for a mutation that group commit may write together with others: `together`
+/// makes it one, if it can be (see [`idempotency::run_together`]).
+pub async fn mutate_together<I, T, F, Fut, G>(
+    ctx: &Context<'_>,
+    operation: &'static str,
+    key: Option<String>,
+    input: I,
+    together: G,
+    work: F,
+) -> async_graphql::Result<(Option<T>, Vec<UserError>)>
+where
+    I: Serialize,
+    T: Serialize + DeserializeOwned,
+    F: FnOnce(DatabaseTransaction, Principal, String, I) -> Fut,
+    Fut: Future<Output = (DatabaseTransaction, Result<T, DomainError>)>,
+    G: FnOnce(Parts<'_, I>) -> Option<idempotency::Together<T>>,
+{
     let principal = writer(ctx)?.clone();
     let app = state(ctx)?;
     let rid = request_id(ctx);
@@ -431,12 +460,23 @@ where
         Some(_) => idempotency::fingerprint(operation, &input),
         None => String::new(),
     };
-    let outcome = idempotency::run(
+    let together = match &app.group {
+        Some(_) => together(Parts {
+            principal: &principal,
+            request_id: &rid,
+            key: key.as_deref(),
+            fingerprint: &fingerprint,
+            input: &input,
+        }),
+        None => None,
+    };
+    let outcome = idempotency::run_together(
         app,
         &principal,
         operation,
         key.as_deref(),
         fingerprint,
+        together,
         |txn| {
             crate::audit::with_idempotency_key(
                 key.clone(),

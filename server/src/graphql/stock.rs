@@ -3,11 +3,14 @@
 use async_graphql::connection::Connection;
 use async_graphql::{Context, ID, Object, SimpleObject};
 
-use super::{connection, db_error, mutate, page_size, state};
+use super::{connection, db_error, mutate, mutate_together, page_size, state};
 use crate::auth::principal;
 use crate::error::UserError;
+use crate::idempotency::Together;
 use crate::ledger::query::{self, MovementFilter, StockLevelFilter};
-use crate::ledger::write::{self, AdjustStockInput, MoveStockInput, SetStockInput, StockChange};
+use crate::ledger::write::{
+    self, AdjustStockInput, MoveStockInput, SetStockInput, StockChange, together,
+};
 use crate::ledger::{Movement, StockLevel};
 
 /// The result of `adjustStock`, `moveStock` and `setStock`.
@@ -124,11 +127,24 @@ impl StockMutation {
         idempotency_key: Option<String>,
     ) -> async_graphql::Result<StockChangePayload> {
         let key = idempotency_key.clone();
-        let (change, errors) = mutate(
+        let (change, errors) = mutate_together(
             ctx,
-            "adjustStock",
+            together::OPERATION,
             idempotency_key,
             input,
+            |parts| {
+                let adjustment = together::Adjustment::of(
+                    parts.principal.clone(),
+                    parts.request_id.to_owned(),
+                    parts.key.map(str::to_owned),
+                    parts.fingerprint.to_owned(),
+                    parts.input,
+                )?;
+                Some(Together {
+                    adjustment,
+                    answer: std::convert::identity,
+                })
+            },
             |txn, p, rid, input| async move {
                 let cx = write::Context {
                     principal: &p,

@@ -21,6 +21,7 @@ use crate::error::{DomainError, ErrorCode, UserError};
 use crate::{events, ids};
 
 pub mod post;
+pub mod together;
 
 pub const MAX_URI_LEN: usize = 2048;
 
@@ -410,12 +411,8 @@ async fn resolve_bucket_changes(
     Ok(entries)
 }
 
-/// Adds or removes quantities: each change moves `delta` between a bucket and the outside.
-pub async fn adjust(
-    txn: &DatabaseTransaction,
-    cx: &Context<'_>,
-    input: &AdjustStockInput,
-) -> Result<StockChange, DomainError> {
+/// What is wrong with an adjustment before anything is looked up.
+fn check_adjust(input: &AdjustStockInput) -> Vec<UserError> {
     let mut errors = check_common(
         input.reference_document_uri.as_deref(),
         input.changes.len(),
@@ -432,7 +429,16 @@ pub async fn adjust(
         }
         check_change_from(&base, change.change_from_quantity, &mut errors);
     }
-    fail_if_any(errors)?;
+    errors
+}
+
+/// Adds or removes quantities: each change moves `delta` between a bucket and the outside.
+pub async fn adjust(
+    txn: &DatabaseTransaction,
+    cx: &Context<'_>,
+    input: &AdjustStockInput,
+) -> Result<StockChange, DomainError> {
+    fail_if_any(check_adjust(input))?;
     let now = Utc::now();
     if let [change] = input.changes.as_slice()
         && let Some((entry, level)) = adjust_one_by_keys(txn, cx, change, now).await?
@@ -1494,6 +1500,73 @@ async fn record(
     applied: Vec<Applied>,
 ) -> Result<StockChange, DomainError> {
     let tenant_id = cx.principal.tenant_id.as_str();
+    let Recorded {
+        change,
+        changed,
+        reason,
+        reference_document_uri,
+    } = recorded(cx, now, group, &entries, &applied);
+    // The movements, one `stock.changed` event per touched level, and the audit row go in
+    // together: one round trip on Postgres.
+    let mut inserts = Vec::with_capacity(3);
+    // A keyed adjust/move/set stores its answer with the statement below.
+    let store = if cx.answers_with_change {
+        crate::idempotency::store_with(&change)
+    } else {
+        None
+    };
+    let movements = &change.movements;
+    if txn.get_database_backend() == sea_orm::DbBackend::Postgres && movements.len() >= BULK_ROWS {
+        txn.execute_raw(insert_bulk_postgres(
+            tenant_id,
+            movements,
+            cx.idempotency_key,
+            &changed,
+            now,
+        )?)
+        .await?;
+    } else {
+        if !movements.is_empty() {
+            inserts.push(insert_movements(tenant_id, movements, cx.idempotency_key));
+        }
+        if !changed.is_empty() {
+            inserts.push(events::insert_many(tenant_id, changed));
+        }
+    }
+    if !cx.audited_by_document {
+        inserts.push(audit::insert(
+            cx.principal,
+            audit_entry(cx, &change, reason, reference_document_uri),
+        ));
+    }
+    match cx.deferred {
+        Some(deferred) if store.is_none() => deferred
+            .lock()
+            .map_err(|_| anyhow::anyhow!("deferred ledger writes poisoned"))?
+            .extend(inserts.into_iter().map(crate::db::Write::Insert)),
+        _ => crate::db::insert_all_and(txn, inserts, store).await?,
+    }
+    metrics::counter!("twh_ledger_movements_total").increment(movements.len() as u64);
+    Ok(change)
+}
+
+/// What a group of changes leaves on record, before it is written: the answer (its movements
+/// and the last level of each (item, location) it touched) and a `stock.changed` event per
+/// touched level.
+struct Recorded<'a> {
+    change: StockChange,
+    changed: Vec<events::NewEvent<'static>>,
+    reason: MovementReason,
+    reference_document_uri: Option<&'a str>,
+}
+
+fn recorded<'a>(
+    cx: &Context<'_>,
+    now: DateTime<Utc>,
+    group: Group<'a>,
+    entries: &[Entry],
+    applied: &[Applied],
+) -> Recorded<'a> {
     let Group {
         reason,
         reference_document_uri,
@@ -1524,7 +1597,7 @@ async fn record(
     }
 
     let mut movements = Vec::new();
-    for (entry, applied) in entries.iter().zip(&applied) {
+    for (entry, applied) in entries.iter().zip(applied) {
         let Applied::Moved(level) = applied else {
             continue;
         };
@@ -1553,14 +1626,11 @@ async fn record(
             recorded_at: now,
         });
     }
-    // The movements, one `stock.changed` event per touched level, and the audit row go in
-    // together: one round trip on Postgres.
-    let mut inserts = Vec::with_capacity(3);
     let levels: Vec<StockLevel> = last_level
         .values()
         .map(|(level, sku, code)| StockLevel::from_model(level, sku, code))
         .collect();
-    let changed: Vec<events::NewEvent> = levels
+    let changed = levels
         .iter()
         .map(|level| events::NewEvent {
             event_type: events::STOCK_CHANGED,
@@ -1573,61 +1643,37 @@ async fn record(
             }),
         })
         .collect();
-    let change = StockChange {
-        group_id: ID(group_id.clone()),
-        movements,
-        levels,
-    };
-    // A keyed adjust/move/set stores its answer with the statement below.
-    let store = if cx.answers_with_change {
-        crate::idempotency::store_with(&change)
-    } else {
-        None
-    };
-    let movements = &change.movements;
-    if txn.get_database_backend() == sea_orm::DbBackend::Postgres && movements.len() >= BULK_ROWS {
-        txn.execute_raw(insert_bulk_postgres(
-            tenant_id,
+    Recorded {
+        change: StockChange {
+            group_id: ID(group_id),
             movements,
-            cx.idempotency_key,
-            &changed,
-            now,
-        )?)
-        .await?;
-    } else {
-        if !movements.is_empty() {
-            inserts.push(insert_movements(tenant_id, movements, cx.idempotency_key));
-        }
-        if !changed.is_empty() {
-            inserts.push(events::insert_many(tenant_id, changed));
-        }
+            levels,
+        },
+        changed,
+        reason,
+        reference_document_uri,
     }
-    if !cx.audited_by_document {
-        inserts.push(audit::insert(
-            cx.principal,
-            AuditEntry {
-                action: cx.operation,
-                target_type: "movement_group",
-                target_id: &group_id,
-                request_id: Some(cx.request_id),
-                data: serde_json::json!({
-                    "reason": reason.as_str(),
-                    "referenceDocumentUri": reference_document_uri,
-                    "movements": movements.len(),
-                    "idempotencyKey": cx.idempotency_key,
-                }),
-            },
-        ));
+}
+
+/// The audit record of a change that no document audits.
+fn audit_entry<'a>(
+    cx: &Context<'a>,
+    change: &'a StockChange,
+    reason: MovementReason,
+    reference_document_uri: Option<&str>,
+) -> AuditEntry<'a> {
+    AuditEntry {
+        action: cx.operation,
+        target_type: "movement_group",
+        target_id: &change.group_id.0,
+        request_id: Some(cx.request_id),
+        data: serde_json::json!({
+            "reason": reason.as_str(),
+            "referenceDocumentUri": reference_document_uri,
+            "movements": change.movements.len(),
+            "idempotencyKey": cx.idempotency_key,
+        }),
     }
-    match cx.deferred {
-        Some(deferred) if store.is_none() => deferred
-            .lock()
-            .map_err(|_| anyhow::anyhow!("deferred ledger writes poisoned"))?
-            .extend(inserts.into_iter().map(crate::db::Write::Insert)),
-        _ => crate::db::insert_all_and(txn, inserts, store).await?,
-    }
-    metrics::counter!("twh_ledger_movements_total").increment(movements.len() as u64);
-    Ok(change)
 }
 
 /// From this many movements on, Postgres gets them (and their events) as JSON parameters in
@@ -1858,11 +1904,20 @@ pub(crate) fn insert_movements(
     movements: &[Movement],
     idempotency_key: Option<&str>,
 ) -> sea_orm::sea_query::InsertStatement {
+    insert_keyed_movements(tenant_id, movements.iter().map(|m| (m, idempotency_key)))
+}
+
+/// One INSERT for movements of requests with different idempotency keys (writes committed
+/// together), in order.
+fn insert_keyed_movements<'a>(
+    tenant_id: &str,
+    movements: impl IntoIterator<Item = (&'a Movement, Option<&'a str>)>,
+) -> sea_orm::sea_query::InsertStatement {
     let mut insert = Query::insert();
     insert
         .into_table("movements")
         .columns(MOVEMENT_COLUMNS.map(|(name, _)| name));
-    for m in movements {
+    for (m, idempotency_key) in movements {
         insert.values_panic([
             tenant_id.into(),
             m.id.0.clone().into(),

@@ -164,6 +164,164 @@ async fn writes_whose_neighbours_are_refused_still_land() {
     app.shutdown().await;
 }
 
+/// Single adjustments queued together run as one batch on Postgres (four statements for the
+/// whole run): each call still gets its own movement, sequence, `quantityAfterChange`, event,
+/// audit record and stored answer, exactly as if they had run one by one; replays and reused
+/// keys in the mix send a run back to the one-by-one path, which answers them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn single_adjustments_written_together_answer_as_if_run_one_by_one() {
+    let app = grouped().await;
+    let postgres = app.state.is_postgres();
+    for sku in ["A", "B"] {
+        app.create_item(sku).await;
+    }
+    app.create_location("WH", false).await;
+    // The levels exist before the run (a new level takes the one-by-one path).
+    app.adjust("A", "WH", 1000, None).await;
+    app.adjust("B", "WH", 1000, None).await;
+    let group = app.state.group.as_ref().expect("group commit is on");
+    let together_before = group.together();
+
+    // 300 calls at once: +1 and -2 on A and B, every other one keyed.
+    let calls: Vec<(&str, i64, Option<String>)> = (0..300)
+        .map(|i| {
+            let sku = if i % 3 == 0 { "B" } else { "A" };
+            let delta = if i % 5 == 0 { -2 } else { 1 };
+            (sku, delta, (i % 2 == 0).then(|| format!("run-{i}")))
+        })
+        .collect();
+    let answers = join_all(calls.iter().map(|(sku, delta, key)| {
+        adjust_call(&app, adjust_input(sku, "WH", *delta, None), key.as_deref())
+    }))
+    .await;
+    for answer in &answers {
+        assert_eq!(codes(answer), Vec::<String>::new(), "{answer}");
+    }
+    let together = group.together() - together_before;
+    if postgres {
+        assert!(together > 0, "no adjustment was written together");
+    } else {
+        assert_eq!(together, 0, "SQLite runs every write on its own");
+    }
+
+    // Every answer is its own movement, as the ledger holds it.
+    for sku in ["A", "B"] {
+        let expected: i64 = 1000
+            + calls
+                .iter()
+                .filter(|(s, _, _)| *s == sku)
+                .map(|(_, d, _)| d)
+                .sum::<i64>();
+        let count = calls.iter().filter(|(s, _, _)| *s == sku).count() as i64;
+        let level = app.level(sku, "WH").await;
+        assert_eq!(level["available"], expected, "{level}");
+        assert_eq!(level["sequence"], count + 1, "{level}");
+        let movements = app
+            .movements(json!({ "sku": sku, "locationCode": "WH" }))
+            .await;
+        let stored: HashMap<&str, &Value> = movements
+            .iter()
+            .map(|m| (m["id"].as_str().unwrap(), m))
+            .collect();
+        let mut sequences: Vec<i64> = movements
+            .iter()
+            .map(|m| m["sequence"].as_i64().unwrap())
+            .collect();
+        sequences.sort_unstable();
+        assert_eq!(sequences, (1..=count + 1).collect::<Vec<_>>());
+        for ((s, delta, _), answer) in calls.iter().zip(&answers) {
+            if *s != sku {
+                continue;
+            }
+            let movement = &answer["movements"][0];
+            let held = stored[movement["id"].as_str().unwrap()];
+            for field in ["delta", "quantityAfterChange", "sequence"] {
+                assert_eq!(movement[field], held[field], "{field}: {movement} {held}");
+            }
+            assert_eq!(movement["delta"], *delta);
+            let level = &answer["levels"][0];
+            assert_eq!(
+                level["available"], movement["quantityAfterChange"],
+                "{answer}"
+            );
+            assert_eq!(level["sequence"], movement["sequence"], "{answer}");
+        }
+    }
+
+    // One audit record and one event per call; one stored answer per key.
+    let count = |sql: &str| {
+        let db = &app.state.db;
+        let sql = sql.replace("$T", &app.tenant_id);
+        async move {
+            let row = db
+                .query_one_raw(Statement::from_string(db.get_database_backend(), sql))
+                .await
+                .unwrap()
+                .unwrap();
+            row.try_get_by_index::<i64>(0).unwrap()
+        }
+    };
+    assert_eq!(
+        count(
+            "SELECT COUNT(*) FROM audit_events WHERE tenant_id = '$T' AND action = 'stock.adjust'"
+        )
+        .await,
+        302
+    );
+    assert_eq!(
+        count("SELECT COUNT(*) FROM outbox_events WHERE tenant_id = '$T' AND event_type = 'stock.changed'")
+            .await,
+        302
+    );
+    assert_eq!(
+        count(
+            "SELECT COUNT(*) FROM movements WHERE tenant_id = '$T' AND idempotency_key LIKE 'run-%'"
+        )
+        .await,
+        150
+    );
+
+    // Replays answer with the stored change; a key reused for another request is refused;
+    // both in one more concurrent run, beside fresh calls.
+    let replays = join_all((0..40usize).map(|i| {
+        let (app, calls) = (&app, &calls);
+        async move {
+            match i % 4 {
+                0 => {
+                    let (sku, delta, key) = &calls[i * 2 + 2];
+                    let input = adjust_input(sku, "WH", *delta, None);
+                    (i, adjust_call(app, input, key.as_deref()).await)
+                }
+                1 => (
+                    i,
+                    adjust_call(app, adjust_input("B", "WH", 5, None), Some("run-4")).await,
+                ),
+                _ => (
+                    i,
+                    adjust_call(app, adjust_input("B", "WH", 1, None), None).await,
+                ),
+            }
+        }
+    }))
+    .await;
+    for (i, answer) in &replays {
+        match i % 4 {
+            0 => {
+                let first = &answers[i * 2 + 2];
+                assert_eq!(answer["movements"], first["movements"], "{answer}");
+            }
+            1 => assert_eq!(
+                codes(answer),
+                ["IDEMPOTENCY_KEY_PARAMETER_MISMATCH"],
+                "{answer}"
+            ),
+            _ => assert_eq!(codes(answer), Vec::<String>::new(), "{answer}"),
+        }
+    }
+    app.assert_reconciled().await;
+    app.shutdown().await;
+}
+
 /// The group commit itself: a write whose statement fails (which aborts a Postgres transaction
 /// until its savepoint is rolled back) leaves the writes before and after it in its group.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
