@@ -61,15 +61,43 @@ fn insert_as(tenant_id: &str, actor: &str, entry: AuditEntry<'_>) -> InsertState
     insert
 }
 
-/// One INSERT for the audit rows of several requests (writes committed together), in order.
-pub fn insert_many<'a>(
-    rows: impl IntoIterator<Item = (&'a Principal, AuditEntry<'a>)>,
-) -> InsertStatement {
-    let mut insert = audit_insert();
-    for (principal, entry) in rows {
-        insert.values_panic(row(&principal.tenant_id, &principal.actor(), entry));
+/// An audit row as a row of a JSON recordset (see [`insert_from_json`]).
+#[derive(serde::Serialize)]
+pub struct JsonRow<'a> {
+    id: String,
+    actor: String,
+    action: &'a str,
+    target_type: &'a str,
+    target_id: &'a str,
+    request_id: Option<&'a str>,
+    data: serde_json::Value,
+}
+
+impl<'a> JsonRow<'a> {
+    pub fn new(principal: &Principal, entry: AuditEntry<'a>) -> Self {
+        Self {
+            id: ids::new_id(ids::AUDIT),
+            actor: principal.actor(),
+            action: entry.action,
+            target_type: entry.target_type,
+            target_id: entry.target_id,
+            request_id: entry.request_id,
+            data: entry.data,
+        }
     }
-    insert
+}
+
+/// An INSERT of the audit rows in the JSON recordset parameter `rows` ([`JsonRow`]s), for the
+/// tenant and time in the parameters `tenant` and `time` (Postgres).
+pub fn insert_from_json(rows: &str, tenant: &str, time: &str) -> String {
+    format!(
+        "INSERT INTO audit_events (tenant_id, id, actor, action, target_type, target_id, \
+           request_id, data, created_at) \
+         SELECT {tenant}, r.id, r.actor, r.action, r.target_type, r.target_id, r.request_id, \
+           r.data, {time} \
+         FROM json_to_recordset({rows}::json) AS r(id text, actor text, action text, \
+           target_type text, target_id text, request_id text, data json)"
+    )
 }
 
 fn audit_insert() -> InsertStatement {

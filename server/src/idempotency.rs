@@ -106,7 +106,7 @@ async fn claim(
     hash: &str,
 ) -> Result<Claim, DbErr> {
     let now = Utc::now();
-    let expires_at = now + Duration::hours(app.config.idempotency_ttl_hours);
+    let expires_at = expiry(app.config.idempotency_ttl_hours, now);
     // A second caller with the same key blocks on the first one's uncommitted row; bound that
     // wait so a slow first call yields IDEMPOTENCY_CONCURRENT_REQUEST instead of a hung client.
     // On Postgres the bound is set by the same statement (set_config in its FROM runs before
@@ -193,11 +193,12 @@ async fn claim(
 }
 
 /// A key claimed with its answer already known (a write run together with others, see
-/// `ledger::write::together`).
+/// `ledger::write::together`), as a row of a JSON recordset (see [`insert_answered_from_json`]).
+#[derive(Serialize)]
 pub struct Answered<'a> {
     pub key: &'a str,
     pub operation: &'a str,
-    pub fingerprint: &'a str,
+    pub request_hash: &'a str,
     /// The answer, as [`stored_answer`] makes it.
     pub response: String,
 }
@@ -208,43 +209,24 @@ pub fn stored_answer(value: &impl Serialize) -> Result<String, DbErr> {
         .map_err(|e| DbErr::Custom(format!("storing response: {e}")))
 }
 
-/// One INSERT claiming keys whose answers are known, each stored as it would be after its work
-/// (`ON CONFLICT DO NOTHING`: a key that exists already is not inserted, and the caller, seeing
-/// fewer rows written than keys, must roll its work back and run each request on its own).
-pub fn insert_answered(
-    tenant_id: &str,
-    ttl_hours: i64,
-    keys: &[Answered<'_>],
-) -> sea_orm::sea_query::InsertStatement {
-    let now = Utc::now();
-    let expires_at = now + Duration::hours(ttl_hours);
-    let mut insert = Query::insert();
-    insert.into_table("idempotency_keys").columns([
-        "tenant_id",
-        "key",
-        "operation",
-        "request_hash",
-        "response",
-        "created_at",
-        "expires_at",
-    ]);
-    for answered in keys {
-        insert.values_panic([
-            tenant_id.into(),
-            answered.key.into(),
-            answered.operation.into(),
-            answered.fingerprint.into(),
-            answered.response.clone().into(),
-            now.into(),
-            expires_at.into(),
-        ]);
-    }
-    insert.on_conflict(
-        OnConflict::columns(["tenant_id", "key"])
-            .do_nothing()
-            .to_owned(),
-    );
-    insert
+/// When a key claimed now expires.
+pub fn expiry(app_ttl_hours: i64, now: chrono::DateTime<Utc>) -> chrono::DateTime<Utc> {
+    now + Duration::hours(app_ttl_hours)
+}
+
+/// An INSERT claiming the keys of the JSON recordset parameter `rows` ([`Answered`]s) with
+/// their answers, for the tenant, time and expiry in the parameters named (Postgres). `ON
+/// CONFLICT DO NOTHING`: a key that exists is not inserted, and the caller, counting fewer rows
+/// than keys (`RETURNING 1`), must roll its work back and run each request on its own.
+pub fn insert_answered_from_json(rows: &str, tenant: &str, now: &str, expires: &str) -> String {
+    format!(
+        "INSERT INTO idempotency_keys \
+           (tenant_id, key, operation, request_hash, response, created_at, expires_at) \
+         SELECT {tenant}, r.key, r.operation, r.request_hash, r.response, {now}, {expires} \
+         FROM json_to_recordset({rows}::json) AS r(key text, operation text, \
+           request_hash text, response text) \
+         ON CONFLICT (tenant_id, key) DO NOTHING RETURNING 1"
+    )
 }
 
 fn store_statement(

@@ -242,7 +242,37 @@ fn element(index: usize) -> Vec<String> {
     vec!["input".into(), "changes".into(), index.to_string()]
 }
 
-/// Looks up every SKU and location code the changes name, in two queries.
+/// [`Resolver::load`] on Postgres: $1 tenant, $2 the SKUs and $3 the location codes as JSON
+/// arrays; each distinct key looked up by its unique index (`OFFSET 0` keeps it a look-up).
+const RESOLVE_SQL: &str = "\
+    SELECT 'i' AS kind, x.id, x.sku AS key, FALSE AS allow_negative \
+    FROM (SELECT DISTINCT k FROM json_array_elements_text($2::json) AS a(k)) s \
+    CROSS JOIN LATERAL (SELECT id, sku FROM items WHERE tenant_id = $1 AND sku = s.k OFFSET 0) x \
+    UNION ALL \
+    SELECT 'l', y.id, y.code, y.allow_negative \
+    FROM (SELECT DISTINCT k FROM json_array_elements_text($3::json) AS a(k)) s \
+    CROSS JOIN LATERAL (SELECT id, code, allow_negative FROM locations \
+      WHERE tenant_id = $1 AND code = s.k OFFSET 0) y";
+
+/// The look-up of SKUs and location codes on Postgres (see [`RESOLVE_SQL`]).
+#[doc(hidden)]
+pub fn resolve_statement(
+    tenant_id: &str,
+    skus: Vec<String>,
+    codes: Vec<String>,
+) -> sea_orm::Statement {
+    sea_orm::Statement::from_sql_and_values(
+        sea_orm::DbBackend::Postgres,
+        RESOLVE_SQL,
+        [
+            tenant_id.into(),
+            serde_json::Value::from(skus).into(),
+            serde_json::Value::from(codes).into(),
+        ],
+    )
+}
+
+/// Looks up every SKU and location code the changes name, in one query.
 #[derive(Default)]
 struct Resolver {
     items: HashMap<String, ResolvedItem>,
@@ -256,31 +286,19 @@ impl Resolver {
         skus: Vec<String>,
         codes: Vec<String>,
     ) -> Result<Self, DbErr> {
-        // One round trip for both lookups: items and locations as one UNION ALL.
-        let mut select = Query::select();
-        select
-            .expr_as(Expr::cust("'i'"), "kind")
-            .column("id")
-            .expr_as(Expr::col("sku"), "key")
-            .expr_as(Expr::cust("FALSE"), "allow_negative")
-            .from("items")
-            .and_where(Expr::col("tenant_id").eq(tenant_id))
-            .and_where(Expr::col("sku").is_in(skus));
-        let mut locations = Query::select();
-        locations
-            .expr_as(Expr::cust("'l'"), "kind")
-            .column("id")
-            .expr_as(Expr::col("code"), "key")
-            .column("allow_negative")
-            .from("locations")
-            .and_where(Expr::col("tenant_id").eq(tenant_id))
-            .and_where(Expr::col("code").is_in(codes));
-        select.union(UnionType::All, locations);
         let mut resolver = Self {
             items: HashMap::new(),
             locations: HashMap::new(),
         };
-        for row in db.query_all(&select).await? {
+        let rows = if db.get_database_backend() == sea_orm::DbBackend::Postgres {
+            // One text whatever the number of keys, so each connection plans it once; each key
+            // found by its unique index whatever the statistics say.
+            db.query_all_raw(resolve_statement(tenant_id, skus, codes))
+                .await?
+        } else {
+            db.query_all(&Self::select(tenant_id, skus, codes)).await?
+        };
+        for row in rows {
             let kind: String = row.try_get("", "kind")?;
             let id: String = row.try_get("", "id")?;
             let key: String = row.try_get("", "key")?;
@@ -301,6 +319,34 @@ impl Resolver {
             }
         }
         Ok(resolver)
+    }
+
+    /// The look-up on SQLite: items and locations as one UNION ALL.
+    fn select(
+        tenant_id: &str,
+        skus: Vec<String>,
+        codes: Vec<String>,
+    ) -> sea_orm::sea_query::SelectStatement {
+        let mut select = Query::select();
+        select
+            .expr_as(Expr::cust("'i'"), "kind")
+            .column("id")
+            .expr_as(Expr::col("sku"), "key")
+            .expr_as(Expr::cust("FALSE"), "allow_negative")
+            .from("items")
+            .and_where(Expr::col("tenant_id").eq(tenant_id))
+            .and_where(Expr::col("sku").is_in(skus));
+        let mut locations = Query::select();
+        locations
+            .expr_as(Expr::cust("'l'"), "kind")
+            .column("id")
+            .expr_as(Expr::col("code"), "key")
+            .column("allow_negative")
+            .from("locations")
+            .and_where(Expr::col("tenant_id").eq(tenant_id))
+            .and_where(Expr::col("code").is_in(codes));
+        select.union(UnionType::All, locations);
+        select
     }
 
     /// Adds what the caller resolved itself (locations as refusing negative stock).
@@ -1834,11 +1880,25 @@ struct EventRow<'a> {
 /// The SQL of [`insert_bulk_postgres`]: $1 tenant, $2 idempotency key, $3 movements, $4 the
 /// events' time, $5 events.
 static BULK_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    let shared = |name: &str| match name {
-        "tenant_id" => Some("$1"),
-        "idempotency_key" => Some("$2"),
-        _ => None,
-    };
+    format!(
+        "WITH m AS ({}) \
+         INSERT INTO outbox_events (tenant_id, id, event_type, aggregate_type, aggregate_id, \
+           payload, created_at) \
+         SELECT $1, r.id, r.event_type, r.aggregate_type, r.aggregate_id, r.payload, $4 \
+         FROM json_to_recordset($5::json) AS r(o bigint, id text, event_type text, \
+           aggregate_type text, aggregate_id text, payload json) \
+         ORDER BY r.o",
+        insert_movements_from_json("$3", |name| match name {
+            "tenant_id" => Some("$1"),
+            "idempotency_key" => Some("$2"),
+            _ => None,
+        }),
+    )
+});
+
+/// An INSERT of movements read from the JSON recordset parameter `rows` ([`MovementRow`]s),
+/// with the columns `shared` names taken from other parameters.
+fn insert_movements_from_json(rows: &str, shared: impl Fn(&str) -> Option<&'static str>) -> String {
     let names: Vec<&str> = MOVEMENT_COLUMNS.iter().map(|(name, _)| *name).collect();
     let selected: Vec<String> = names
         .iter()
@@ -1850,19 +1910,12 @@ static BULK_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
         .map(|(name, ty)| format!("{name} {ty}"))
         .collect();
     format!(
-        "WITH m AS (INSERT INTO movements ({}) SELECT {} \
-           FROM json_to_recordset($3::json) AS r({})) \
-         INSERT INTO outbox_events (tenant_id, id, event_type, aggregate_type, aggregate_id, \
-           payload, created_at) \
-         SELECT $1, r.id, r.event_type, r.aggregate_type, r.aggregate_id, r.payload, $4 \
-         FROM json_to_recordset($5::json) AS r(o bigint, id text, event_type text, \
-           aggregate_type text, aggregate_id text, payload json) \
-         ORDER BY r.o",
+        "INSERT INTO movements ({}) SELECT {} FROM json_to_recordset({rows}::json) AS r({})",
         names.join(", "),
         selected.join(", "),
         defined.join(", "),
     )
-});
+}
 
 /// The movements and the events of a bulk change in one Postgres statement, each set as one
 /// JSON parameter. Events keep their order (their outbox positions follow it).
@@ -1904,20 +1957,11 @@ pub(crate) fn insert_movements(
     movements: &[Movement],
     idempotency_key: Option<&str>,
 ) -> sea_orm::sea_query::InsertStatement {
-    insert_keyed_movements(tenant_id, movements.iter().map(|m| (m, idempotency_key)))
-}
-
-/// One INSERT for movements of requests with different idempotency keys (writes committed
-/// together), in order.
-fn insert_keyed_movements<'a>(
-    tenant_id: &str,
-    movements: impl IntoIterator<Item = (&'a Movement, Option<&'a str>)>,
-) -> sea_orm::sea_query::InsertStatement {
     let mut insert = Query::insert();
     insert
         .into_table("movements")
         .columns(MOVEMENT_COLUMNS.map(|(name, _)| name));
-    for (m, idempotency_key) in movements {
+    for m in movements {
         insert.values_panic([
             tenant_id.into(),
             m.id.0.clone().into(),

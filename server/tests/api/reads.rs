@@ -7,7 +7,7 @@ use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
 use serde_json::{Value, json};
 use twh_server::ledger::query::{StockLevelFilter, level_statement, levels_statement};
 use twh_server::ledger::write::{
-    lock_deltas_statement, lock_levels_statement, set_levels_statement,
+    lock_deltas_statement, lock_levels_statement, resolve_statement, set_levels_statement,
 };
 
 use crate::support::TestApp;
@@ -220,6 +220,23 @@ async fn level_reads_use_the_indexes_on_tables_without_statistics() {
         assert!(plan.contains("Index Scan"), "{what}:\n{plan}");
     }
     assert!(recount[1].1.contains("Tid Scan"), "{}", recount[1].1);
+    // Every write's look-up of its SKUs and location codes: a unique-index look-up per key.
+    let resolving = plan(
+        &db,
+        resolve_statement(
+            tenant,
+            vec!["SKU-0001".into(), "SKU-0300".into(), "SKU-0001".into()],
+            vec!["WH1".into()],
+        ),
+    )
+    .await;
+    for scan in ["Seq Scan", "Bitmap", "Hash Join", "Merge Join"] {
+        assert!(
+            !resolving.contains(scan),
+            "resolving SKUs plans a {scan}:\n{resolving}"
+        );
+    }
+    assert!(resolving.contains("Index Scan"), "{resolving}");
     let filter = |sku: Option<&str>, code: Option<&str>| StockLevelFilter {
         sku: sku.map(str::to_owned),
         location_code: code.map(str::to_owned),

@@ -12,16 +12,45 @@
 //! running them one by one in this order would have done.
 
 use chrono::Utc;
-use sea_orm::{DatabaseTransaction, DbErr};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, Statement};
+use serde::Serialize;
 
 use super::{
-    AdjustStockInput, Context, Entry, Group, Resolver, StockChange, apply_deltas_at_once,
-    audit_entry, check_adjust, element, insert_keyed_movements, recorded,
+    AdjustStockInput, Context, Entry, EventRow, Group, MovementRow, Resolver, StockChange,
+    apply_deltas_at_once, audit_entry, check_adjust, element, insert_movements_from_json,
+    json_rows, recorded,
 };
 use crate::auth::Principal;
 use crate::idempotency::{self, Answered};
 use crate::ledger::Counterparty;
-use crate::{audit, db, events};
+use crate::{audit, ids};
+
+/// A movement of a run with its call's idempotency key.
+#[derive(Serialize)]
+struct KeyedMovementRow<'a> {
+    #[serde(flatten)]
+    row: MovementRow<'a>,
+    idempotency_key: Option<&'a str>,
+}
+
+/// A run's rows: $1 tenant, $2 keys with their answers, $3 movements, $4 events (in order), $5
+/// audit rows, $6 now, $7 the keys' expiry. Answers how many keys it inserted.
+static WRITE_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "WITH k AS ({}), m AS ({}), \
+         e AS (INSERT INTO outbox_events (tenant_id, id, event_type, aggregate_type, \
+           aggregate_id, payload, created_at) \
+           SELECT $1, r.id, r.event_type, r.aggregate_type, r.aggregate_id, r.payload, $6 \
+           FROM json_to_recordset($4::json) AS r(o bigint, id text, event_type text, \
+             aggregate_type text, aggregate_id text, payload json) \
+           ORDER BY r.o), \
+         a AS ({}) \
+         SELECT COUNT(*) AS written FROM k",
+        idempotency::insert_answered_from_json("$2", "$1", "$6", "$7"),
+        insert_movements_from_json("$3", |name| (name == "tenant_id").then_some("$1")),
+        audit::insert_from_json("$5", "$1", "$6"),
+    )
+});
 
 /// The operation names `adjustStock` runs under (its idempotency keys, its audit records).
 pub const OPERATION: &str = "adjustStock";
@@ -158,46 +187,68 @@ pub async fn adjust_together(
         reasons.push((recorded.reason, recorded.reference_document_uri));
     }
 
-    // The keys with their answers first: the statement counts the keys it inserted.
+    // Every row of the run in one statement of constant text (planned once per connection):
+    // the keys with their answers (counted), movements, events and audit rows.
     let mut answered = Vec::new();
     for (adjustment, change) in adjustments.iter().zip(&changes) {
         if let Some(key) = &adjustment.key {
             answered.push(Answered {
                 key,
                 operation: OPERATION,
-                fingerprint: &adjustment.fingerprint,
+                request_hash: &adjustment.fingerprint,
                 response: idempotency::stored_answer(change)?,
             });
         }
     }
-    let mut writes = Vec::with_capacity(4);
-    if !answered.is_empty() {
-        writes.push(db::Write::Insert(idempotency::insert_answered(
-            tenant_id,
-            key_ttl_hours,
-            &answered,
-        )));
-    }
-    writes.push(db::Write::Insert(insert_keyed_movements(
-        tenant_id,
-        adjustments
-            .iter()
-            .zip(&changes)
-            .flat_map(|(a, c)| c.movements.iter().map(|m| (m, a.key.as_deref()))),
-    )));
-    writes.push(db::Write::Insert(events::insert_many(tenant_id, changed)));
-    writes.push(db::Write::Insert(audit::insert_many(
-        adjustments
-            .iter()
-            .zip(&contexts)
-            .zip(&changes)
-            .zip(&reasons)
-            .map(|(((a, cx), change), (reason, uri))| {
-                (&a.principal, audit_entry(cx, change, *reason, *uri))
-            }),
-    )));
-    let written = db::write_together(txn, writes).await?;
-    if !answered.is_empty() && written != answered.len() as u64 {
+    let movements: Vec<KeyedMovementRow<'_>> = adjustments
+        .iter()
+        .zip(&changes)
+        .flat_map(|(a, c)| {
+            c.movements.iter().map(|m| KeyedMovementRow {
+                row: MovementRow::from(m),
+                idempotency_key: a.key.as_deref(),
+            })
+        })
+        .collect();
+    let events: Vec<EventRow<'_>> = changed
+        .iter()
+        .enumerate()
+        .map(|(o, e)| EventRow {
+            o,
+            id: ids::new_id(ids::EVENT),
+            event_type: e.event_type,
+            aggregate_type: e.aggregate_type,
+            aggregate_id: &e.aggregate_id,
+            payload: &e.payload,
+        })
+        .collect();
+    let audits: Vec<audit::JsonRow<'_>> = adjustments
+        .iter()
+        .zip(&contexts)
+        .zip(&changes)
+        .zip(&reasons)
+        .map(|(((a, cx), change), (reason, uri))| {
+            audit::JsonRow::new(&a.principal, audit_entry(cx, change, *reason, *uri))
+        })
+        .collect();
+    let row = txn
+        .query_one_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            WRITE_SQL.as_str(),
+            [
+                tenant_id.into(),
+                json_rows(&answered).map_err(|e| DbErr::Custom(e.to_string()))?,
+                json_rows(&movements).map_err(|e| DbErr::Custom(e.to_string()))?,
+                json_rows(&events).map_err(|e| DbErr::Custom(e.to_string()))?,
+                json_rows(&audits).map_err(|e| DbErr::Custom(e.to_string()))?,
+                now.into(),
+                idempotency::expiry(key_ttl_hours, now).into(),
+            ],
+        ))
+        .await?
+        .ok_or_else(|| DbErr::RecordNotFound("the count of a run's keys".into()))?;
+    let written: i64 = row.try_get("", "written")?;
+    if written != answered.len() as i64 {
         // A key was used before (a replay, or a key reused for another request): each call
         // on its own finds out which, and answers it as it should.
         return Ok(None);
