@@ -3,9 +3,10 @@
 # ORDERS=1 also the sales-order flow (create of 3 lines, allocate, ship) in the same rounds; with
 # READS=1 also the point look-up (stockLevel by SKU and location; closed-loop, then open-loop at
 # half the rate it reached) and a 50-row stockLevels page,
-# each against pgbench running the one SELECT the server sends for it; with OWN=1 the server runs
-# with group commit on and a second one with it off (a transaction per call, the default) on the
-# same database, its adjustStock runs (the -own rows) interleaved with the others.
+# each against pgbench running the one SELECT the server sends for it; with OWN=1 a second server
+# with group commit off (a transaction per call) serves the same database, its adjustStock runs
+# (the -own rows) interleaved with the others. The first server runs in TWH_GROUP_COMMIT's mode,
+# by default the server's (`runs`).
 # Usage: bench/run.sh            (CLIENTS=32 DURATION=20 SKUS=1000 PGHOST=127.0.0.1 PGPORT=5432)
 # Prints one JSON line per run and a Markdown table with the ratios to paste into RESULTS.md.
 set -euo pipefail
@@ -47,8 +48,8 @@ URL="postgres://$PGUSER@$PGHOST:$PGPORT/$DB?sslmode=$PGSSLMODE"
 bench_tenant bench scale
 
 # Rate limits off (calls are still metered): the bench measures the server, not a plan's rate.
-GROUPED="${TWH_GROUP_COMMIT:-off}"
-[ "${OWN:-0}" = 1 ] && GROUPED=on
+# The server's group commit mode: its default (`runs`) unless TWH_GROUP_COMMIT says otherwise.
+GROUPED="${TWH_GROUP_COMMIT:-runs}"
 DATABASE_URL="$URL" TWH_BIND="127.0.0.1:$PORT" TWH_DB_POOL_SIZE="$POOL" TWH_RATE_LIMITS=off TWH_GROUP_COMMIT="$GROUPED" RUST_LOG=warn "$TWH" serve >"$WORK/server.log" 2>&1 &
 SERVER_PID=$!
 for _ in $(seq 1 50); do curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && break; sleep 0.2; done

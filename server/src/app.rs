@@ -93,7 +93,13 @@ impl App {
             config.events.subscriber_buffer,
             redis,
         ));
-        let group = config.database.group_commit.enabled.then(|| {
+        // Runs are written together on Postgres only: on SQLite `runs` is `off`.
+        let grouped = match config.database.group_commit.mode {
+            crate::config::GroupCommitMode::Off => false,
+            crate::config::GroupCommitMode::Runs => sqlite_writer.is_none(),
+            crate::config::GroupCommitMode::All => true,
+        };
+        let group = grouped.then(|| {
             crate::db::group::GroupCommit::new(
                 config.database.group_commit.clone(),
                 config.idempotency_ttl_hours,

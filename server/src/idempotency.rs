@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 
 use crate::app::App;
 use crate::auth::Principal;
+use crate::db::group::Joined;
 use crate::error::{DomainError, ErrorCode, UserError};
 
 pub const MAX_KEY_LEN: usize = 255;
@@ -297,26 +298,30 @@ where
     F: FnOnce(DatabaseTransaction) -> Fut,
     Fut: Future<Output = (DatabaseTransaction, Result<T, DomainError>)>,
 {
-    // With group commit the write runs in a savepoint of its tenant's group and is answered
-    // once the group has committed; else in a transaction of its own.
+    // With group commit the write runs in a savepoint of its tenant's group, or with a run of
+    // others, and is answered once the group has committed; else in a transaction of its own.
     let outcome = async {
-        match &app.group {
-            Some(group) => {
-                let seat = match together {
-                    Some(Together { adjustment, answer }) => {
-                        match group.adjust(adjustment).await? {
-                            crate::db::group::Joined::Done(change, commit) => {
-                                commit.wait().await?;
-                                return Ok(Outcome {
-                                    result: Ok(answer(change)),
-                                    replayed: false,
-                                });
-                            }
-                            crate::db::group::Joined::Seat(seat) => seat,
-                        }
+        let seat = match (&app.group, together) {
+            (Some(group), Some(Together { adjustment, answer })) => {
+                match group.adjust(adjustment).await? {
+                    Joined::Done(change, commit) => {
+                        commit.wait().await?;
+                        return Ok(Outcome {
+                            result: Ok(answer(change)),
+                            replayed: false,
+                        });
                     }
-                    None => group.join(&principal.tenant_id).await?,
-                };
+                    Joined::Seat(seat) => Some(seat),
+                    Joined::Alone => None,
+                }
+            }
+            (Some(group), None) if group.seats_every_write() => {
+                Some(group.join(&principal.tenant_id).await?)
+            }
+            _ => None,
+        };
+        match seat {
+            Some(seat) => {
                 let outcome =
                     run_in(app, seat.txn, principal, operation, key, fingerprint, work).await?;
                 // Even a refusal or a replay waits: a replay may answer with what an earlier

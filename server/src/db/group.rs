@@ -21,6 +21,10 @@
 //! answers each call its own change. If anything in the run needs a write's own path (an
 //! unknown SKU, a new level, a refused change, a replayed key), the lane rolls the run back and
 //! seats each call in a group as above, so the fast path never answers differently from it.
+//!
+//! In `runs` mode (the default) only those adjustments queue in the lanes, and what cannot run
+//! together (a lone call, a run that fell back) is sent to run in a transaction of its own;
+//! every other write never comes here.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,7 +35,7 @@ use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr, TransactionTrait};
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use crate::config::GroupCommitConfig;
+use crate::config::{GroupCommitConfig, GroupCommitMode};
 use crate::ledger::write::StockChange;
 use crate::ledger::write::together::{self, Adjustment};
 
@@ -102,6 +106,9 @@ impl Commit {
 pub enum Joined {
     Done(StockChange, Commit),
     Seat(Seat),
+    /// In `runs` mode, a call that found no company (or whose run fell back): it runs in a
+    /// transaction of its own, as without group commit.
+    Alone,
 }
 
 /// A write waiting for its lane.
@@ -127,6 +134,16 @@ impl Waiter {
             }
             Waiter::Adjust(_, tx) => {
                 let _ = tx.send(Err(err));
+            }
+        }
+    }
+
+    /// Sends the write off to run in a transaction of its own.
+    fn alone(self) {
+        match self {
+            Waiter::Seat(_) => unreachable!("only adjustments queue in runs mode"),
+            Waiter::Adjust(_, tx) => {
+                let _ = tx.send(Ok(Joined::Alone));
             }
         }
     }
@@ -182,6 +199,12 @@ impl GroupCommit {
             sqlite_writer,
             lanes: OnceLock::new(),
         }
+    }
+
+    /// Whether every write takes a seat (`on`), or only runs of adjustments are gathered and
+    /// every other write has a transaction of its own (`runs`).
+    pub fn seats_every_write(&self) -> bool {
+        self.config.mode == GroupCommitMode::All
     }
 
     /// Groups begun and writes seated since start.
@@ -247,6 +270,7 @@ impl GroupCommit {
                         max_members: self.config.max_members.max(1),
                         window: std::time::Duration::from_millis(self.config.window_ms),
                         key_ttl_hours: self.key_ttl_hours,
+                        seats: self.seats_every_write(),
                     },
                     rx,
                 ));
@@ -275,6 +299,8 @@ struct Lane {
     max_members: usize,
     window: std::time::Duration,
     key_ttl_hours: i64,
+    /// `on`: writes that cannot run together take seats; else they run alone.
+    seats: bool,
 }
 
 type Writer = Option<tokio::sync::OwnedMutexGuard<()>>;
@@ -317,7 +343,13 @@ async fn lane(lane: Lane, mut waiting: mpsc::UnboundedReceiver<Waiter>) {
                 }
             }
         }
-        seat_in_turn(&lane, queue, &mut waiting, &mut committing).await;
+        if lane.seats {
+            seat_in_turn(&lane, queue, &mut waiting, &mut committing).await;
+        } else {
+            // In runs mode only adjustments queue here: those that found no company, or whose
+            // run could not take them, run on their own (at once, side by side).
+            queue.into_iter().for_each(Waiter::alone);
+        }
     }
     if let Some(last) = committing {
         let _ = last.await;

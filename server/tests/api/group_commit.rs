@@ -1,7 +1,9 @@
-//! Group commit (`TWH_GROUP_COMMIT=on`; off by default): a tenant's concurrent writes share one
-//! transaction, each in its own savepoint, and every guarantee of a transaction per write holds: exact counts, gap-free
-//! sequences, idempotent replays, compare-and-set, a failing neighbour failing alone, and
-//! nothing acknowledged lost (nor anything applied twice) when the process is killed mid-group.
+//! Group commit: a tenant's concurrent writes share one transaction and every guarantee of a
+//! transaction per write holds: exact counts, gap-free sequences, idempotent replays,
+//! compare-and-set, a failing neighbour failing alone, and nothing acknowledged lost (nor
+//! anything applied twice) when the process is killed mid-group. `on` seats every write in a
+//! savepoint of a group; `runs` (the default) gathers only concurrent single adjustments, which
+//! both modes write together as one batch on Postgres.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -9,6 +11,8 @@ use std::time::{Duration, Instant};
 use futures_util::future::join_all;
 use sea_orm::{ConnectionTrait, Statement};
 use serde_json::{Value, json};
+
+use twh_server::config::GroupCommitMode;
 
 use crate::support::{ADJUST, TestApp, adjust_input, codes};
 
@@ -24,7 +28,7 @@ fn shuffle<T>(items: &mut [T], mut seed: u64) {
 
 /// An app with group commit on (it is off by default).
 async fn grouped() -> TestApp {
-    TestApp::spawn_with(|c| c.database.group_commit.enabled = true).await
+    TestApp::spawn_with(|c| c.database.group_commit.mode = GroupCommitMode::All).await
 }
 
 fn group_stats(app: &TestApp) -> (u64, u64) {
@@ -322,13 +326,71 @@ async fn single_adjustments_written_together_answer_as_if_run_one_by_one() {
     app.shutdown().await;
 }
 
+/// The default mode, `runs`: concurrent single adjustments are written together (Postgres),
+/// and every other write (a move, a multi-line adjust, a compare-and-set) and every call that
+/// found no company runs in a transaction of its own, never in a seat.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn in_runs_mode_only_single_adjustments_gather() {
+    let app = TestApp::spawn_with(|c| c.database.group_commit.mode = GroupCommitMode::Runs).await;
+    let Some(group) = app.state.group.as_ref() else {
+        // On SQLite `runs` is `off`: there is nothing to write together.
+        assert!(!app.state.is_postgres());
+        app.shutdown().await;
+        return;
+    };
+    for sku in ["A", "B"] {
+        app.create_item(sku).await;
+    }
+    app.create_location("WH", false).await;
+    app.create_location("WH2", false).await;
+    app.adjust("A", "WH", 100, None).await;
+    app.adjust("B", "WH", 100, None).await;
+    let before = (group.stats().1, group.together());
+
+    const MOVE: &str =
+        "mutation($input: MoveStockInput!) { moveStock(input: $input) { userErrors { code } } }";
+    let results = join_all((0..160).map(|i| {
+        let app = &app;
+        async move {
+            match i % 8 {
+                // A move of one unit of B to WH2.
+                0 => {
+                    let input = json!({ "reason": "MOVEMENT", "changes": [{ "sku": "B", "quantity": 1,
+                        "from": { "locationCode": "WH" }, "to": { "locationCode": "WH2" } }] });
+                    let (status, body) = app.gql(MOVE, json!({ "input": input })).await;
+                    assert_eq!(status, 200, "{body}");
+                    body["data"]["moveStock"].clone()
+                }
+                // A compare-and-set that never matches.
+                1 => adjust_call(app, adjust_input("A", "WH", 1, Some(-3)), None).await,
+                _ => adjust_call(app, adjust_input("A", "WH", 1, None), None).await,
+            }
+        }
+    }))
+    .await;
+    for (i, payload) in results.iter().enumerate() {
+        match i % 8 {
+            1 => assert_eq!(codes(payload), ["CHANGE_FROM_QUANTITY_STALE"], "{payload}"),
+            _ => assert_eq!(codes(payload), Vec::<String>::new(), "{payload}"),
+        }
+    }
+    let (writes, together) = (group.stats().1 - before.0, group.together() - before.1);
+    assert!(together > 0, "no adjustment was written together");
+    assert_eq!(writes, together, "a write took a seat in runs mode");
+    assert_eq!(app.level("A", "WH").await["available"], 100 + 120);
+    assert_eq!(app.level("B", "WH").await["available"], 100 - 20);
+    assert_eq!(app.level("B", "WH2").await["available"], 20);
+    app.assert_reconciled().await;
+    app.shutdown().await;
+}
+
 /// The group commit itself: a write whose statement fails (which aborts a Postgres transaction
 /// until its savepoint is rolled back) leaves the writes before and after it in its group.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_failed_statement_fails_only_its_own_write_in_the_group() {
     // The first write holds its group open on purpose, longer than the default window.
     let app = TestApp::spawn_with(|c| {
-        c.database.group_commit.enabled = true;
+        c.database.group_commit.mode = GroupCommitMode::All;
         c.database.group_commit.window_ms = 60_000;
     })
     .await;
@@ -553,7 +615,7 @@ async fn a_server_killed_mid_group_loses_no_acknowledged_write() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn turned_off_every_write_has_its_own_transaction() {
-    let app = TestApp::spawn_with(|c| c.database.group_commit.enabled = false).await;
+    let app = TestApp::spawn_with(|c| c.database.group_commit.mode = GroupCommitMode::Off).await;
     assert!(app.state.group.is_none());
     app.create_item("OWN").await;
     app.create_location("WH", false).await;

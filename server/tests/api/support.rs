@@ -6,7 +6,7 @@ use reqwest::{Method, StatusCode};
 use sea_orm::{ConnectionTrait, Database};
 use serde_json::{Value, json};
 use twh_server::app::AppState;
-use twh_server::config::Config;
+use twh_server::config::{Config, GroupCommitMode};
 use twh_server::server::{self, Running};
 use twh_server::tenancy;
 
@@ -95,9 +95,15 @@ impl TestApp {
             config.search.index_prefix = format!("t{}_", unique_suffix());
         }
         config.search.poll_ms = 50;
-        // TWH_TEST_GROUP_COMMIT=on runs the suite with group commit (off by default).
-        config.database.group_commit.enabled = std::env::var("TWH_TEST_GROUP_COMMIT")
-            .is_ok_and(|v| matches!(v.as_str(), "on" | "1" | "true"));
+        // TWH_TEST_GROUP_COMMIT=on|runs|off runs the suite in that group commit mode; unset,
+        // in the server's default (`runs`: concurrent single adjustments written together).
+        if let Ok(mode) = std::env::var("TWH_TEST_GROUP_COMMIT") {
+            config.database.group_commit.mode = match mode.as_str() {
+                "on" | "1" | "true" => GroupCommitMode::All,
+                "off" | "0" | "false" => GroupCommitMode::Off,
+                _ => GroupCommitMode::Runs,
+            };
+        }
         configure(&mut config);
         let state = server::prepare(config).await.expect("prepare the app");
         let tenant = tenancy::create(&state.db, "Test tenant", "free", true)
