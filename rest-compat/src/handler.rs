@@ -493,14 +493,14 @@ fn variables(
                     ));
                 }
                 if let Some(arg) = arg {
-                    lists_are_arrays(types, &arg.ty, &value, "the body")?;
+                    json_as_declared(types, &arg.ty, &value, "the body")?;
                 }
                 vars.insert((*name).into(), integral_numbers(value));
             }
             Source::BodyField(field) => match fields.get(*field) {
                 Some(value) => {
                     if let Some(arg) = arg {
-                        lists_are_arrays(types, &arg.ty, value, field)?;
+                        json_as_declared(types, &arg.ty, value, field)?;
                     }
                     vars.insert((*name).into(), integral_numbers(value.clone()));
                 }
@@ -573,10 +573,10 @@ fn variables(
     Ok(vars)
 }
 
-/// GraphQL turns a single value into a one-element list (input coercion); the JSON body's
-/// schema says array, so a body that sends anything else for a list is refused here (400)
-/// rather than taken as a list of one.
-fn lists_are_arrays(types: &Types, ty: &TypeRef, value: &Value, path: &str) -> Result<(), Reject> {
+/// Where GraphQL's input coercion is looser than the JSON body's schema, the schema wins (400):
+/// GraphQL turns a single value into a one-element list, where the schema says array; and it
+/// takes an integer for an `ID`, where the schema says string.
+fn json_as_declared(types: &Types, ty: &TypeRef, value: &Value, path: &str) -> Result<(), Reject> {
     if value.is_null() {
         return Ok(());
     }
@@ -588,13 +588,16 @@ fn lists_are_arrays(types: &Types, ty: &TypeRef, value: &Value, path: &str) -> R
     } else {
         ty
     };
+    if inner.kind == "SCALAR" && inner.named() == "ID" && !value.is_string() {
+        return Err(Reject("BAD_REQUEST", format!("{path} must be a string")));
+    }
     if inner.kind == "LIST" {
         let Value::Array(items) = value else {
             return Err(Reject("BAD_REQUEST", format!("{path} must be an array")));
         };
         if let Some(item_type) = &inner.of_type {
             for (i, item) in items.iter().enumerate() {
-                lists_are_arrays(types, item_type, item, &format!("{path}[{i}]"))?;
+                json_as_declared(types, item_type, item, &format!("{path}[{i}]"))?;
             }
         }
         return Ok(());
@@ -604,7 +607,7 @@ fn lists_are_arrays(types: &Types, ty: &TypeRef, value: &Value, path: &str) -> R
     {
         for input in inputs {
             if let Some(field) = fields.get(&input.name) {
-                lists_are_arrays(types, &input.ty, field, &format!("{path}.{}", input.name))?;
+                json_as_declared(types, &input.ty, field, &format!("{path}.{}", input.name))?;
             }
         }
     }

@@ -1877,24 +1877,50 @@ struct EventRow<'a> {
     payload: &'a serde_json::Value,
 }
 
+impl<'a> EventRow<'a> {
+    /// The events as rows, each with a new id, in their order.
+    fn rows(events: &'a [events::NewEvent<'a>]) -> Vec<Self> {
+        events
+            .iter()
+            .enumerate()
+            .map(|(o, e)| EventRow {
+                o,
+                id: ids::new_id(ids::EVENT),
+                event_type: e.event_type,
+                aggregate_type: e.aggregate_type,
+                aggregate_id: &e.aggregate_id,
+                payload: &e.payload,
+            })
+            .collect()
+    }
+}
+
 /// The SQL of [`insert_bulk_postgres`]: $1 tenant, $2 idempotency key, $3 movements, $4 the
 /// events' time, $5 events.
 static BULK_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
-        "WITH m AS ({}) \
-         INSERT INTO outbox_events (tenant_id, id, event_type, aggregate_type, aggregate_id, \
-           payload, created_at) \
-         SELECT $1, r.id, r.event_type, r.aggregate_type, r.aggregate_id, r.payload, $4 \
-         FROM json_to_recordset($5::json) AS r(o bigint, id text, event_type text, \
-           aggregate_type text, aggregate_id text, payload json) \
-         ORDER BY r.o",
+        "WITH m AS ({}) {}",
         insert_movements_from_json("$3", |name| match name {
             "tenant_id" => Some("$1"),
             "idempotency_key" => Some("$2"),
             _ => None,
         }),
+        insert_events_from_json("$5", "$1", "$4"),
     )
 });
+
+/// An INSERT of the events in the JSON recordset parameter `rows` ([`EventRow`]s), in their
+/// order, for the tenant and time in the parameters `tenant` and `time`.
+fn insert_events_from_json(rows: &str, tenant: &str, time: &str) -> String {
+    format!(
+        "INSERT INTO outbox_events (tenant_id, id, event_type, aggregate_type, aggregate_id, \
+           payload, created_at) \
+         SELECT {tenant}, r.id, r.event_type, r.aggregate_type, r.aggregate_id, r.payload, {time} \
+         FROM json_to_recordset({rows}::json) AS r(o bigint, id text, event_type text, \
+           aggregate_type text, aggregate_id text, payload json) \
+         ORDER BY r.o"
+    )
+}
 
 /// An INSERT of movements read from the JSON recordset parameter `rows` ([`MovementRow`]s),
 /// with the columns `shared` names taken from other parameters.
@@ -1927,18 +1953,7 @@ fn insert_bulk_postgres(
     now: DateTime<Utc>,
 ) -> anyhow::Result<sea_orm::Statement> {
     let movements: Vec<MovementRow> = movements.iter().map(MovementRow::from).collect();
-    let events: Vec<EventRow> = events
-        .iter()
-        .enumerate()
-        .map(|(o, e)| EventRow {
-            o,
-            id: ids::new_id(ids::EVENT),
-            event_type: e.event_type,
-            aggregate_type: e.aggregate_type,
-            aggregate_id: &e.aggregate_id,
-            payload: &e.payload,
-        })
-        .collect();
+    let events = EventRow::rows(events);
     Ok(sea_orm::Statement::from_sql_and_values(
         sea_orm::DbBackend::Postgres,
         BULK_SQL.as_str(),

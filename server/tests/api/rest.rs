@@ -1720,6 +1720,39 @@ async fn a_starred_transition_replays_under_its_key() {
 }
 
 #[tokio::test]
+async fn a_number_where_the_body_takes_an_id_is_refused() {
+    let app = TestApp::spawn().await;
+    // GraphQL would take 858 as the ID "858"; the body's schema says string, so REST refuses it
+    // (a fuzzed case once got 200 with nothing replayed).
+    for (body, field) in [
+        (json!({ "endpointId": 858 }), "endpointId"),
+        (
+            json!({ "deliveryIds": ["whd_1", 543641] }),
+            "deliveryIds[1]",
+        ),
+    ] {
+        let (status, _, answer) = app
+            .rest(
+                Method::POST,
+                "/v1/webhook-deliveries/replay",
+                Some(body),
+                &[],
+            )
+            .await;
+        assert_eq!(
+            (status.as_u16(), problem_code(&answer)),
+            (400, "BAD_REQUEST"),
+            "{answer}"
+        );
+        let detail = answer["detail"].as_str().unwrap();
+        assert!(
+            detail.contains(&format!("{field} must be a string")),
+            "{detail}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_single_value_where_the_body_takes_a_list_is_refused() {
     let app = TestApp::spawn().await;
     // GraphQL would coerce 5 into [5]; the body's schema says array, so REST refuses it.

@@ -17,13 +17,13 @@ use serde::Serialize;
 
 use super::{
     AdjustStockInput, Context, Entry, EventRow, Group, MovementRow, Resolver, StockChange,
-    apply_deltas_at_once, audit_entry, check_adjust, element, insert_movements_from_json,
-    json_rows, recorded,
+    apply_deltas_at_once, audit_entry, check_adjust, element, insert_events_from_json,
+    insert_movements_from_json, json_rows, recorded,
 };
+use crate::audit;
 use crate::auth::Principal;
 use crate::idempotency::{self, Answered};
 use crate::ledger::Counterparty;
-use crate::{audit, ids};
 
 /// A movement of a run with its call's idempotency key.
 #[derive(Serialize)]
@@ -37,17 +37,11 @@ struct KeyedMovementRow<'a> {
 /// audit rows, $6 now, $7 the keys' expiry. Answers how many keys it inserted.
 static WRITE_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
-        "WITH k AS ({}), m AS ({}), \
-         e AS (INSERT INTO outbox_events (tenant_id, id, event_type, aggregate_type, \
-           aggregate_id, payload, created_at) \
-           SELECT $1, r.id, r.event_type, r.aggregate_type, r.aggregate_id, r.payload, $6 \
-           FROM json_to_recordset($4::json) AS r(o bigint, id text, event_type text, \
-             aggregate_type text, aggregate_id text, payload json) \
-           ORDER BY r.o), \
-         a AS ({}) \
+        "WITH k AS ({}), m AS ({}), e AS ({}), a AS ({}) \
          SELECT COUNT(*) AS written FROM k",
         idempotency::insert_answered_from_json("$2", "$1", "$6", "$7"),
         insert_movements_from_json("$3", |name| (name == "tenant_id").then_some("$1")),
+        insert_events_from_json("$4", "$1", "$6"),
         audit::insert_from_json("$5", "$1", "$6"),
     )
 });
@@ -210,18 +204,7 @@ pub async fn adjust_together(
             })
         })
         .collect();
-    let events: Vec<EventRow<'_>> = changed
-        .iter()
-        .enumerate()
-        .map(|(o, e)| EventRow {
-            o,
-            id: ids::new_id(ids::EVENT),
-            event_type: e.event_type,
-            aggregate_type: e.aggregate_type,
-            aggregate_id: &e.aggregate_id,
-            payload: &e.payload,
-        })
-        .collect();
+    let events = EventRow::rows(&changed);
     let audits: Vec<audit::JsonRow<'_>> = adjustments
         .iter()
         .zip(&contexts)
