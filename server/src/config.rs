@@ -234,7 +234,8 @@ pub enum GroupCommitMode {
     Off,
     /// `runs` (the default): concurrent `adjustStock` calls of one relative change each are
     /// written together, a run of a tenant's calls in four statements (Postgres; on SQLite
-    /// this is `off`); every other write, and a lone call, in a transaction of its own.
+    /// this is `off`); a lone one takes a seat in its tenant's group, as with `on`; every
+    /// other write runs in a transaction of its own.
     /// Measured on a 2-core machine: 1.6x the throughput of `off` over 1,000 SKUs, 3x on one
     /// hot SKU (bench/RESULTS.md).
     Runs,

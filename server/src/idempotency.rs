@@ -312,7 +312,6 @@ where
                         });
                     }
                     Joined::Seat(seat) => Some(seat),
-                    Joined::Alone => None,
                 }
             }
             (Some(group), None) if group.seats_every_write() => {

@@ -22,9 +22,9 @@
 //! unknown SKU, a new level, a refused change, a replayed key), the lane rolls the run back and
 //! seats each call in a group as above, so the fast path never answers differently from it.
 //!
-//! In `runs` mode (the default) only those adjustments queue in the lanes, and what cannot run
-//! together (a lone call, a run that fell back) is sent to run in a transaction of its own;
-//! every other write never comes here.
+//! In `runs` mode (the default) only those adjustments queue in the lanes (what cannot run
+//! together, a lone call or a run that fell back, takes seats as above); every other write has
+//! a transaction of its own and never comes here.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -106,9 +106,6 @@ impl Commit {
 pub enum Joined {
     Done(StockChange, Commit),
     Seat(Seat),
-    /// In `runs` mode, a call that found no company (or whose run fell back): it runs in a
-    /// transaction of its own, as without group commit.
-    Alone,
 }
 
 /// A write waiting for its lane.
@@ -134,16 +131,6 @@ impl Waiter {
             }
             Waiter::Adjust(_, tx) => {
                 let _ = tx.send(Err(err));
-            }
-        }
-    }
-
-    /// Sends the write off to run in a transaction of its own.
-    fn alone(self) {
-        match self {
-            Waiter::Seat(_) => unreachable!("only adjustments queue in runs mode"),
-            Waiter::Adjust(_, tx) => {
-                let _ = tx.send(Ok(Joined::Alone));
             }
         }
     }
@@ -270,7 +257,6 @@ impl GroupCommit {
                         max_members: self.config.max_members.max(1),
                         window: std::time::Duration::from_millis(self.config.window_ms),
                         key_ttl_hours: self.key_ttl_hours,
-                        seats: self.seats_every_write(),
                     },
                     rx,
                 ));
@@ -299,8 +285,6 @@ struct Lane {
     max_members: usize,
     window: std::time::Duration,
     key_ttl_hours: i64,
-    /// `on`: writes that cannot run together take seats; else they run alone.
-    seats: bool,
 }
 
 type Writer = Option<tokio::sync::OwnedMutexGuard<()>>;
@@ -343,13 +327,11 @@ async fn lane(lane: Lane, mut waiting: mpsc::UnboundedReceiver<Waiter>) {
                 }
             }
         }
-        if lane.seats {
-            seat_in_turn(&lane, queue, &mut waiting, &mut committing).await;
-        } else {
-            // In runs mode only adjustments queue here: those that found no company, or whose
-            // run could not take them, run on their own (at once, side by side).
-            queue.into_iter().for_each(Waiter::alone);
-        }
+        // What cannot run together takes seats. Even in `runs` mode a lone adjustment stays in
+        // its lane rather than running beside the lane's groups: on a hot level those would
+        // queue on its row lock while holding pooled connections the lane needs (measured:
+        // 1.25x a transaction per call on one hot SKU that way, against 3x with seats).
+        seat_in_turn(&lane, queue, &mut waiting, &mut committing).await;
     }
     if let Some(last) = committing {
         let _ = last.await;

@@ -327,8 +327,8 @@ async fn single_adjustments_written_together_answer_as_if_run_one_by_one() {
 }
 
 /// The default mode, `runs`: concurrent single adjustments are written together (Postgres),
-/// and every other write (a move, a multi-line adjust, a compare-and-set) and every call that
-/// found no company runs in a transaction of its own, never in a seat.
+/// and every other write (a move, a multi-line adjust, a compare-and-set) runs in a transaction
+/// of its own, never in a lane.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn in_runs_mode_only_single_adjustments_gather() {
     let app = TestApp::spawn_with(|c| c.database.group_commit.mode = GroupCommitMode::Runs).await;
@@ -345,38 +345,54 @@ async fn in_runs_mode_only_single_adjustments_gather() {
     app.create_location("WH2", false).await;
     app.adjust("A", "WH", 100, None).await;
     app.adjust("B", "WH", 100, None).await;
-    let before = (group.stats().1, group.together());
-
     const MOVE: &str =
         "mutation($input: MoveStockInput!) { moveStock(input: $input) { userErrors { code } } }";
-    let results = join_all((0..160).map(|i| {
+    // Moves and compare-and-sets, at once: none of them comes near a lane.
+    let seated = group.stats().1;
+    let results = join_all((0..40).map(|i| {
         let app = &app;
         async move {
-            match i % 8 {
-                // A move of one unit of B to WH2.
-                0 => {
-                    let input = json!({ "reason": "MOVEMENT", "changes": [{ "sku": "B", "quantity": 1,
-                        "from": { "locationCode": "WH" }, "to": { "locationCode": "WH2" } }] });
-                    let (status, body) = app.gql(MOVE, json!({ "input": input })).await;
-                    assert_eq!(status, 200, "{body}");
-                    body["data"]["moveStock"].clone()
-                }
-                // A compare-and-set that never matches.
-                1 => adjust_call(app, adjust_input("A", "WH", 1, Some(-3)), None).await,
-                _ => adjust_call(app, adjust_input("A", "WH", 1, None), None).await,
+            if i % 2 == 0 {
+                let input = json!({ "reason": "MOVEMENT", "changes": [{ "sku": "B", "quantity": 1,
+                    "from": { "locationCode": "WH" }, "to": { "locationCode": "WH2" } }] });
+                let (status, body) = app.gql(MOVE, json!({ "input": input })).await;
+                assert_eq!(status, 200, "{body}");
+                body["data"]["moveStock"].clone()
+            } else {
+                adjust_call(app, adjust_input("A", "WH", 1, Some(-3)), None).await
             }
         }
     }))
     .await;
     for (i, payload) in results.iter().enumerate() {
-        match i % 8 {
-            1 => assert_eq!(codes(payload), ["CHANGE_FROM_QUANTITY_STALE"], "{payload}"),
-            _ => assert_eq!(codes(payload), Vec::<String>::new(), "{payload}"),
+        match i % 2 {
+            0 => assert_eq!(codes(payload), Vec::<String>::new(), "{payload}"),
+            _ => assert_eq!(codes(payload), ["CHANGE_FROM_QUANTITY_STALE"], "{payload}"),
         }
     }
-    let (writes, together) = (group.stats().1 - before.0, group.together() - before.1);
-    assert!(together > 0, "no adjustment was written together");
-    assert_eq!(writes, together, "a write took a seat in runs mode");
+    assert_eq!(
+        group.stats().1,
+        seated,
+        "a move or a compare-and-set went to a lane"
+    );
+
+    // Single adjustments, at once: written together (a lone one, or a run that fell back, takes
+    // a seat in its group).
+    let together = group.together();
+    let results =
+        join_all((0..120).map(|_| adjust_call(&app, adjust_input("A", "WH", 1, None), None))).await;
+    for payload in &results {
+        assert_eq!(codes(payload), Vec::<String>::new(), "{payload}");
+    }
+    assert!(
+        group.together() > together,
+        "no adjustment was written together"
+    );
+    assert_eq!(
+        group.stats().1 - seated,
+        120,
+        "every single adjustment went to its lane"
+    );
     assert_eq!(app.level("A", "WH").await["available"], 100 + 120);
     assert_eq!(app.level("B", "WH").await["available"], 100 - 20);
     assert_eq!(app.level("B", "WH2").await["available"], 20);
