@@ -56,9 +56,39 @@ pub fn insert(principal: &Principal, entry: AuditEntry<'_>) -> InsertStatement {
 }
 
 fn insert_as(tenant_id: &str, actor: &str, entry: AuditEntry<'_>) -> InsertStatement {
-    let mut insert = audit_insert();
-    insert.values_panic(row(tenant_id, actor, entry));
-    insert
+    let mut data = entry.data;
+    if let Some(key) = IDEMPOTENCY_KEY.try_with(|k| k.clone()).ok().flatten()
+        && let Some(object) = data.as_object_mut()
+    {
+        object
+            .entry("idempotencyKey")
+            .or_insert(serde_json::Value::String(key));
+    }
+    Query::insert()
+        .into_table("audit_events")
+        .columns([
+            "tenant_id",
+            "id",
+            "actor",
+            "action",
+            "target_type",
+            "target_id",
+            "request_id",
+            "data",
+            "created_at",
+        ])
+        .values_panic([
+            tenant_id.to_owned().into(),
+            ids::new_id(ids::AUDIT).into(),
+            actor.to_owned().into(),
+            entry.action.into(),
+            entry.target_type.into(),
+            entry.target_id.into(),
+            entry.request_id.map(str::to_owned).into(),
+            data.into(),
+            Utc::now().into(),
+        ])
+        .to_owned()
 }
 
 /// An audit row as a row of a JSON recordset (see [`insert_from_json`]).
@@ -98,43 +128,4 @@ pub fn insert_from_json(rows: &str, tenant: &str, time: &str) -> String {
          FROM json_to_recordset({rows}::json) AS r(id text, actor text, action text, \
            target_type text, target_id text, request_id text, data json)"
     )
-}
-
-fn audit_insert() -> InsertStatement {
-    Query::insert()
-        .into_table("audit_events")
-        .columns([
-            "tenant_id",
-            "id",
-            "actor",
-            "action",
-            "target_type",
-            "target_id",
-            "request_id",
-            "data",
-            "created_at",
-        ])
-        .to_owned()
-}
-
-fn row(tenant_id: &str, actor: &str, entry: AuditEntry<'_>) -> [sea_orm::sea_query::SimpleExpr; 9] {
-    let mut data = entry.data;
-    if let Some(key) = IDEMPOTENCY_KEY.try_with(|k| k.clone()).ok().flatten()
-        && let Some(object) = data.as_object_mut()
-    {
-        object
-            .entry("idempotencyKey")
-            .or_insert(serde_json::Value::String(key));
-    }
-    [
-        tenant_id.to_owned().into(),
-        ids::new_id(ids::AUDIT).into(),
-        actor.to_owned().into(),
-        entry.action.into(),
-        entry.target_type.into(),
-        entry.target_id.into(),
-        entry.request_id.map(str::to_owned).into(),
-        data.into(),
-        Utc::now().into(),
-    ]
 }

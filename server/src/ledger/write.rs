@@ -419,6 +419,20 @@ struct BucketChange<'a> {
     change_from: Option<i64>,
 }
 
+impl<'a> BucketChange<'a> {
+    /// An `adjustStock` change.
+    fn adjusting(c: &'a AdjustChangeInput) -> Self {
+        Self {
+            sku: &c.sku,
+            location_code: &c.location_code,
+            state: c.state,
+            delta: c.delta,
+            target: None,
+            change_from: c.change_from_quantity,
+        }
+    }
+}
+
 /// Resolves SKUs and location codes of single-bucket changes; unknown ones are user errors.
 async fn resolve_bucket_changes(
     txn: &DatabaseTransaction,
@@ -503,18 +517,7 @@ pub async fn adjust(
         )
         .await;
     }
-    let changes = input
-        .changes
-        .iter()
-        .map(|c| BucketChange {
-            sku: &c.sku,
-            location_code: &c.location_code,
-            state: c.state,
-            delta: c.delta,
-            target: None,
-            change_from: c.change_from_quantity,
-        })
-        .collect();
+    let changes = input.changes.iter().map(BucketChange::adjusting).collect();
     let entries = resolve_bucket_changes(txn, cx, changes).await?;
     apply(
         txn,

@@ -16,14 +16,14 @@ use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, Statement}
 use serde::Serialize;
 
 use super::{
-    AdjustStockInput, Context, Entry, EventRow, Group, MovementRow, Resolver, StockChange,
-    apply_deltas_at_once, audit_entry, check_adjust, element, insert_events_from_json,
-    insert_movements_from_json, json_rows, recorded,
+    AdjustStockInput, BucketChange, Context, EventRow, Group, MovementRow, StockChange,
+    apply_deltas_at_once, audit_entry, check_adjust, insert_events_from_json,
+    insert_movements_from_json, json_rows, recorded, resolve_bucket_changes,
 };
 use crate::audit;
 use crate::auth::Principal;
+use crate::error::DomainError;
 use crate::idempotency::{self, Answered};
-use crate::ledger::Counterparty;
 
 /// A movement of a run with its call's idempotency key.
 #[derive(Serialize)]
@@ -117,36 +117,20 @@ pub async fn adjust_together(
     if adjustments.iter().any(|a| a.tenant_id() != tenant_id) {
         return Ok(None);
     }
-    let changes = || adjustments.iter().map(|a| &a.input.changes[0]);
-    let resolver = Resolver::load(
-        txn,
-        tenant_id,
-        changes().map(|c| c.sku.clone()).collect(),
-        changes().map(|c| c.location_code.clone()).collect(),
-    )
-    .await?;
-    let mut errors = Vec::new();
-    let mut entries = Vec::with_capacity(adjustments.len());
-    for change in changes() {
-        let base = element(0);
-        let item = resolver.item(&change.sku, &base, &mut errors);
-        let location = resolver.location(&change.location_code, &base, &mut errors);
-        let (Some(item), Some(location)) = (item, location) else {
-            return Ok(None);
-        };
-        entries.push(Entry {
-            item,
-            location,
-            state: change.state,
-            delta: change.delta,
-            target: None,
-            change_from: None,
-            counterparty: Counterparty::Adjustment,
-            counterparty_location: None,
-            counterparty_state: None,
-            path: base,
-        });
-    }
+    let changes = adjustments
+        .iter()
+        .map(|a| BucketChange::adjusting(&a.input.changes[0]))
+        .collect();
+    let entries = match resolve_bucket_changes(txn, &first.context(), changes).await {
+        Ok(entries) => entries,
+        // An unknown SKU or location: each call on its own gets its exact error.
+        Err(DomainError::User(_)) => return Ok(None),
+        Err(DomainError::Internal(err)) => {
+            return Err(err
+                .downcast::<DbErr>()
+                .unwrap_or_else(|err| DbErr::Custom(err.to_string())));
+        }
+    };
 
     // Lock order as `apply` takes it: by (item, location), each level's changes in call order.
     let mut order: Vec<usize> = (0..entries.len()).collect();
