@@ -89,17 +89,50 @@ pub async fn index_once(app: &AppState) -> Result<usize, SearchError> {
                 [name.into()],
             ))
             .await?;
-        match row {
-            Some(row) => Some((txn, row.try_get::<i64>("", "position")?)),
-            None => return Ok(0),
+        match row.map(|row| row.try_get::<i64>("", "position")) {
+            Some(Ok(position)) => Some((txn, position)),
+            taken_or_failed => {
+                txn.rollback().await?;
+                taken_or_failed.transpose()?;
+                return Ok(0);
+            }
         }
     } else {
         None
     };
-    let cursor = match &held {
-        Some((_, position)) => *position,
-        None => read_cursor(db, name).await?.unwrap_or(0),
+    let (held, cursor) = match held {
+        Some((txn, position)) => (Some(txn), position),
+        None => (None, read_cursor(db, name).await?.unwrap_or(0)),
     };
+    let round = index_after(app, held.as_ref(), cursor).await;
+    // The cursor row's lock goes now, whatever happened: a transaction merely dropped is rolled
+    // back only when its connection is next used, and until then every other round (this
+    // process's next one included) would find the cursor taken and report nothing to do.
+    if let Some(txn) = held {
+        match &round {
+            Ok(taken) if *taken > 0 => txn.commit().await?,
+            Ok(_) => txn.rollback().await?,
+            Err(_) => {
+                if let Err(err) = txn.rollback().await {
+                    tracing::warn!(error = %err, "rolling back a failed search round failed");
+                }
+            }
+        }
+    }
+    round
+}
+
+/// The events after `cursor`, indexed; the cursor written in `held` (the caller commits it)
+/// or, without it, in a write transaction of its own. Returns the events taken.
+async fn index_after(
+    app: &AppState,
+    held: Option<&sea_orm::DatabaseTransaction>,
+    cursor: i64,
+) -> Result<usize, SearchError> {
+    let db = &app.background_db;
+    let backend = db.get_database_backend();
+    let name = app.search.cursor_name();
+    let postgres = backend == DatabaseBackend::Postgres;
     let rows = db
         .query_all_raw(Statement::from_sql_and_values(
             backend,
@@ -112,9 +145,6 @@ pub async fn index_once(app: &AppState) -> Result<usize, SearchError> {
         ))
         .await?;
     if rows.is_empty() {
-        if let Some((txn, _)) = held {
-            txn.rollback().await?;
-        }
         return Ok(0);
     }
     // On Postgres' built-in engine an item whose levels changed, and nothing else, gets only
@@ -139,10 +169,10 @@ pub async fn index_once(app: &AppState) -> Result<usize, SearchError> {
     }
     let mut written = 0usize;
     match (&app.search.engine, held) {
-        (Engine::Embedded, Some((txn, _))) => {
+        (Engine::Embedded, Some(txn)) => {
             for (tenant, refs) in &touched {
-                let (docs, gone) = documents::build(&txn, tenant, refs).await?;
-                embedded::apply(&txn, tenant, &docs, &gone).await?;
+                let (docs, gone) = documents::build(txn, tenant, refs).await?;
+                embedded::apply(txn, tenant, &docs, &gone).await?;
                 written += docs.len() + gone.len();
             }
             for (tenant, items) in &stocked {
@@ -160,10 +190,9 @@ pub async fn index_once(app: &AppState) -> Result<usize, SearchError> {
                     })
                     .cloned()
                     .collect();
-                written += embedded::refresh_stock(&txn, tenant, &items).await? as usize;
+                written += embedded::refresh_stock(txn, tenant, &items).await? as usize;
             }
-            write_cursor(&txn, name, last).await?;
-            txn.commit().await?;
+            write_cursor(txn, name, last).await?;
         }
         (Engine::Embedded, None) => {
             let write = app.begin_background_write().await?;
@@ -187,10 +216,7 @@ pub async fn index_once(app: &AppState) -> Result<usize, SearchError> {
                 written += docs.len() + gone.len();
             }
             match held {
-                Some((txn, _)) => {
-                    write_cursor(&txn, name, last).await?;
-                    txn.commit().await?;
-                }
+                Some(txn) => write_cursor(txn, name, last).await?,
                 None => {
                     let write = app.begin_background_write().await?;
                     write_cursor(&write.txn, name, last).await?;
