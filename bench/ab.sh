@@ -3,7 +3,8 @@
 # a paired comparison for machines whose speed drifts between runs a few minutes apart (where
 # one round of bench/run.sh per binary says nothing).
 # Usage: OLD=/path/to/twh NEW=/path/to/twh bench/ab.sh
-#   MODES="--orders adjust" (each a twh-bench mode: adjust, --orders, --keyed, "--reads lookup")
+#   MODES="--orders,adjust" (comma-separated twh-bench modes: adjust, --orders, --keyed,
+#   --reads lookup, --reads page)
 #   PAIRS=5 SECONDS_PER_RUN=10 CLIENTS=32 POOL=8 SKUS=1000
 # Prints one line per run (side, mode, throughput, CPU ms per call of the server and of
 # Postgres), then the medians per side and mode.
@@ -64,7 +65,8 @@ done
 : >"$WORK/runs.jsonl"
 for _ in $(seq 1 "$PAIRS"); do
   for side in old new; do
-    for mode in $MODES; do
+    IFS=, read -r -a modes <<<"$MODES"
+    for mode in "${modes[@]}"; do
       args=()
       [ "$mode" = adjust ] || read -r -a args <<<"$mode"
       pg0="$(pg_ticks)"

@@ -14,6 +14,9 @@ pub struct App {
     /// The same pool for background work (relay, dispatcher, bus), outside the statement count
     /// that tests read to see what a request costs.
     pub background_db: DatabaseConnection,
+    /// Reads of one statement (the point look-up, level pages): on Postgres, on connections
+    /// this process keeps (see `db::held`).
+    pub reads: crate::db::held::Reads,
     pub config: Config,
     pub key_cache: KeyCache,
     pub documents: crate::graphql::DocumentCache,
@@ -72,6 +75,11 @@ impl App {
         let sqlite_writer = crate::db::is_sqlite(&db).then(|| Arc::new(Mutex::new(())));
         let background_db = db.clone();
         let statements = crate::db::count_statements(&mut db);
+        let reads = crate::db::held::Reads::new(
+            db.clone(),
+            config.database.read_pool_size,
+            statements.clone(),
+        );
         let redis = match &config.redis_url {
             Some(url) => Some((
                 deadpool_redis::Config::from_url(url.clone())
@@ -110,6 +118,7 @@ impl App {
         Ok(Self {
             db,
             background_db,
+            reads,
             statements,
             config,
             key_cache: KeyCache::default(),

@@ -207,6 +207,10 @@ pub struct DatabaseConfig {
     /// A pooled connection idle at least this long is pinged before use; busier ones are
     /// handed out as they are (a ping on every checkout costs a round trip per request).
     pub ping_after_idle_ms: u64,
+    /// `TWH_DB_READ_POOL_SIZE` (half the pool, at least 2; 0: none): Postgres connections of
+    /// their own for reads of one statement, kept checked out (see `db::held`), beside the
+    /// pool's `max_connections`.
+    pub read_pool_size: u32,
     pub group_commit: GroupCommitConfig,
 }
 
@@ -302,6 +306,11 @@ where
 /// Four database connections per CPU core, between 8 and 32. More connections than the
 /// machine can drive only lengthen lock queues: on 2 cores the bench ran faster with 8 than
 /// with 32 (bench/RESULTS.md), most of all on a hot SKU.
+/// The kept read connections beside a pool of `pool` (half, at least 2).
+fn read_pool_size(pool: u32) -> u32 {
+    (pool / 2).max(2)
+}
+
 fn default_pool_size() -> u32 {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get()) as u32;
     (4 * cores).clamp(8, 32)
@@ -335,6 +344,7 @@ impl Default for Config {
                 url: DEFAULT_SQLITE_URL.to_owned(),
                 max_connections: default_pool_size(),
                 ping_after_idle_ms: 500,
+                read_pool_size: read_pool_size(default_pool_size()),
                 group_commit: GroupCommitConfig {
                     mode: GroupCommitMode::Runs,
                     lanes: 4,
@@ -408,6 +418,7 @@ impl Config {
             .ok()
             .filter(|u| !u.trim().is_empty())
             .unwrap_or(d.database.url);
+        let max_connections = env_or("TWH_DB_POOL_SIZE", d.database.max_connections)?;
         Ok(Self {
             http: HttpConfig {
                 bind,
@@ -420,11 +431,12 @@ impl Config {
             },
             database: DatabaseConfig {
                 url,
-                max_connections: env_or("TWH_DB_POOL_SIZE", d.database.max_connections)?,
+                max_connections,
                 ping_after_idle_ms: env_or(
                     "TWH_DB_PING_AFTER_IDLE_MS",
                     d.database.ping_after_idle_ms,
                 )?,
+                read_pool_size: env_or("TWH_DB_READ_POOL_SIZE", read_pool_size(max_connections))?,
                 group_commit: GroupCommitConfig {
                     mode: GroupCommitMode::parse("TWH_GROUP_COMMIT", d.database.group_commit.mode)?,
                     lanes: env_or("TWH_GROUP_COMMIT_LANES", d.database.group_commit.lanes)?

@@ -17,6 +17,7 @@ use crate::config::DatabaseConfig;
 use crate::startup::StartupError;
 
 pub mod group;
+pub mod held;
 mod probe;
 
 /// Opens the pool after one connection has been opened on its own: start-up fails within

@@ -54,7 +54,7 @@ impl StockQuery {
         location_code: String,
     ) -> async_graphql::Result<Option<StockLevel>> {
         let tenant = &principal(ctx)?.tenant_id;
-        query::level(&state(ctx)?.db, tenant, &sku, &location_code)
+        query::level(&state(ctx)?.reads, tenant, &sku, &location_code)
             .await
             .map_err(|e| db_error(ctx, e))
     }
@@ -72,7 +72,7 @@ impl StockQuery {
         let tenant = &principal(ctx)?.tenant_id;
         let limit = page_size(first)?;
         let rows = query::levels(
-            &state(ctx)?.db,
+            &state(ctx)?.reads,
             tenant,
             filter.unwrap_or_default(),
             after.as_deref(),
@@ -102,7 +102,7 @@ impl StockQuery {
         let tenant = &principal(ctx)?.tenant_id;
         let limit = page_size(first)?;
         let rows = query::movements(
-            &state(ctx)?.db,
+            &state(ctx)?.reads,
             tenant,
             filter.unwrap_or_default(),
             after.as_deref(),

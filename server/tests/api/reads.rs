@@ -288,3 +288,69 @@ async fn level_reads_use_the_indexes_on_tables_without_statistics() {
     db.close().await.ok();
     app.shutdown().await;
 }
+
+/// On Postgres the look-up and the level pages run on connections the server keeps: after a
+/// read its connection goes back on the server's own list, not to sqlx's pool (whose return
+/// costs a ping, a second round trip per read). A kept connection found dead (here: every one
+/// of them terminated) is shed and the read runs again on a fresh one, so no read fails.
+#[tokio::test]
+async fn reads_run_on_kept_connections_and_outlive_their_loss() {
+    let app = TestApp::spawn().await;
+    if app.state.reads.idle().is_none() {
+        return; // SQLite: reads run on the shared pool.
+    }
+    app.create_location("WH1", false).await;
+    for sku in ["A", "B"] {
+        app.create_item(sku).await;
+        app.adjust(sku, "WH1", 4, None).await;
+    }
+    let look_up = r#"{ stockLevel(sku: "B", locationCode: "WH1") { sku onHand } stockLevels(first: 5) { nodes { sku } } }"#;
+    let expected = json!({
+        "stockLevel": { "sku": "B", "onHand": 4 },
+        "stockLevels": { "nodes": [{ "sku": "A" }, { "sku": "B" }] },
+    });
+    let answers = join_all((0..24).map(|_| app.gql(look_up, json!({})))).await;
+    for (status, body) in &answers {
+        assert_eq!(*status, 200, "{body}");
+        assert_eq!(body["data"], expected, "{body}");
+    }
+    let (kept, in_sqlx) = app.state.reads.idle().unwrap();
+    let size = app.state.config.database.read_pool_size as usize;
+    assert!(
+        (1..=size).contains(&kept),
+        "{kept} connections kept (at most {size})"
+    );
+    assert_eq!(in_sqlx, 0, "no read handed its connection back to sqlx");
+
+    // Every kept connection terminated, as a restart or an administrator would.
+    let admin = Database::connect(&app.db_url).await.unwrap();
+    let terminated = admin
+        .query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            format!(
+                "SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity \
+                 WHERE datname = current_database() AND application_name = '{}'",
+                twh_server::db::held::APPLICATION_NAME
+            ),
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get::<i64>("", "n")
+        .unwrap();
+    assert_eq!(
+        terminated as usize, kept,
+        "the kept connections are the server's"
+    );
+    for _ in 0..=size {
+        let (status, body) = app.gql(look_up, json!({})).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(
+            body["data"], expected,
+            "a read outlives its dead connection: {body}"
+        );
+    }
+    let (kept, _) = app.state.reads.idle().unwrap();
+    assert!(kept >= 1, "fresh connections are kept again");
+    app.shutdown().await;
+}
