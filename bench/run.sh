@@ -23,6 +23,9 @@ PGUSER="${PGUSER:-postgres}"
 PORT="${BENCH_PORT:-18181}"
 # The server's database pool; clients beyond it queue inside the server.
 POOL="${POOL:-$CLIENTS}"
+# Connections the server keeps for one-statement reads, beside the pool (its default: half).
+READ_POOL="${READ_POOL:-$(( POOL / 2 > 2 ? POOL / 2 : 2 ))}"
+export READ_POOL
 # TLS between the clients and Postgres: the same setting for the server and for pgbench.
 PGSSLMODE="${PGSSLMODE:-prefer}"
 export PGHOST PGPORT PGUSER PGSSLMODE
@@ -50,12 +53,12 @@ bench_tenant bench scale
 # Rate limits off (calls are still metered): the bench measures the server, not a plan's rate.
 # The server's group commit mode: its default (`runs`) unless TWH_GROUP_COMMIT says otherwise.
 GROUPED="${TWH_GROUP_COMMIT:-runs}"
-DATABASE_URL="$URL" TWH_BIND="127.0.0.1:$PORT" TWH_DB_POOL_SIZE="$POOL" TWH_RATE_LIMITS=off TWH_GROUP_COMMIT="$GROUPED" RUST_LOG=warn "$TWH" serve >"$WORK/server.log" 2>&1 &
+DATABASE_URL="$URL" TWH_BIND="127.0.0.1:$PORT" TWH_DB_POOL_SIZE="$POOL" TWH_DB_READ_POOL_SIZE="$READ_POOL" TWH_RATE_LIMITS=off TWH_GROUP_COMMIT="$GROUPED" RUST_LOG=warn "$TWH" serve >"$WORK/server.log" 2>&1 &
 SERVER_PID=$!
 for _ in $(seq 1 50); do curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && break; sleep 0.2; done
 if [ "${OWN:-0}" = 1 ]; then
   OWN_PORT=$((PORT + 1))
-  DATABASE_URL="$URL" TWH_BIND="127.0.0.1:$OWN_PORT" TWH_DB_POOL_SIZE="$POOL" TWH_RATE_LIMITS=off TWH_GROUP_COMMIT=off RUST_LOG=warn "$TWH" serve >"$WORK/server-own.log" 2>&1 &
+  DATABASE_URL="$URL" TWH_BIND="127.0.0.1:$OWN_PORT" TWH_DB_POOL_SIZE="$POOL" TWH_DB_READ_POOL_SIZE="$READ_POOL" TWH_RATE_LIMITS=off TWH_GROUP_COMMIT=off RUST_LOG=warn "$TWH" serve >"$WORK/server-own.log" 2>&1 &
   OWN_PID=$!
   for _ in $(seq 1 50); do curl -sf "http://127.0.0.1:$OWN_PORT/readyz" >/dev/null && break; sleep 0.2; done
 fi
@@ -213,6 +216,7 @@ cat "$WORK/results.jsonl"
 python3 - "$WORK/results.jsonl" "$CLIENTS" "$DURATION" "$SKUS" "$POOL" "$ROUNDS" <<'PY'
 import json, sys, os, platform, datetime, statistics
 path, clients, duration, skus, pool, rounds = sys.argv[1:]
+reads = os.environ["READ_POOL"]
 rows = [json.loads(l) for l in open(path) if l.strip()]
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
 def runs(label, c=None):
@@ -226,7 +230,7 @@ def per_round(rs):
 print()
 print(f"### {datetime.date.today()} — {os.cpu_count()} cores, {cpu}")
 print()
-print(f"{clients} concurrent clients, server pool {pool} connections, {rounds} interleaved rounds of {duration} s, Postgres sslmode={os.environ.get('PGSSLMODE', 'prefer')}; medians over rounds.")
+print(f"{clients} concurrent clients, server pool {pool} connections (and {reads} kept for the look-up and pages), {rounds} interleaved rounds of {duration} s, Postgres sslmode={os.environ.get('PGSSLMODE', 'prefer')}; medians over rounds.")
 print()
 print("| run | SKUs | DB connections | throughput (/s) | p50 (ms) | p99 (ms) | ratio to best pgbench | errors / lost updates | CPU ms per call: server / Postgres / client | per-round throughput |")
 print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
@@ -257,10 +261,10 @@ for kind, what in (("lookup", "stockLevel(sku, locationCode)"), ("page", "stockL
     if not g or not b:
         continue
     base = med(b, "throughput_per_s")
-    print(f"| graphql-{kind}: {what}, one statement | {skus} | {pool} (pool) | {med(g, 'throughput_per_s'):.0f} | {med(g, 'p50_ms'):.2f} | {med(g, 'p99_ms'):.2f} | **{med(g, 'throughput_per_s') / base:.2f}** of pgbench-{kind} | {sum(r['failed'] for r in g)} failed | {cpu_split(g)} | {per_round(g)} |")
+    print(f"| graphql-{kind}: {what}, one statement | {skus} | {reads} kept for reads | {med(g, 'throughput_per_s'):.0f} | {med(g, 'p50_ms'):.2f} | {med(g, 'p99_ms'):.2f} | **{med(g, 'throughput_per_s') / base:.2f}** of pgbench-{kind} | {sum(r['failed'] for r in g)} failed | {cpu_split(g)} | {per_round(g)} |")
     half = runs(f"graphql-{kind}-half")
     if half:
-        print(f"| graphql-{kind} at half its maximum rate (open loop, {med(half, 'rate'):.0f}/s; latency from when each call was due) | {skus} | {pool} (pool) | {med(half, 'throughput_per_s'):.0f} | {med(half, 'p50_ms'):.2f} | **{med(half, 'p99_ms'):.2f}** | {med(half, 'throughput_per_s') / base:.2f} of pgbench-{kind} | {sum(r['failed'] for r in half)} failed | {cpu_split(half)} | {per_round(half)} |")
+        print(f"| graphql-{kind} at half its maximum rate (open loop, {med(half, 'rate'):.0f}/s; latency from when each call was due) | {skus} | {reads} kept for reads | {med(half, 'throughput_per_s'):.0f} | {med(half, 'p50_ms'):.2f} | **{med(half, 'p99_ms'):.2f}** | {med(half, 'throughput_per_s') / base:.2f} of pgbench-{kind} | {sum(r['failed'] for r in half)} failed | {cpu_split(half)} | {per_round(half)} |")
     print(f"| pgbench-{kind}: that SELECT | {skus} | {clients} | {base:.0f} | {med(b, 'p50_ms'):.2f} | {med(b, 'p99_ms'):.2f} | 1.00 | {sum(r['failed'] for r in b)} failed | {cpu_split(b)} | {per_round(b)} |")
 PY
 if [ "${PGSS:-0}" = 1 ]; then
