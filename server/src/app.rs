@@ -14,7 +14,7 @@ pub struct App {
     /// The same pool for background work (relay, dispatcher, bus), outside the statement count
     /// that tests read to see what a request costs.
     pub background_db: DatabaseConnection,
-    /// Reads of one statement (the point look-up, level pages): on Postgres, on connections
+    /// The top-level catalog and stock reads (items, locations, levels, movements): on Postgres, on connections
     /// this process keeps (see `db::held`).
     pub reads: crate::db::held::Reads,
     pub config: Config,

@@ -208,7 +208,7 @@ pub struct DatabaseConfig {
     /// handed out as they are (a ping on every checkout costs a round trip per request).
     pub ping_after_idle_ms: u64,
     /// `TWH_DB_READ_POOL_SIZE` (half the pool, at least 2; 0: none): Postgres connections of
-    /// their own for reads of one statement, kept checked out (see `db::held`), beside the
+    /// their own for the catalog and stock reads, kept checked out (see `db::held`), beside the
     /// pool's `max_connections`.
     pub read_pool_size: u32,
     pub group_commit: GroupCommitConfig,

@@ -2,17 +2,17 @@
 //!
 //! sqlx answers every connection's return to its pool with a ping (a `Sync` and its
 //! `ReadyForQuery`): a second round trip for a read that is one statement, and on a machine
-//! where the server and Postgres share the cores, a second wake-up of each. The point look-up
-//! and the level pages (the reads a point of sale or a dashboard repeats) therefore run on a
-//! small pool of their own whose connections this process keeps checked out: after a
+//! where the server and Postgres share the cores, a second wake-up of each. The top-level
+//! catalog and stock reads (an item, a location, a stock level, and their pages; the reads a
+//! point of sale or a dashboard repeats) therefore run on a small pool of their own whose connections this process keeps checked out: after a
 //! statement that completed, its connection goes back on the list here, unpinged; sqlx checks
 //! anything still pending (a statement abandoned halfway) at the start of the next one. A
 //! connection whose statement failed or was abandoned goes back to sqlx instead, which pings it
 //! and closes it if it is broken.
 //!
-//! A read that finds its connection dead (a restart, a failover, a terminated backend) sheds
-//! every kept connection and runs once more on a fresh one: it is one read-only statement, so
-//! running it again is safe.
+//! A statement that finds its connection dead (a restart, a failover, a terminated backend)
+//! sheds every kept connection and runs once more on a fresh one: it only reads, so running it
+//! again is safe.
 //!
 //! On SQLite, and with `TWH_DB_READ_POOL_SIZE=0`, reads run on the shared pool.
 

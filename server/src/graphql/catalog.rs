@@ -36,7 +36,7 @@ impl CatalogQuery {
         sku: Option<String>,
     ) -> async_graphql::Result<Option<Item>> {
         let tenant = &principal(ctx)?.tenant_id;
-        let db = &state(ctx)?.db;
+        let db = &state(ctx)?.reads;
         match (id, sku) {
             (Some(id), None) => items::get(db, tenant, &id)
                 .await
@@ -65,7 +65,7 @@ impl CatalogQuery {
         let tenant = &principal(ctx)?.tenant_id;
         let limit = page_size(first)?;
         let rows = items::list(
-            &state(ctx)?.db,
+            &state(ctx)?.reads,
             tenant,
             filter.unwrap_or_default(),
             after.as_deref(),
@@ -84,7 +84,7 @@ impl CatalogQuery {
         code: Option<String>,
     ) -> async_graphql::Result<Option<Location>> {
         let tenant = &principal(ctx)?.tenant_id;
-        let db = &state(ctx)?.db;
+        let db = &state(ctx)?.reads;
         match (id, code) {
             (Some(id), None) => locations::get(db, tenant, &id)
                 .await
@@ -113,7 +113,7 @@ impl CatalogQuery {
         let tenant = &principal(ctx)?.tenant_id;
         let limit = page_size(first)?;
         let rows = locations::list(
-            &state(ctx)?.db,
+            &state(ctx)?.reads,
             tenant,
             filter.unwrap_or_default(),
             after.as_deref(),

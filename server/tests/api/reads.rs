@@ -304,10 +304,12 @@ async fn reads_run_on_kept_connections_and_outlive_their_loss() {
         app.create_item(sku).await;
         app.adjust(sku, "WH1", 4, None).await;
     }
-    let look_up = r#"{ stockLevel(sku: "B", locationCode: "WH1") { sku onHand } stockLevels(first: 5) { nodes { sku } } }"#;
+    let look_up = r#"{ stockLevel(sku: "B", locationCode: "WH1") { sku onHand } stockLevels(first: 5) { nodes { sku } } item(sku: "A") { sku } locations { nodes { code } } }"#;
     let expected = json!({
         "stockLevel": { "sku": "B", "onHand": 4 },
         "stockLevels": { "nodes": [{ "sku": "A" }, { "sku": "B" }] },
+        "item": { "sku": "A" },
+        "locations": { "nodes": [{ "code": "WH1" }] },
     });
     let answers = join_all((0..24).map(|_| app.gql(look_up, json!({})))).await;
     for (status, body) in &answers {
