@@ -7,9 +7,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
 use async_graphql::dataloader::{DataLoader, Loader};
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use twh_entity::{item, location};
 
+use crate::app::AppState;
 use crate::catalog::items::Item;
 use crate::catalog::locations::Location;
 use crate::ledger::Movement;
@@ -25,11 +26,11 @@ pub struct Loaders {
 }
 
 impl Loaders {
-    pub fn items(&self, db: &DatabaseConnection, tenant_id: &str) -> &DataLoader<ItemsById> {
+    pub fn items(&self, app: &AppState, tenant_id: &str) -> &DataLoader<ItemsById> {
         self.items.get_or_init(|| {
             DataLoader::new(
                 ItemsById {
-                    db: db.clone(),
+                    app: app.clone(),
                     tenant_id: tenant_id.to_owned(),
                 },
                 tokio::spawn,
@@ -37,15 +38,11 @@ impl Loaders {
         })
     }
 
-    pub fn movements(
-        &self,
-        db: &DatabaseConnection,
-        tenant_id: &str,
-    ) -> &DataLoader<MovementsByDocument> {
+    pub fn movements(&self, app: &AppState, tenant_id: &str) -> &DataLoader<MovementsByDocument> {
         self.movements.get_or_init(|| {
             DataLoader::new(
                 MovementsByDocument {
-                    db: db.clone(),
+                    app: app.clone(),
                     tenant_id: tenant_id.to_owned(),
                 },
                 tokio::spawn,
@@ -55,15 +52,11 @@ impl Loaders {
 }
 
 impl Loaders {
-    pub fn locations(
-        &self,
-        db: &DatabaseConnection,
-        tenant_id: &str,
-    ) -> &DataLoader<LocationsById> {
+    pub fn locations(&self, app: &AppState, tenant_id: &str) -> &DataLoader<LocationsById> {
         self.locations.get_or_init(|| {
             DataLoader::new(
                 LocationsById {
-                    db: db.clone(),
+                    app: app.clone(),
                     tenant_id: tenant_id.to_owned(),
                 },
                 tokio::spawn,
@@ -71,15 +64,11 @@ impl Loaders {
         })
     }
 
-    pub fn documents(
-        &self,
-        db: &DatabaseConnection,
-        tenant_id: &str,
-    ) -> &DataLoader<DocumentsByUri> {
+    pub fn documents(&self, app: &AppState, tenant_id: &str) -> &DataLoader<DocumentsByUri> {
         self.documents.get_or_init(|| {
             DataLoader::new(
                 DocumentsByUri {
-                    db: db.clone(),
+                    app: app.clone(),
                     tenant_id: tenant_id.to_owned(),
                 },
                 tokio::spawn,
@@ -90,7 +79,7 @@ impl Loaders {
 
 /// Order documents by the reference URI their movements carry.
 pub struct DocumentsByUri {
-    db: DatabaseConnection,
+    app: AppState,
     tenant_id: String,
 }
 
@@ -102,14 +91,14 @@ impl Loader<String> for DocumentsByUri {
         &self,
         keys: &[String],
     ) -> Result<HashMap<String, crate::orders::Document>, Self::Error> {
-        crate::orders::by_uris(&self.db, &self.tenant_id, keys)
+        crate::orders::by_uris(&self.app.reads, &self.tenant_id, keys)
             .await
             .map_err(Arc::new)
     }
 }
 
 pub struct ItemsById {
-    db: DatabaseConnection,
+    app: AppState,
     tenant_id: String,
 }
 
@@ -121,7 +110,7 @@ impl Loader<String> for ItemsById {
         let rows = item::Entity::find()
             .filter(item::Column::TenantId.eq(self.tenant_id.as_str()))
             .filter(item::Column::Id.is_in(keys.iter().cloned()))
-            .all(&self.db)
+            .all(&self.app.reads)
             .await
             .map_err(Arc::new)?;
         Ok(rows
@@ -132,7 +121,7 @@ impl Loader<String> for ItemsById {
 }
 
 pub struct LocationsById {
-    db: DatabaseConnection,
+    app: AppState,
     tenant_id: String,
 }
 
@@ -144,7 +133,7 @@ impl Loader<String> for LocationsById {
         let rows = location::Entity::find()
             .filter(location::Column::TenantId.eq(self.tenant_id.as_str()))
             .filter(location::Column::Id.is_in(keys.iter().cloned()))
-            .all(&self.db)
+            .all(&self.app.reads)
             .await
             .map_err(Arc::new)?;
         Ok(rows
@@ -156,7 +145,7 @@ impl Loader<String> for LocationsById {
 
 /// Movements by the reference URI of the document that made them.
 pub struct MovementsByDocument {
-    db: DatabaseConnection,
+    app: AppState,
     tenant_id: String,
 }
 
@@ -165,7 +154,7 @@ impl Loader<String> for MovementsByDocument {
     type Error = Arc<sea_orm::DbErr>;
 
     async fn load(&self, keys: &[String]) -> Result<HashMap<String, Vec<Movement>>, Self::Error> {
-        movements_by_reference(&self.db, &self.tenant_id, keys)
+        movements_by_reference(&self.app.reads, &self.tenant_id, keys)
             .await
             .map_err(Arc::new)
     }

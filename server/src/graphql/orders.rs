@@ -34,7 +34,7 @@ async fn movements_of(
         .data::<Loaders>()
         .map_err(|_| request_error(ErrorCode::Internal, "loaders missing"))?;
     Ok(loaders
-        .movements(&app.db, tenant)
+        .movements(app, tenant)
         .load_one(document.uri())
         .await
         .map_err(|e| db_error(ctx, (*e).clone()))?
@@ -48,7 +48,7 @@ async fn item_of(ctx: &Context<'_>, line: &Line) -> async_graphql::Result<Option
         .data::<Loaders>()
         .map_err(|_| request_error(ErrorCode::Internal, "loaders missing"))?;
     loaders
-        .items(&app.db, tenant)
+        .items(app, tenant)
         .load_one(line.item_id.clone())
         .await
         .map_err(|e| db_error(ctx, (*e).clone()))
@@ -563,7 +563,7 @@ impl Movement {
             .data::<Loaders>()
             .map_err(|_| request_error(ErrorCode::Internal, "loaders missing"))?;
         let document = loaders
-            .documents(&app.db, tenant)
+            .documents(app, tenant)
             .load_one(uri.clone())
             .await
             .map_err(|e| db_error(ctx, (*e).clone()))?;

@@ -127,13 +127,13 @@ impl SearchHit {
         let kind = SearchType::parse(&self.0.document.doc_type);
         let node = match kind {
             Some(SearchType::Item) => loaders
-                .items(&app.db, tenant)
+                .items(app, tenant)
                 .load_one(id)
                 .await
                 .map_err(|e| db_error(ctx, (*e).clone()))?
                 .map(SearchNode::Item),
             Some(SearchType::Location) => loaders
-                .locations(&app.db, tenant)
+                .locations(app, tenant)
                 .load_one(id)
                 .await
                 .map_err(|e| db_error(ctx, (*e).clone()))?
@@ -146,7 +146,7 @@ impl SearchHit {
                     _ => Kind::Return,
                 };
                 loaders
-                    .documents(&app.db, tenant)
+                    .documents(app, tenant)
                     .load_one(kind.uri(&id))
                     .await
                     .map_err(|e| db_error(ctx, (*e).clone()))?
