@@ -573,7 +573,7 @@ impl Movement {
 
 async fn one(ctx: &Context<'_>, kind: Kind, id: &ID) -> async_graphql::Result<Option<Document>> {
     let tenant = &principal(ctx)?.tenant_id;
-    orders::get(&state(ctx)?.db, tenant, kind, id)
+    orders::get(&state(ctx)?.reads, tenant, kind, id)
         .await
         .map_err(|e| db_error(ctx, e))
 }
@@ -588,7 +588,7 @@ async fn page(
     let tenant = &principal(ctx)?.tenant_id;
     let limit = page_size(first)?;
     let rows = orders::list(
-        &state(ctx)?.db,
+        &state(ctx)?.reads,
         tenant,
         kind,
         filter.unwrap_or_default(),
