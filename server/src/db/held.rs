@@ -18,7 +18,6 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use sea_orm::sqlx::pool::PoolConnection;
 use sea_orm::sqlx::postgres::{PgPool, PgPoolOptions};
@@ -69,12 +68,10 @@ impl Reads {
         let port = options.get_socket().is_none().then(|| options.get_port());
         let pool = PgPoolOptions::new()
             .max_connections(size)
-            .min_connections(0)
             .acquire_timeout(shared.options().get_acquire_timeout())
             // Kept connections never sit idle in sqlx's pool; one handed back after a failure
             // is pinged on its way in.
             .test_before_acquire(false)
-            .idle_timeout(Some(Duration::from_secs(600)))
             .after_connect(move |_, _| {
                 Box::pin(async move {
                     if let Some(port) = port {

@@ -74,13 +74,12 @@ pub async fn index_once(app: &AppState) -> Result<usize, SearchError> {
     let db = &app.background_db;
     let backend = db.get_database_backend();
     let name = app.search.cursor_name();
-    if read_cursor(db, name).await?.is_none() {
+    let Some(stored) = read_cursor(db, name).await? else {
         start(app).await?;
         return Ok(1);
-    }
-    let postgres = backend == DatabaseBackend::Postgres;
-    // Postgres: hold the cursor row for the round.
-    let held = if postgres {
+    };
+    // Postgres: hold the cursor row for the round (taken: another process is indexing).
+    let (held, cursor) = if backend == DatabaseBackend::Postgres {
         let txn = db.begin().await?;
         let row = txn
             .query_one_raw(Statement::from_sql_and_values(
@@ -90,7 +89,7 @@ pub async fn index_once(app: &AppState) -> Result<usize, SearchError> {
             ))
             .await?;
         match row.map(|row| row.try_get::<i64>("", "position")) {
-            Some(Ok(position)) => Some((txn, position)),
+            Some(Ok(position)) => (Some(txn), position),
             taken_or_failed => {
                 txn.rollback().await?;
                 taken_or_failed.transpose()?;
@@ -98,11 +97,7 @@ pub async fn index_once(app: &AppState) -> Result<usize, SearchError> {
             }
         }
     } else {
-        None
-    };
-    let (held, cursor) = match held {
-        Some((txn, position)) => (Some(txn), position),
-        None => (None, read_cursor(db, name).await?.unwrap_or(0)),
+        (None, stored)
     };
     let round = index_after(app, held.as_ref(), cursor).await;
     // The cursor row's lock goes now, whatever happened: a transaction merely dropped is rolled

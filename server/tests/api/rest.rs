@@ -1750,6 +1750,7 @@ async fn a_number_where_the_body_takes_an_id_is_refused() {
             "{detail}"
         );
     }
+    app.shutdown().await;
 }
 
 #[tokio::test]
